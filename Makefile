@@ -1,0 +1,39 @@
+# `make run` and `make test` each do all set-up on a fresh machine.
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup run test validate schema bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "carebot needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all,test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/carebot db upgrade
+	$(BIN)/carebot run --no-migrate
+
+validate: setup
+	$(BIN)/carebot validate
+
+test: setup
+	$(BIN)/carebot validate
+	$(BIN)/carebot test tests/conversations
+	$(BIN)/python -m pytest -q
+
+schema: setup
+	$(BIN)/carebot schema -o flows/schema.json
+
+bench: setup
+	$(BIN)/carebot bench engine --pure
+	$(BIN)/carebot bench engine
+
+clean:
+	rm -rf $(VENV) carebot.db carebot.db-* carebot-chat.db* .pytest_cache

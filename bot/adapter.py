@@ -1,0 +1,61 @@
+"""The adapter contract. Platform details stop at `adapters/`; this is all `bot/` knows of them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.types import Delivery, Outbound
+
+if TYPE_CHECKING:
+    from bot.runtime.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    ops: frozenset[str] = frozenset({"say"})  # which Outbound ops the platform can do
+    buttons: bool = True
+    max_buttons: int = 10
+    media: bool = True
+    max_text: int = 4096
+
+
+@dataclass(frozen=True)
+class RatePolicy:
+    """Platform sending limits; the sender waits rather than be refused."""
+
+    per_chat: tuple[int, float] = (20, 1.0)  # messages per seconds to one chat
+    overall: tuple[int, float] = (1000, 1.0)  # messages per seconds for the whole bot
+
+
+class Adapter(ABC):
+    channel: str = ""
+    capabilities: Capabilities = Capabilities()
+    rate_policy: RatePolicy = RatePolicy()
+
+    @abstractmethod
+    async def send(self, outbound: Outbound, idempotency_key: str) -> Delivery:
+        """Deliver one outbound. `idempotency_key` is stable across retries of the same row: pass it
+        to the platform's duplicate check where the platform has one."""
+
+    def routes(self) -> list[Any]:
+        """Starlette routes this adapter serves (webhooks, websockets). None by default."""
+        return []
+
+    async def start(self, runtime: Runtime) -> None:
+        """Called once the runtime runs; keep the runtime to hand it parsed Inbounds."""
+
+    async def stop(self) -> None:
+        return None
+
+
+@dataclass
+class AdapterSet:
+    adapters: dict[str, Adapter] = field(default_factory=dict)
+
+    def add(self, adapter: Adapter) -> None:
+        self.adapters[adapter.channel] = adapter
+
+    def get(self, channel: str) -> Adapter | None:
+        return self.adapters.get(channel)

@@ -1,0 +1,138 @@
+"""Assembling carebot: configuration → engine and pipeline → store, coordination → runtime."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.actions.registry import ActionRegistry
+from bot.adapter import Adapter, AdapterSet
+from bot.care.actions import register_care_actions
+from bot.care.config import CareSettings, load_care
+from bot.clock import Clock
+from bot.coord import Coord, make_coord
+from bot.engine.engine import Engine
+from bot.errors import ConfigError
+from bot.flow.content import Content, load_content, missing_by_locale
+from bot.flow.loader import FlowSet, load_flows
+from bot.pipeline import EngineStage, Pipeline, RelayStage
+from bot.runtime.runtime import Runtime
+from bot.runtime.sender import Sender
+from bot.runtime.timers import TimerLoop
+from bot.safety import SafetyStage
+from bot.settings import Settings
+from bot.store.store import Store
+from bot.triage import TriageRules, load_all_triage
+
+log = logging.getLogger("carebot")
+
+
+@dataclass
+class Config:
+    """Everything operators write, loaded and checked."""
+
+    content: Content
+    flows: FlowSet
+    triage: dict[str, TriageRules] = field(default_factory=dict)
+    care: CareSettings = field(default_factory=CareSettings)
+
+
+def load_config(settings: Settings, root: Path | None = None) -> Config:
+    """Load content, flows and triage rules; raise one ConfigError listing every problem."""
+    problems = []
+    content = None
+    try:
+        content = load_content([settings.content_dir], settings.base_locale)
+        problems.extend(missing_by_locale(content))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    flows = None
+    try:
+        flows = load_flows([settings.flows_dir], content, root=root)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    care = CareSettings()
+    try:
+        care = load_care(settings.content_dir)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    triage: dict[str, TriageRules] = {}
+    try:
+        if (settings.content_dir / "triage").is_dir():
+            triage = load_all_triage(settings.content_dir)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    assert content is not None and flows is not None
+    return Config(content, flows, triage, care)
+
+
+def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
+    engine = Engine(config.flows, config.content)
+    stages = [SafetyStage(config.triage, config.content, base_locale), RelayStage(), EngineStage(engine)]
+    return engine, Pipeline(stages)
+
+
+@dataclass
+class CareBot:
+    settings: Settings
+    config: Config
+    engine: Engine
+    store: Store
+    coord: Coord
+    clock: Clock
+    adapters: AdapterSet
+    runtime: Runtime
+    sender: Sender
+    timers: TimerLoop
+
+    @classmethod
+    def build(cls, settings: Settings, adapters: list[Adapter] | None = None, clock: Clock | None = None,
+              config: Config | None = None, coord: Coord | None = None) -> CareBot:
+        config = config or load_config(settings)
+        clock = clock or Clock(settings.timezone)
+        engine, pipeline = build_pipeline(config, settings.base_locale)
+        store = Store(settings.database_url, worker_id=settings.worker_id,
+                      lease_seconds=settings.outbox_lease_seconds, sqlite_synchronous=settings.sqlite_synchronous)
+        coord = coord or make_coord(settings.redis_url or None)
+        adapter_set = AdapterSet()
+        for adapter in adapters or []:
+            adapter_set.add(adapter)
+        sender = Sender(store, adapter_set, coord, clock)
+        actions = _actions(settings, config)
+        # Several workers (Redis) change conversations under each other: read state fresh each turn.
+        cache_size = 0 if settings.redis_url else 50_000
+        runtime = Runtime(pipeline=pipeline, engine=engine, store=store, coord=coord, clock=clock,
+                          actions=actions, sender=sender, cache_size=cache_size)
+        timers = TimerLoop(runtime, store, clock)
+        return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers)
+
+    async def start(self, background: bool = True) -> None:
+        for adapter in self.adapters.adapters.values():
+            await adapter.start(self.runtime)
+        await self.sender.sweep()  # deliver what a previous process committed but never sent
+        if background:
+            self.sender.start()
+            self.timers.start()
+
+    async def stop(self) -> None:
+        await self.timers.stop()
+        await self.sender.stop()
+        for adapter in self.adapters.adapters.values():
+            await adapter.stop()
+        if self.runtime.actions is not None:
+            await self.runtime.actions.aclose()
+        await self.coord.close()
+        self.store.close()
+
+
+def _actions(settings: Settings, config: Config) -> ActionRegistry:
+    """A registry per bot: the operator's modules, a remote Rasa server, then the built-in care
+    actions for any name the operator did not take."""
+    registry = ActionRegistry(remote_endpoint=settings.rasa_action_url or None)
+    if settings.actions:
+        registry.load_modules(list(settings.actions))
+    register_care_actions(registry, config.care, config.triage, settings.base_locale)
+    return registry

@@ -1,0 +1,175 @@
+"""`carebot bench engine`: the full runtime (durable commits) and the engine alone.
+
+The runtime benchmark drives synthetic patients through the shipped `checkin` flow via the memory
+adapter: four messages a cycle (start, a score, yes/no, a note), each one a committed turn with its
+outbox rows delivered. It measures throughput at saturation (every patient sends as soon as its
+previous message is committed), then latency at an offered load of half that throughput (messages
+sent on a fixed schedule, latency = receipt to commit). The process pins itself to one CPU where
+the OS allows, so figures are per core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from adapters.memory import MemoryAdapter
+from bot.app import CareBot, build_pipeline, load_config
+from bot.settings import Settings
+from bot.store.migrate import upgrade
+from bot.types import Address, Inbound
+
+SCRIPT = ["/checkin", "7", "是", "脚踝有点肿，昨天开始"]
+
+
+def pin_one_core() -> int:
+    try:
+        cpu = sorted(os.sched_getaffinity(0))[0]
+        os.sched_setaffinity(0, {cpu})
+        return 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_bench(target: str, settings: Settings, *, pure: bool = False, conversations: int = 200,
+              messages: int = 20000, seconds: float = 5.0) -> dict[str, Any]:
+    cores = pin_one_core()
+    base = {"target": target, "cores": cores, "python": platform.python_version(), "machine": platform.machine()}
+    if pure:
+        return {**base, **bench_pure(settings, messages=max(messages, 20000))}
+    return {**base, **asyncio.run(bench_runtime(settings, conversations, messages, seconds))}
+
+
+def _inbound(chat: str, text: str, n: int) -> Inbound:
+    return Inbound(kind="command" if text.startswith("/") else "text",
+                   address=Address("memory", chat, chat), message_id=f"{chat}-{n}",
+                   received_at=datetime.now(timezone.utc), text=text)
+
+
+def bench_pure(settings: Settings, messages: int) -> dict[str, Any]:
+    """Steps per second of the engine alone, and of the whole pipeline (with red-flag triage)."""
+    config = load_config(settings)
+    engine, pipeline = build_pipeline(config, settings.base_locale)
+    now = datetime.now(timezone.utc)
+    out: dict[str, Any] = {}
+    for name, step in (("engine", engine.step), ("pipeline", pipeline.run)):
+        states = {}
+        gc.collect()
+        started = time.perf_counter()
+        for i in range(messages):
+            chat = f"p{i % 100}"
+            inbound = _inbound(chat, SCRIPT[(i // 100) % len(SCRIPT)], i)
+            state = states.get(chat) or engine.new_state(inbound)
+            states[chat], _effects = step(state, inbound, now)
+        elapsed = time.perf_counter() - started
+        out[f"{name}_steps_per_second"] = round(messages / elapsed)
+    out["steps_per_second"] = out["engine_steps_per_second"]
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+async def bench_runtime(settings: Settings, conversations: int, messages: int, seconds: float) -> dict[str, Any]:
+    tmp = tempfile.TemporaryDirectory(prefix="carebot-bench-")
+    url = settings.database_url
+    if not os.environ.get("DATABASE_URL") and url == Settings().database_url:
+        url = f"sqlite:///{Path(tmp.name) / 'bench.db'}"
+    elif url.startswith("postgres"):
+        _reset_postgres(url)
+    upgrade(url)
+    settings = replace(settings, database_url=url, worker_id="bench")
+    adapter = MemoryAdapter()
+    bot = CareBot.build(settings, [adapter])
+    await bot.start(background=False)
+    counter = 0
+
+    async def patient(chat: str, n: int) -> None:
+        nonlocal counter
+        for i in range(n):
+            counter += 1
+            await bot.runtime.handle(_inbound(chat, SCRIPT[i % len(SCRIPT)], counter))
+
+    try:
+        # warm up: compile paths, fill caches
+        await asyncio.gather(*(patient(f"warm{c}", len(SCRIPT)) for c in range(20)))
+        await bot.sender.idle()
+
+        per = max(len(SCRIPT), messages // conversations)
+        started = time.perf_counter()
+        await asyncio.gather(*(patient(f"sat{c}", per) for c in range(conversations)))
+        await bot.sender.idle()
+        elapsed = time.perf_counter() - started
+        throughput = per * conversations / elapsed
+
+        # latency at half the throughput, open loop: messages leave on schedule whatever happens
+        rate = throughput / 2
+        total = max(200, int(rate * seconds))
+        latencies: list[float] = []
+        chats = [f"lat{c}" for c in range(conversations)]
+        sent_per_chat = {c: 0 for c in chats}
+        pending: list[asyncio.Task[None]] = []
+
+        async def one(chat: str, text: str, n: int) -> None:
+            t0 = time.perf_counter()
+            await bot.runtime.handle(_inbound(chat, text, n))
+            latencies.append(time.perf_counter() - t0)
+
+        t_start = time.perf_counter()
+        for k in range(total):
+            due = t_start + k / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            chat = chats[k % len(chats)]
+            i = sent_per_chat[chat]
+            sent_per_chat[chat] = i + 1
+            counter += 1
+            pending.append(asyncio.create_task(one(chat, SCRIPT[i % len(SCRIPT)], counter)))
+        await asyncio.gather(*pending)
+        await bot.sender.idle()
+        offered_seconds = time.perf_counter() - t_start
+        latencies.sort()
+        result = {
+            "database": url.split(":")[0],
+            "coordination": "redis" if settings.redis_url else "memory",
+            "conversations": conversations,
+            "messages_per_second": round(throughput),
+            "half_load_rate": round(rate),
+            "half_load_messages": total,
+            "half_load_achieved_rate": round(total / offered_seconds),
+            "p50_ms": round(statistics.median(latencies) * 1000, 2),
+            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+            "delivered": len(adapter.sent),
+            "commit_batches": bot.store.writer.batches,
+            "turns_per_commit": round(bot.store.writer.items / max(1, bot.store.writer.batches), 1),
+            "peak_rss_mb": peak_rss_mb(),
+        }
+        return result
+    finally:
+        await bot.stop()
+        tmp.cleanup()
+
+
+def _reset_postgres(url: str) -> None:
+    import sqlalchemy as sa
+
+    from bot.store.db import normalize_url
+
+    engine = sa.create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        for table in ("inbox", "outbox", "timer", "event", "ticket_message", "ticket", "conversation"):
+            conn.exec_driver_sql(f"DELETE FROM {table}") if sa.inspect(conn).has_table(table) else None
+    engine.dispose()

@@ -1,0 +1,133 @@
+"""The built-in `care.*` actions: figures the care flows show the patient, read from live records.
+
+They are registered for every carebot (see `register_care_actions`); an operator's own action of
+the same name replaces one.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot.actions.base import ActionContext, ActionResult
+from bot.actions.registry import ActionRegistry
+from bot.care.config import CareSettings
+from bot.triage import TriageRules, assess
+
+ERASED = "[erased]"
+
+
+def register_care_actions(registry: ActionRegistry, care: CareSettings, triage: dict[str, TriageRules],
+                          base_locale: str) -> None:
+    def rules_for(locale: str) -> TriageRules | None:
+        return triage.get(locale) or triage.get(base_locale) or next(iter(triage.values()), None)
+
+    async def suggest_department(ctx: ActionContext) -> ActionResult:
+        """A department for the complaint, from the department lexicon, with a confidence."""
+        rules = rules_for(ctx.locale)
+        complaint = str(ctx.slots.get("complaint") or ctx.latest_text or "")
+        if rules is None or not complaint:
+            return ActionResult(slots={"department": "", "department_name": "", "department_confidence": 0.0,
+                                       "department_confident": False})
+        result = assess(complaint, rules)
+        confident = bool(result.department) and not result.ask_department
+        return ActionResult(slots={
+            "department": result.department,
+            "department_name": rules.department_name(result.department, ctx.locale) if result.department else "",
+            "department_confidence": round(result.department_confidence, 2),
+            "department_confident": confident,
+        })
+
+    async def department_name(ctx: ActionContext) -> ActionResult:
+        rules = rules_for(ctx.locale)
+        dept = str(ctx.args.get("department") or ctx.slots.get("department") or "")
+        name = rules.department_name(dept, ctx.locale) if rules and dept else dept
+        return ActionResult(slots={"department_name": name})
+
+    async def pricing(ctx: ActionContext) -> ActionResult:
+        p = care.pricing
+        return ActionResult(slots={
+            "price_text": _num(p.tiers.get("text", 0)), "price_phone": _num(p.tiers.get("phone", 0)),
+            "price_video": _num(p.tiers.get("video", 0)), "currency": p.currency,
+            "limit_kind": p.limit.kind, "limit_value": p.limit.value,
+        })
+
+    async def quota(ctx: ActionContext) -> ActionResult:
+        """Free consultations left this calendar month (in the deployment's time zone)."""
+        month_start = ctx.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        used = 0
+        if ctx.store is not None:
+            from bot.store.store import TICKET
+
+            used = await ctx.store.read(lambda c: c.execute(
+                sa.select(sa.func.count()).select_from(TICKET).where(
+                    TICKET.c.conversation_id == ctx.conversation_id, TICKET.c.opened_at >= month_start,
+                    TICKET.c.reason != "red_flag")).scalar() or 0)
+        total = care.quota.free_per_month
+        return ActionResult(slots={"quota_free_total": total, "quota_used": used,
+                                   "quota_left": max(0, total - used)})
+
+    async def reply_time(ctx: ActionContext) -> ActionResult:
+        """The median first-response time of the department's recent tickets, or the promise."""
+        cfg = care.reply_time
+        department = str(ctx.slots.get("department") or "")
+        waits: list[float] = []
+        if ctx.store is not None and department:
+            from bot.store.store import TICKET
+
+            since = ctx.now - timedelta(days=cfg.window_days)
+            rows = await ctx.store.read(lambda c: c.execute(
+                sa.select(TICKET.c.opened_at, TICKET.c.first_response_at).where(
+                    TICKET.c.department == department, TICKET.c.opened_at >= since,
+                    TICKET.c.first_response_at.is_not(None))).all())
+            waits = [(r.first_response_at - r.opened_at).total_seconds() / 60 for r in rows]
+        if len(waits) >= cfg.min_tickets:
+            return ActionResult(slots={"reply_minutes": max(1, round(statistics.median(waits))),
+                                       "reply_basis": "live", "reply_sample": len(waits)})
+        return ActionResult(slots={"reply_minutes": cfg.promise_minutes, "reply_basis": "promise",
+                                   "reply_sample": len(waits)})
+
+    async def forget(ctx: ActionContext) -> ActionResult:
+        """Erase what the patient told us; keep ids, times and the audit trail (what happened,
+        never what was said)."""
+        if ctx.store is None:
+            return ActionResult(ok=False, error="no store")
+        await ctx.store.write(lambda conn: erase_conversation(conn, ctx.conversation_id, ctx.now))
+        return ActionResult()
+
+    async def always_fails(ctx: ActionContext) -> ActionResult:
+        """For `/selftest_error`: proves the error repair flow works in this deployment."""
+        return ActionResult(ok=False, error="self-test failure")
+
+    for name, fn in (("care.suggest_department", suggest_department), ("care.department_name", department_name),
+                     ("care.pricing", pricing), ("care.quota", quota), ("care.reply_time", reply_time),
+                     ("care.forget", forget), ("care.always_fails", always_fails)):
+        if name not in registry.names():
+            registry.register(name, fn)
+
+
+def erase_conversation(conn: sa.Connection, conversation_id: str, now: datetime) -> None:
+    from bot.store.store import AUDIT, EVENT, OUTBOX, TICKET, TICKET_MSG, TIMER
+
+    tickets = [r.id for r in conn.execute(sa.select(TICKET.c.id).where(TICKET.c.conversation_id == conversation_id))]
+    if tickets:
+        conn.execute(TICKET_MSG.update().where(TICKET_MSG.c.ticket_id.in_(tickets)).values(body=ERASED, media=""))
+        conn.execute(TICKET.update().where(TICKET.c.id.in_(tickets)).values(summary="{}"))
+    conn.execute(EVENT.update().where(EVENT.c.conversation_id == conversation_id).values(data="{}"))
+    rows = conn.execute(sa.select(OUTBOX.c.id, OUTBOX.c.payload).where(OUTBOX.c.conversation_id == conversation_id)).all()
+    for row in rows:
+        payload = json.loads(row.payload)
+        payload["text"] = ERASED
+        conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id).values(payload=json.dumps(payload)))
+    conn.execute(TIMER.update().where(TIMER.c.conversation_id == conversation_id,
+                                      TIMER.c.status == "pending").values(status="cancelled", payload="{}"))
+    conn.execute(AUDIT.insert().values(org="default", at=now.astimezone(timezone.utc), actor="patient",
+                                       action="erase", subject=conversation_id, detail="{}"))
+
+
+def _num(value: float) -> Any:
+    return int(value) if float(value).is_integer() else value

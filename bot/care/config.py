@@ -1,0 +1,94 @@
+"""`content/care.yml`: the numbers an operator tunes — consent version, prices, quotas, reply-time
+promise, online-care policy, proactive-message limits. Validated with file:line errors."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.errors import ConfigError
+from bot.yamlsrc import load_yaml
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConsentSettings(_M):
+    version: str = "1"
+    guardian_age: int = Field(14, ge=1, le=21)
+
+
+class Limit(_M):
+    kind: Literal["time_window", "message_count", "doctor_first_reply"] = "doctor_first_reply"
+    value: str | int = "48h"
+
+
+class Pricing(_M):
+    currency: str = "CNY"
+    tiers: dict[Literal["text", "phone", "video"], float] = {"text": 0, "phone": 0, "video": 0}
+    limit: Limit = Limit()
+
+
+class Quota(_M):
+    free_per_month: int = Field(0, ge=0)
+
+
+class ReplyTime(_M):
+    promise_minutes: int = Field(120, ge=1)
+    min_tickets: int = Field(20, ge=1)
+    window_days: int = Field(14, ge=1)
+
+
+class Policy(_M):
+    first_visit_online_diagnosis: bool = False
+    prescriptions_first_visit: bool = False
+
+
+class QuietHours(_M):
+    start: str = "22:00"
+    end: str = "08:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        try:
+            time.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a time; write HH:MM, e.g. 22:00") from None
+        return v
+
+    def contains(self, t: time) -> bool:
+        start, end = time.fromisoformat(self.start), time.fromisoformat(self.end)
+        return (start <= t < end) if start <= end else (t >= start or t < end)
+
+    def end_time(self) -> time:
+        return time.fromisoformat(self.end)
+
+
+class Proactive(_M):
+    weekly_cap: int = Field(3, ge=0)
+    quiet_hours: QuietHours | None = QuietHours()
+
+
+class CareSettings(_M):
+    consent: ConsentSettings = ConsentSettings()
+    pricing: Pricing = Pricing()
+    quota: Quota = Quota()
+    reply_time: ReplyTime = ReplyTime()
+    policy: Policy = Policy()
+    proactive: Proactive = Proactive()
+
+
+def load_care(content_dir: Path) -> CareSettings:
+    path = Path(content_dir) / "care.yml"
+    if not path.exists():
+        return CareSettings()
+    source = load_yaml(path)
+    try:
+        return CareSettings.model_validate(source.data or {})
+    except ValidationError as err:
+        raise ConfigError(source.problems_from(err)) from None

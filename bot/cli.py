@@ -1,0 +1,210 @@
+"""The `carebot` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from bot.errors import ConfigError
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from bot.settings import Settings
+
+    settings = Settings.from_env()
+    if getattr(args, "flows", None):
+        settings = replace(settings, flows_dir=Path(args.flows))
+    if getattr(args, "content", None):
+        settings = replace(settings, content_dir=Path(args.content))
+    if getattr(args, "database_url", None):
+        settings = replace(settings, database_url=args.database_url)
+    if getattr(args, "redis_url", None):
+        settings = replace(settings, redis_url=args.redis_url)
+    return settings
+
+
+def _report(exc: ConfigError) -> int:
+    print(f"{len(exc.problems)} problem(s):", file=sys.stderr)
+    for p in exc.problems:
+        print(f"  {p}", file=sys.stderr)
+    return 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.app import CareBot
+    from bot.server import create_app
+    from bot.store.migrate import upgrade
+
+    settings = _settings(args)
+    if not args.no_migrate:
+        upgrade(settings.database_url)
+    from adapters import default_adapters
+
+    carebot = CareBot.build(settings, default_adapters(settings))
+    app = create_app(carebot)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"carebot serving on http://{host}:{port}  (health: /healthz, metrics: /metrics)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bot.app import load_config
+
+    settings = _settings(args)
+    try:
+        config = load_config(settings)
+    except ConfigError as exc:
+        return _report(exc)
+    n_msgs = {loc: len(msgs) for loc, msgs in config.content.messages.items()}
+    print(f"OK: {len(config.flows.flows)} flows, messages {n_msgs}, "
+          f"triage rules for {sorted(config.triage) or 'no locale'}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from bot.app import load_config
+    from bot.testing.transcript import run_paths
+
+    settings = _settings(args)
+    try:
+        config = load_config(settings)
+        _passed, failed = run_paths(settings, config, [Path(p) for p in args.paths], sys.stdout)
+    except ConfigError as exc:
+        return _report(exc)
+    return 1 if failed else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from bot.flow.schema import write_schema
+
+    out = Path(args.output)
+    write_schema(out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from bot.store.migrate import current, upgrade
+
+    settings = _settings(args)
+    if args.action == "upgrade":
+        upgrade(settings.database_url)
+    print(f"database at revision {current(settings.database_url)}")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from adapters.terminal.chat import run_chat
+
+    settings = _settings(args)
+    if not args.database_url and not os.environ.get("DATABASE_URL"):
+        settings = replace(settings, database_url="sqlite:///./carebot-chat.db")
+    try:
+        return run_chat(settings, user=args.user, locale=args.locale)
+    except ConfigError as exc:
+        return _report(exc)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bot.bench import run_bench
+
+    settings = _settings(args)
+    result = run_bench(args.target, settings, pure=args.pure, conversations=args.conversations,
+                       messages=args.messages, seconds=args.seconds)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_triage(argv: list[str]) -> int:
+    from bot.triage.cli import run_triage_cli
+
+    return run_triage_cli(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carebot", description="Chat-based patient care: one YAML flow engine "
+                                     "on WeCom, Telegram and web chat.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--flows", help="flows directory (default: $CAREBOT_FLOWS or ./flows)")
+        p.add_argument("--content", help="content directory (default: $CAREBOT_CONTENT or ./content)")
+
+    p = sub.add_parser("run", help="serve webhooks, web chat, health and metrics; run timers and the sender")
+    common(p)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--no-migrate", action="store_true", help="do not upgrade the database first")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("validate", help="check flows, content and triage rules; exit 1 on any problem")
+    common(p)
+    p.set_defaults(fn=cmd_validate)
+
+    p = sub.add_parser("test", help="run YAML conversation tests")
+    common(p)
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(fn=cmd_test)
+
+    p = sub.add_parser("schema", help="write the JSON Schema of the flow language")
+    p.add_argument("--output", "-o", default="flows/schema.json")
+    p.set_defaults(fn=cmd_schema)
+
+    p = sub.add_parser("db", help="database migrations")
+    p.add_argument("action", choices=["upgrade", "current"])
+    p.add_argument("--database-url")
+    p.set_defaults(fn=cmd_db)
+
+    p = sub.add_parser("chat", help="talk to the flows in this terminal")
+    common(p)
+    p.add_argument("--user", default="me", help="who you are (a new name starts a new conversation)")
+    p.add_argument("--locale", default="", help="zh-CN or en")
+    p.add_argument("--database-url")
+    p.set_defaults(fn=cmd_chat)
+
+    p = sub.add_parser("bench", help="measure throughput and latency")
+    common(p)
+    p.add_argument("target", choices=["engine"])
+    p.add_argument("--pure", action="store_true", help="the engine alone: steps per second")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--database-url")
+    p.add_argument("--redis-url")
+    p.add_argument("--conversations", type=int, default=200)
+    p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.set_defaults(fn=cmd_bench)
+
+    sub.add_parser("triage", help="assess a message for red flags: carebot triage TEXT --locale zh-CN [--json]",
+                   add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from bot.logs import setup_logging
+
+    # every command logs through the redaction filter; `run` raises the level to CAREBOT_LOG_LEVEL
+    setup_logging(os.environ.get("CAREBOT_LOG_LEVEL", "WARNING" if argv[:1] != ["run"] else "INFO"))
+    if argv and argv[0] == "triage":
+        return cmd_triage(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except ConfigError as exc:
+        return _report(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Time comes from a clock object so tests and `carebot chat` can move it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
+
+
+class Clock:
+    def __init__(self, tz: str | tzinfo = "Asia/Shanghai"):
+        self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc).astimezone(self.tz)
+
+
+class ManualClock(Clock):
+    """A clock that only moves when told to; `advance` returns the new time."""
+
+    def __init__(self, start: datetime | None = None, tz: str | tzinfo = "Asia/Shanghai"):
+        super().__init__(tz)
+        self._now = (start or datetime.now(timezone.utc)).astimezone(self.tz)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self._now += delta
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        self._now = when.astimezone(self.tz)
+
+
+class OffsetClock(Clock):
+    """Real time plus an offset: `carebot chat` uses it so `/advance 2h` fires timers."""
+
+    def __init__(self, tz: str | tzinfo = "Asia/Shanghai"):
+        super().__init__(tz)
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() + self.offset
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.offset += delta
+        return self.now()

@@ -1,0 +1,38 @@
+"""The coordination contract. One idea per method; backends implement it side by side."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
+from typing import AsyncIterator
+
+
+class LockTimeout(Exception):
+    """The lock could not be taken in time (another worker holds it for too long)."""
+
+
+class Coord(ABC):
+    @abstractmethod
+    def lock(self, key: str, ttl: float = 30.0, wait: float = 60.0) -> AbstractAsyncContextManager[None]:
+        """Hold `key` exclusively. Waiters are served; the lock expires after `ttl` if its holder dies."""
+
+    @abstractmethod
+    async def seen(self, key: str) -> bool:
+        """Was this message already processed? A fast filter; the database's inbox is the authority."""
+
+    @abstractmethod
+    async def mark_seen(self, key: str, ttl: int = 86400) -> None: ...
+
+    @abstractmethod
+    async def hit(self, key: str, limit: int, per_seconds: float) -> float:
+        """Count one event against `limit` per `per_seconds`. Returns 0 when allowed now,
+        otherwise the seconds to wait before trying again (the event is not counted)."""
+
+    @abstractmethod
+    async def publish(self, channel: str, message: str) -> None: ...
+
+    @abstractmethod
+    def subscribe(self, channel: str) -> AsyncIterator[str]: ...
+
+    async def close(self) -> None:
+        return None

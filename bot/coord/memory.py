@@ -1,0 +1,73 @@
+"""Coordination inside one process: asyncio locks, a bounded seen-set, sliding-window limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, defaultdict, deque
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from bot.coord.base import Coord, LockTimeout
+
+
+class MemoryCoord(Coord):
+    def __init__(self, seen_capacity: int = 200_000):
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._seen_capacity = seen_capacity
+        self._hits: dict[str, deque[float]] = defaultdict(deque)
+        self._subscribers: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)
+
+    @asynccontextmanager
+    async def lock(self, key: str, ttl: float = 30.0, wait: float = 60.0) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            try:
+                await asyncio.wait_for(lock.acquire(), wait)
+            except asyncio.TimeoutError:
+                raise LockTimeout(key) from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            lock_, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock_, users - 1)
+
+    async def seen(self, key: str) -> bool:
+        expires = self._seen.get(key)
+        return expires is not None and expires > time.monotonic()
+
+    async def mark_seen(self, key: str, ttl: int = 86400) -> None:
+        self._seen[key] = time.monotonic() + ttl
+        self._seen.move_to_end(key)
+        while len(self._seen) > self._seen_capacity:
+            self._seen.popitem(last=False)
+
+    async def hit(self, key: str, limit: int, per_seconds: float) -> float:
+        now = time.monotonic()
+        window = self._hits[key]
+        while window and window[0] <= now - per_seconds:
+            window.popleft()
+        if len(window) >= limit:
+            return window[0] + per_seconds - now
+        window.append(now)
+        return 0.0
+
+    async def publish(self, channel: str, message: str) -> None:
+        for q in list(self._subscribers.get(channel, ())):
+            q.put_nowait(message)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[str]:  # type: ignore[override]
+        q: asyncio.Queue[str] = asyncio.Queue()
+        self._subscribers[channel].add(q)
+        try:
+            while True:
+                yield await q.get()
+        finally:
+            self._subscribers[channel].discard(q)

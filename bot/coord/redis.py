@@ -1,0 +1,85 @@
+"""Coordination across processes with Redis: SET NX PX locks with a fencing token, SET NX for
+de-duplication, sorted-set sliding windows for rate limits, and Redis pub/sub."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import redis.asyncio as aioredis
+
+from bot.coord.base import Coord, LockTimeout
+
+# Release only a lock we still own (its value is our token).
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+# Sliding window: drop old entries, count, add when under the limit; else report the wait.
+_HIT = """
+local now = tonumber(ARGV[1]); local window = tonumber(ARGV[2]); local limit = tonumber(ARGV[3])
+redis.call('zremrangebyscore', KEYS[1], '-inf', now - window)
+local count = redis.call('zcard', KEYS[1])
+if count < limit then
+  redis.call('zadd', KEYS[1], now, ARGV[4])
+  redis.call('pexpire', KEYS[1], math.ceil(window * 1000))
+  return '0'
+end
+local oldest = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + window - now)
+"""
+
+
+class RedisCoord(Coord):
+    def __init__(self, url: str, prefix: str = "carebot:"):
+        self.redis = aioredis.from_url(url, decode_responses=True)
+        self.prefix = prefix
+        self._release = self.redis.register_script(_RELEASE)
+        self._hit = self.redis.register_script(_HIT)
+
+    @asynccontextmanager
+    async def lock(self, key: str, ttl: float = 30.0, wait: float = 60.0) -> AsyncIterator[None]:
+        name = f"{self.prefix}lock:{key}"
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + wait
+        delay = 0.001
+        while not await self.redis.set(name, token, nx=True, px=int(ttl * 1000)):
+            if time.monotonic() > deadline:
+                raise LockTimeout(key)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            await self._release(keys=[name], args=[token])
+
+    async def seen(self, key: str) -> bool:
+        return bool(await self.redis.exists(f"{self.prefix}seen:{key}"))
+
+    async def mark_seen(self, key: str, ttl: int = 86400) -> None:
+        await self.redis.set(f"{self.prefix}seen:{key}", "1", ex=ttl)
+
+    async def hit(self, key: str, limit: int, per_seconds: float) -> float:
+        wait = await self._hit(keys=[f"{self.prefix}rate:{key}"],
+                               args=[time.time(), per_seconds, limit, secrets.token_hex(6)])
+        return max(0.0, float(wait))
+
+    async def publish(self, channel: str, message: str) -> None:
+        await self.redis.publish(f"{self.prefix}{channel}", message)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[str]:  # type: ignore[override]
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(f"{self.prefix}{channel}")
+        try:
+            async for msg in pubsub.listen():
+                if msg.get("type") == "message":
+                    yield msg["data"]
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+
+    async def close(self) -> None:
+        await self.redis.aclose()

@@ -1,0 +1,203 @@
+"""Reading a patient's answer to a typed question, in Chinese or English. Pure functions."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from bot.flow.compiler import AskSpec
+
+YES = {"yes", "y", "yeah", "yep", "ok", "okay", "sure", "agree", "i agree", "true", "1",
+       "是", "是的", "对", "对的", "好", "好的", "嗯", "行", "可以", "同意", "确认", "要", "需要", "有"}
+NO = {"no", "n", "nope", "not", "disagree", "false", "0", "否", "不", "不是", "不对", "不要", "不用",
+      "不需要", "没有", "没", "无", "不同意", "算了"}
+SKIP = {"skip", "pass", "跳过", "略过", "不想说", "不知道"}
+
+_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
+              "七": 7, "八": 8, "九": 9}
+_ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
+_PUNCT = re.compile(r"[\s。.!！?？,，、~～]+$")
+
+
+class Invalid(ValueError):
+    """The answer does not fit; `reason` picks the message (`repair.invalid.<reason>`)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def clean(text: str) -> str:
+    return _PUNCT.sub("", text.strip())
+
+
+def zh_number(text: str) -> int | None:
+    """二十五 → 25, 三百零二 → 302, 十 → 10. None when the text is not a Chinese numeral."""
+    if not text or any(c not in _ZH_DIGITS and c not in _ZH_UNITS for c in text):
+        return None
+    total, digit = 0, 0
+    for c in text:
+        if c in _ZH_DIGITS:
+            digit = _ZH_DIGITS[c]
+        else:
+            total += (digit or 1) * _ZH_UNITS[c]
+            digit = 0
+    return total + digit
+
+
+def parse_number(text: str) -> float:
+    t = clean(text).replace("，", "").replace(",", "")
+    m = re.search(r"-?\d+(?:\.\d+)?", t)
+    if m:
+        return float(m.group())
+    core = re.sub(r"[岁个月天周年次kg公斤斤度]+$", "", t)
+    n = zh_number(core)
+    if n is None:
+        raise Invalid("number")
+    return float(n)
+
+
+def parse_yes_no(text: str, payload: str = "") -> bool:
+    value = (payload or clean(text)).lower()
+    if value in YES:
+        return True
+    if value in NO:
+        return False
+    raise Invalid("yes_no")
+
+
+def match_choice(spec: AskSpec, text: str, payload: str, labels: dict[str, str]) -> str:
+    """A pressed button's value, a choice's number ("2"), its label in the locale, or a match word."""
+    values = [c.value for c in spec.choices]
+    if payload and payload in values:
+        return payload
+    t = clean(text).lower()
+    if t.isdigit() and 1 <= int(t) <= len(values):
+        return values[int(t) - 1]
+    for choice in spec.choices:
+        words = {choice.value.lower(), labels.get(choice.value, "").lower(), *(w.lower() for w in choice.match)}
+        if t in words:
+            return choice.value
+    for choice in spec.choices:  # a label inside a longer sentence: "我想问个问题" → quick
+        for word in (labels.get(choice.value, ""), *choice.match):
+            if word and len(word) >= 2 and word.lower() in t:
+                return choice.value
+    raise Invalid("choice")
+
+
+_REL_DAYS = {"今天": 0, "今日": 0, "today": 0, "明天": 1, "明日": 1, "tomorrow": 1, "后天": 2,
+             "昨天": -1, "yesterday": -1, "前天": -2}
+
+
+def parse_date(text: str, now: datetime) -> date:
+    t = clean(text).lower()
+    if t in _REL_DAYS:
+        return (now + timedelta(days=_REL_DAYS[t])).date()
+    m = re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?", t)
+    if m:
+        return _date(int(m[1]), int(m[2]), int(m[3]))
+    m = re.fullmatch(r"(\d{1,2})[-/.月](\d{1,2})[日号]?", t)
+    if m:
+        return _date(now.year, int(m[1]), int(m[2]))
+    m = re.fullmatch(r"(\d+)\s*(天|days?)(前|ago)", t)
+    if m:
+        return (now - timedelta(days=int(m[1]))).date()
+    raise Invalid("date")
+
+
+def _date(y: int, mo: int, d: int) -> date:
+    try:
+        return date(y, mo, d)
+    except ValueError:
+        raise Invalid("date") from None
+
+
+def parse_time(text: str) -> time:
+    t = clean(text).lower().replace("：", ":")
+    pm = any(w in t for w in ("下午", "晚上", "pm", "傍晚")) and not any(w in t for w in ("凌晨",))
+    t = re.sub(r"(上午|下午|晚上|早上|中午|凌晨|傍晚|am|pm)", "", t).strip()
+    m = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?", t) or re.fullmatch(r"(\d{1,2})[点時时](?:(\d{1,2})分?|半)?", t)
+    if not m:
+        raise Invalid("time")
+    hour = int(m[1])
+    minute = int(m[2]) if m.lastindex and m.lastindex >= 2 and m[2] else (30 if t.endswith("半") else 0)
+    if pm and hour < 12:
+        hour += 12
+    if not (0 <= hour < 24 and 0 <= minute < 60):
+        raise Invalid("time")
+    return time(hour, minute)
+
+
+def parse_datetime(text: str, now: datetime) -> datetime:
+    t = clean(text)
+    try:
+        value = datetime.fromisoformat(t)
+        return value if value.tzinfo else value.replace(tzinfo=now.tzinfo)
+    except ValueError:
+        pass
+    parts = re.split(r"\s+", t, maxsplit=1)
+    if len(parts) == 2:
+        return datetime.combine(parse_date(parts[0], now), parse_time(parts[1]), tzinfo=now.tzinfo)
+    m = re.fullmatch(r"(今天|明天|后天|today|tomorrow)(.+)", t, re.I)
+    if m:
+        return datetime.combine(parse_date(m[1], now), parse_time(m[2]), tzinfo=now.tzinfo)
+    raise Invalid("datetime")
+
+
+def _bound(value: Any, now: datetime) -> Any:
+    if isinstance(value, str):
+        if value == "today":
+            return now.date()
+        if value == "now":
+            return now
+        return date.fromisoformat(value)
+    return value
+
+
+def read_answer(spec: AskSpec, kind: str, text: str, payload: str, media: Any,
+                labels: dict[str, str], now: datetime) -> Any:
+    """The typed value of an answer, or raise Invalid with the reason."""
+    v = spec.validate
+    if spec.type == "media":
+        if media is None:
+            raise Invalid("media")
+        return {"kind": media.kind, "ref": media.ref, "mime": media.mime}
+    if kind == "media":
+        raise Invalid(spec.type)
+    if spec.type == "text":
+        t = text.strip()
+        if not t:
+            raise Invalid("text")
+        if v.min_length is not None and len(t) < v.min_length:
+            raise Invalid("too_short")
+        if v.max_length is not None and len(t) > v.max_length:
+            raise Invalid("too_long")
+        if v.pattern and not re.fullmatch(v.pattern, t):
+            raise Invalid("pattern")
+        return t
+    if spec.type == "choice":
+        return match_choice(spec, text, payload, labels)
+    if spec.type == "yes_no":
+        return parse_yes_no(text, payload)
+    if spec.type in ("number", "scale"):
+        n = parse_number(payload or text)
+        if (v.integer or spec.type == "scale") and n != int(n):
+            raise Invalid("integer")
+        if v.min is not None and n < float(v.min):
+            raise Invalid("range")
+        if v.max is not None and n > float(v.max):
+            raise Invalid("range")
+        return int(n) if n == int(n) else n
+    if spec.type == "date":
+        d = parse_date(text, now)
+        if v.min is not None and d < _bound(v.min, now):
+            raise Invalid("range")
+        if v.max is not None and d > _bound(v.max, now):
+            raise Invalid("range")
+        return d.isoformat()
+    if spec.type == "time":
+        return parse_time(text).strftime("%H:%M")
+    if spec.type == "datetime":
+        return parse_datetime(text, now).isoformat()
+    raise Invalid(spec.type)

@@ -1,0 +1,517 @@
+"""The conversation engine: `step(state, inbound, now) -> (state', effects)`.
+
+Pure: no I/O, no clock, no randomness. Everything that touches the world comes back as an effect.
+Trigger precedence (docs/flows.md keeps the operator's version of this list):
+
+1. `action_result` resumes the flow that asked for the action.
+2. `timer`: a timer scheduled with `flow:` starts that flow; a waiting step's timeout runs its
+   `on_timeout`; otherwise a flow with a matching `timer:` trigger starts. A stale timer is ignored.
+3. A slash command that a flow declares always starts it — even over a non-interruptible flow.
+4. A button press answers the waiting question when it is one of its choices; otherwise a flow
+   with that `button:` trigger starts.
+5. While a flow waits for an answer, a keyword interrupts it only when the whole message is the
+   keyword (`exact` match), and never when the flow says `interruptible: false`. Anything else
+   answers the question.
+6. With nothing waiting: keyword triggers (higher `priority` first, then file order), then
+   `first_contact` for a new conversation, then the `not_understood` repair flow.
+
+A flow started by a trigger pauses the running flows and resumes them (re-asking their question)
+when it ends, unless it is `takeover: true` (cancel, restart…), which replaces them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.actions.base import ActionResult
+from bot.engine.answers import SKIP, Invalid, clean, read_answer
+from bot.engine.state import Frame, State
+from bot.errors import StepError
+from bot.flow.compiler import AskSpec, CompiledFlow, Instr
+from bot.flow.content import Content
+from bot.flow.loader import FlowSet, normalize
+from bot.types import (
+    Button, CallAction, CancelTimer, Effect, Inbound, OpenTicket, Outbound, RecordEvent,
+    ScheduleTimer, Send, Tag,
+)
+
+log = logging.getLogger("carebot.engine")
+
+MAX_OPS_PER_TURN = 1000
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_WORD_SPLIT = re.compile(r"[\s,，。.!！?？;；:：、]+")
+
+
+@dataclass
+class Turn:
+    """The working set of one step: the state being changed and the effects produced so far."""
+
+    state: State
+    inbound: Inbound
+    now: datetime
+    effects: list[Effect] = field(default_factory=list)
+    ops: int = 0
+
+    def context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        s = self.state
+        ctx = {**s.slots, "slots": s.slots, "input": self.inbound.text, "locale": s.locale,
+               "now": self.now, "channel": s.address.channel, "is_group": s.address.is_group,
+               "tags": s.tags, "mode": s.mode, "triage_level": s.triage_level,
+               "misunderstood": s.misunderstood, "turns": s.turns, "opted_out": s.opted_out}
+        if extra:
+            ctx.update(extra)
+        return ctx
+
+
+class Engine:
+    def __init__(self, flows: FlowSet, content: Content, start_flow: str = "start"):
+        self.flows = flows
+        self.content = content
+        self.start_flow = start_flow
+
+    # -- public --------------------------------------------------------------------------------
+
+    def new_state(self, inbound: Inbound) -> State:
+        return State.new(inbound.address, self.content.normalize_locale(inbound.locale or ""))
+
+    def step(self, state: State, inbound: Inbound, now: datetime) -> tuple[State, list[Effect]]:
+        turn = Turn(state.clone(), inbound, now)
+        try:
+            self._dispatch(turn)
+        except Exception as exc:  # a step failed: apologise, offer a human, stay usable
+            flow = state.top.flow if state.top else "-"
+            log.error("step failed conversation=%s flow=%s error=%s",
+                      state.conversation_id, flow, type(exc).__name__)
+            turn = Turn(state.clone(), inbound, now)
+            turn.effects.append(RecordEvent("step_error", {"flow": flow, "error": type(exc).__name__}))
+            self._drop_frames(turn, 0)
+            self._start(turn, "error", takeover=True)
+            try:
+                self._run(turn)
+            except Exception:  # the error flow itself failed: keep the conversation reset
+                log.exception("error flow failed conversation=%s", state.conversation_id)
+                turn.state.stack.clear()
+        turn.state.turns += 1
+        return turn.state, turn.effects
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _dispatch(self, turn: Turn) -> None:
+        inbound, state = turn.inbound, turn.state
+        kind = inbound.kind
+        if kind == "action_result":
+            self._resume_action(turn)
+        elif kind == "timer":
+            self._on_timer(turn)
+        elif kind in ("join", "leave"):
+            flow = self.flows.events.get(kind)
+            if flow:
+                self._start(turn, flow)
+        elif kind == "staff_event" and inbound.payload.get("event") == "closed":
+            flow = self.flows.events.get("handoff_closed")
+            if flow:
+                self._start(turn, flow, takeover=True)
+        elif kind in ("text", "choice", "media", "command"):
+            self._on_input(turn)
+        else:
+            return
+        self._run(turn)
+
+    def _on_input(self, turn: Turn) -> None:
+        inbound, state = turn.inbound, turn.state
+        text = inbound.text.strip()
+        payload = str(inbound.payload.get("value", "")) if inbound.kind == "choice" else ""
+        top = state.top
+        waiting = top is not None and top.wait in ("ask", "wait")
+        interruptible = waiting and self.flows.get(top.flow).flow.interruptible  # type: ignore[union-attr]
+
+        command = _command(text)
+        if command is not None:
+            flow = self.flows.commands.get(command)
+            if flow:
+                self._start(turn, flow)
+                return
+        if payload:
+            if waiting and top.wait == "ask" and self._accepts(top, payload):  # type: ignore[union-attr]
+                self._answer(turn)
+                return
+            flow = self.flows.buttons.get(payload)
+            if flow:
+                self._start(turn, flow)
+                return
+        if waiting:
+            if interruptible and text:
+                flow = self._keyword(text, exact_only=True)
+                if flow and flow != top.flow:  # type: ignore[union-attr]
+                    self._start(turn, flow)
+                    return
+            self._answer(turn)
+            return
+        flow = self._keyword(text, exact_only=False) if text else None
+        if flow is None and state.turns == 0:
+            flow = self.flows.events.get("first_contact")
+        if flow is None:
+            state.misunderstood += 1
+            flow = "not_understood"
+        else:
+            state.misunderstood = 0
+        self._start(turn, flow)
+
+    def _keyword(self, text: str, exact_only: bool) -> str | None:
+        t = normalize(clean(text)) or normalize(text)
+        if not t:
+            return None
+        words = None
+        for rule in self.flows.keywords:
+            for w in rule.words:
+                if t == w:
+                    return rule.flow
+                if exact_only or rule.match == "exact":
+                    continue
+                if rule.match == "first_word":
+                    if t.startswith(w) and (_CJK.match(w[-1]) or t[len(w):len(w) + 1] in (" ", ",", "，")):
+                        return rule.flow
+                elif _CJK.search(w):
+                    if w in t:
+                        return rule.flow
+                else:
+                    words = words if words is not None else set(_WORD_SPLIT.split(t))
+                    if w in words or (" " in w and re.search(rf"\b{re.escape(w)}\b", t)):
+                        return rule.flow
+        return None
+
+    def _on_timer(self, turn: Turn) -> None:
+        payload = turn.inbound.payload
+        name = payload.get("name", "")
+        top = turn.state.top
+        if payload.get("flow"):
+            if payload["flow"] in self.flows.flows:
+                self._start(turn, payload["flow"])
+            return
+        if top is not None and top.wait == "wait" and top.timer == name:
+            cf = self.flows.get(top.flow)
+            instr = cf.code[self._pc(cf, top)]
+            top.wait, top.timer = "", ""
+            top.at = cf.code[instr.target].label
+            return
+        flow = self.flows.timers.get(name)
+        if flow:
+            self._start(turn, flow)
+
+    # -- flow control --------------------------------------------------------------------------
+
+    def _start(self, turn: Turn, flow_id: str, takeover: bool | None = None) -> None:
+        state = turn.state
+        cf = self.flows.get(flow_id)
+        if takeover is None:
+            takeover = cf.flow.takeover
+        on_stack = next((i for i, f in enumerate(state.stack) if f.flow == flow_id), None)
+        if takeover:
+            self._drop_frames(turn, 0)
+        elif on_stack is not None:  # already running: start it over from there
+            self._drop_frames(turn, on_stack)
+        elif state.top is not None:
+            state.top.interrupted = state.top.wait in ("ask", "wait")
+        state.stack.append(Frame(flow=flow_id, at=cf.code[0].label))
+
+    def _drop_frames(self, turn: Turn, keep: int) -> None:
+        """Drop every frame above `keep`, cancelling the timers they waited on."""
+        while len(turn.state.stack) > keep:
+            frame = turn.state.stack.pop()
+            if frame.timer:
+                turn.effects.append(CancelTimer(frame.timer))
+
+    def _pc(self, cf: CompiledFlow, frame: Frame) -> int:
+        pc = cf.pc_of.get(frame.at)
+        if pc is None:  # the flow was edited under a waiting conversation: start it over
+            log.warning("label %s vanished from flow %s; restarting it", frame.at, cf.id)
+            frame.wait = ""
+            return 0
+        return pc
+
+    def _run(self, turn: Turn) -> None:
+        """Execute instructions until the top flow waits or no flow is left."""
+        state = turn.state
+        while state.stack:
+            frame = state.stack[-1]
+            if frame.wait:
+                return
+            cf = self.flows.get(frame.flow)
+            pc = self._pc(cf, frame)
+            while True:
+                turn.ops += 1
+                if turn.ops > MAX_OPS_PER_TURN:
+                    raise StepError(f"more than {MAX_OPS_PER_TURN} steps in one turn in flow {cf.id} (a loop?)")
+                instr = cf.code[pc]
+                nxt = getattr(self, f"_op_{instr.op}")(turn, cf, frame, instr, pc)
+                if nxt is None:  # the frame stack changed or the frame waits
+                    break
+                pc = nxt
+                frame.at = cf.code[pc].label
+
+    # -- instructions: each returns the next pc, or None when the stack changed or we wait -------
+
+    def _op_say(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        ctx = turn.context({k: fn(turn.context()) for k, fn in ins.a["vars"].items()} if ins.a["vars"] else None)
+        buttons = tuple(Button(self._render(lbl, turn, ctx), value, lbl) for lbl, value in ins.a["buttons"])
+        media = ins.a["media"](ctx) if ins.a["media"] else None
+        self._say(turn, ins.a["key"], ctx, buttons, media)
+        return pc + 1
+
+    def _op_ask(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> None:
+        self._prompt(turn, ins.a["spec"])
+        frame.wait, frame.retries = "ask", 0
+        return None
+
+    def _op_set(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        for name, fn in ins.a["values"].items():
+            value = fn(turn.context())
+            if name == "locale":
+                turn.state.locale = self.content.normalize_locale(str(value or ""))
+            elif name == "opted_out":
+                turn.state.opted_out = bool(value)
+            else:
+                turn.state.slots[name] = value
+        return pc + 1
+
+    def _op_clear(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        if ins.a["slots"] == "all":
+            turn.state.slots.clear()
+        else:
+            for name in ins.a["slots"]:
+                turn.state.slots.pop(name, None)
+        return pc + 1
+
+    def _op_branch(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        return pc + 1 if ins.a["cond"](turn.context()) else ins.target
+
+    def _op_switch(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        value = ins.a["expr"](turn.context())
+        key = str(value).lower() if isinstance(value, bool) else str(value)
+        return ins.a["table"].get(key, ins.target)
+
+    def _op_jump(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        return ins.target
+
+    def _op_goto(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        return cf.labels[ins.a["label"]]
+
+    def _op_call(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> None:
+        frame.at = cf.code[pc + 1].label
+        callee = self.flows.get(ins.a["flow"])
+        turn.state.stack.append(Frame(flow=callee.id, at=callee.code[0].label))
+        return None
+
+    def _op_link(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> None:
+        target = self.flows.get(ins.a["flow"])
+        turn.state.stack[-1] = Frame(flow=target.id, at=target.code[0].label)
+        return None
+
+    def _op_return(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> None:
+        turn.state.stack.pop()
+        below = turn.state.top
+        if below is not None and below.interrupted:
+            below.interrupted = False
+            if below.wait == "ask":  # we came back to an open question: ask it again
+                below_cf = self.flows.get(below.flow)
+                self._prompt(turn, below_cf.code[self._pc(below_cf, below)].a["spec"])
+        return None
+
+    def _op_end(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> None:
+        if ins.a["key"]:
+            self._say(turn, ins.a["key"], turn.context())
+        self._drop_frames(turn, 0)
+        return None
+
+    def _op_action(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> None:
+        ctx = turn.context()
+        call_id = f"{turn.state.turns}.{turn.ops}"
+        turn.effects.append(CallAction(
+            ins.a["name"], {k: fn(ctx) for k, fn in ins.a["args"].items()}, dict(turn.state.slots), call_id))
+        frame.wait, frame.call_id = "action", call_id
+        return None
+
+    def _resume_action(self, turn: Turn) -> None:
+        top = turn.state.top
+        if top is None or top.wait != "action" or top.call_id != turn.inbound.payload.get("call_id"):
+            return
+        cf = self.flows.get(top.flow)
+        pc = self._pc(cf, top)
+        ins = cf.code[pc]
+        result = ActionResult.from_dict(turn.inbound.payload.get("result", {}))
+        top.wait, top.call_id = "", ""
+        if not result.ok:
+            if not ins.a["has_on_error"]:
+                raise StepError(f"action {ins.a['name']} failed")
+            top.at = cf.code[ins.target].label
+            return
+        turn.state.slots.update(result.slots)
+        for msg in result.messages:
+            buttons = tuple(Button(b.get("title", ""), b.get("payload", "")) for b in msg.buttons)
+            if msg.key:
+                self._say(turn, msg.key, turn.context(msg.vars), buttons, msg.image or None)
+            elif msg.text:
+                self._send(turn, msg.text, "", buttons, msg.image or None)
+        top.at = cf.code[pc + 1].label
+
+    def _op_handoff(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> None:
+        ctx = turn.context()
+        state = turn.state
+        turn.effects.append(OpenTicket(
+            department=str(ins.a["department"](ctx) or state.slots.get("department", "") or ""),
+            priority=str(ins.a["priority"](ctx) or "normal"),
+            reason=ins.a["reason"] or cf.id,
+            summary={"slots": dict(state.slots), "tags": list(state.tags),
+                     "triage_level": state.triage_level, "flow": cf.id},
+        ))
+        if ins.a["say"]:
+            self._say(turn, ins.a["say"], ctx)
+        state.mode = "human"
+        self._drop_frames(turn, 0)
+        return None
+
+    def _op_schedule(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        ctx = turn.context()
+        if ins.a["seconds"] is not None:
+            due = turn.now + timedelta(seconds=ins.a["seconds"])
+        else:
+            value = ins.a["at"](ctx)
+            due = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+            if due.tzinfo is None:
+                due = due.replace(tzinfo=turn.now.tzinfo)
+        payload = dict(ins.a["payload"](ctx) or {})
+        if ins.a["flow"]:
+            payload["flow"] = ins.a["flow"]
+        turn.effects.append(ScheduleTimer(ins.a["timer"], due, payload))
+        return pc + 1
+
+    def _op_cancel(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        turn.effects.append(CancelTimer(ins.a["timer"]))
+        return pc + 1
+
+    def _op_tag(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        new = tuple(t for t in ins.a["add"] if t not in turn.state.tags)
+        turn.state.tags.extend(new)
+        if new:
+            turn.effects.append(Tag(add=new))
+        return pc + 1
+
+    def _op_untag(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        gone = tuple(t for t in ins.a["remove"] if t in turn.state.tags)
+        turn.state.tags[:] = [t for t in turn.state.tags if t not in gone]
+        if gone:
+            turn.effects.append(Tag(remove=gone))
+        return pc + 1
+
+    def _op_wait(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> None:
+        name = f"wait:{cf.id}:{ins.label}"
+        turn.effects.append(ScheduleTimer(name, turn.now + timedelta(seconds=ins.a["seconds"]), {"name": name}))
+        frame.wait, frame.timer = "wait", name
+        return None
+
+    def _op_record(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        turn.effects.append(RecordEvent(ins.a["event"], dict(ins.a["data"](turn.context()) or {})))
+        return pc + 1
+
+    def _op_survey_done(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
+        answers = {qid: turn.state.slots.pop(slot, None) for qid, slot in ins.a["slots"]}
+        turn.effects.append(RecordEvent("survey", {"survey": ins.a["survey"], "answers": answers,
+                                                   "ticket_id": turn.state.ticket_id}))
+        if ins.a["thanks"]:
+            self._say(turn, ins.a["thanks"], turn.context())
+        return pc + 1
+
+    # -- answering -----------------------------------------------------------------------------
+
+    def _accepts(self, frame: Frame, payload: str) -> bool:
+        cf = self.flows.get(frame.flow)
+        spec: AskSpec = cf.code[self._pc(cf, frame)].a["spec"]
+        if spec.type == "choice":
+            return any(c.value == payload for c in spec.choices)
+        return spec.type in ("yes_no", "scale", "number")
+
+    def _answer(self, turn: Turn) -> None:
+        frame = turn.state.stack[-1]
+        cf = self.flows.get(frame.flow)
+        pc = self._pc(cf, frame)
+        ins = cf.code[pc]
+        inbound = turn.inbound
+        if frame.wait == "wait":
+            turn.effects.append(CancelTimer(frame.timer))
+            if ins.a["slot"]:
+                turn.state.slots[ins.a["slot"]] = inbound.text
+            frame.wait, frame.timer = "", ""
+            frame.at = cf.code[pc + 1].label
+            return
+        spec: AskSpec = ins.a["spec"]
+        payload = str(inbound.payload.get("value", "")) if inbound.kind == "choice" else ""
+        if spec.optional and clean(inbound.text).lower() in SKIP:
+            value = None
+        else:
+            try:
+                labels = {c.value: self._render(c.label, turn) for c in spec.choices}
+                value = read_answer(spec, inbound.kind, inbound.text, payload, inbound.media, labels, turn.now)
+            except Invalid as bad:
+                frame.retries += 1
+                if frame.retries > spec.retries:
+                    frame.wait = ""
+                    turn.effects.append(RecordEvent("ask_failed", {"flow": cf.id, "step": ins.label}))
+                    if ins.target >= 0:
+                        frame.at = cf.code[ins.target].label
+                    else:
+                        self._start(turn, "retries_exhausted", takeover=True)
+                    return
+                self._say(turn, spec.invalid or self._invalid_key(bad.reason), turn.context(
+                    {"min": spec.validate.min, "max": spec.validate.max, "retries_left": spec.retries - frame.retries + 1}))
+                self._prompt(turn, spec)
+                return
+        turn.state.slots[spec.slot] = value
+        turn.state.misunderstood = 0
+        frame.wait, frame.retries = "", 0
+        frame.at = cf.code[pc + 1].label
+
+    def _invalid_key(self, reason: str) -> str:
+        key = f"repair.invalid.{reason}"
+        return key if self.content.has(key) else "repair.invalid.default"
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _prompt(self, turn: Turn, spec: AskSpec) -> None:
+        ctx = turn.context()
+        buttons: tuple[Button, ...] = ()
+        if spec.type == "choice":
+            buttons = tuple(Button(self._render(c.label, turn, ctx), c.value, c.label) for c in spec.choices)
+        elif spec.type == "yes_no":
+            buttons = (Button(self._render("common.yes", turn, ctx), "yes", "common.yes"),
+                       Button(self._render("common.no", turn, ctx), "no", "common.no"))
+        elif spec.type == "scale":
+            lo, hi = int(spec.validate.min or 0), int(spec.validate.max if spec.validate.max is not None else 10)
+            buttons = tuple(Button(str(n), str(n)) for n in range(lo, hi + 1))
+        if spec.optional:
+            buttons = (*buttons, Button(self._render("common.skip", turn, ctx), "skip", "common.skip"))
+        self._say(turn, spec.key, ctx, buttons)
+
+    def _render(self, key: str, turn: Turn, ctx: dict[str, Any] | None = None) -> str:
+        return self.content.render(key, turn.state.locale, ctx if ctx is not None else turn.context())
+
+    def _say(self, turn: Turn, key: str, ctx: dict[str, Any], buttons: tuple[Button, ...] = (),
+             media: str | None = None) -> None:
+        self._send(turn, self.content.render(key, turn.state.locale, ctx), key, buttons, media)
+
+    def _send(self, turn: Turn, text: str, key: str, buttons: tuple[Button, ...], media: str | None) -> None:
+        from bot.types import Media
+
+        turn.effects.append(Send(Outbound(
+            op="say", address=turn.state.address, text=text, key=key, buttons=buttons,
+            media=Media(kind="image", ref=media) if media else None)))
+
+
+def _command(text: str) -> str | None:
+    """'/start@carebot payload' → '/start'; None when the text is not a command."""
+    if not text.startswith("/") or len(text) < 2:
+        return None
+    return text.split()[0].split("@")[0].lower()

@@ -1,0 +1,86 @@
+"""The pipeline a message goes through: safety → moderation → hand-off relay → engine.
+
+Each stage is a small pure callable in the style of a middleware: it looks at the turn, may add
+effects or change the state, and calls `call_next` to let later stages run — or doesn't, to stop
+them (the safety stage stops everything after an emergency reply). No stage does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Protocol
+
+from bot.engine.engine import Engine
+from bot.engine.state import State
+from bot.types import Effect, Inbound, Outbound, Send, UpdateTicket
+
+PATIENT_INPUT = frozenset({"text", "choice", "media", "command"})
+
+
+@dataclass
+class TurnContext:
+    state: State
+    inbound: Inbound
+    now: datetime
+    effects: list[Effect] = field(default_factory=list)
+
+
+Next = Callable[[TurnContext], None]
+
+
+class Stage(Protocol):
+    def __call__(self, ctx: TurnContext, call_next: Next) -> None: ...
+
+
+class Pipeline:
+    def __init__(self, stages: list[Stage]):
+        self.stages = stages
+
+    def run(self, state: State, inbound: Inbound, now: datetime) -> tuple[State, list[Effect]]:
+        ctx = TurnContext(state.clone(), inbound, now)
+        self._call(0, ctx)
+        return ctx.state, ctx.effects
+
+    def _call(self, i: int, ctx: TurnContext) -> None:
+        if i < len(self.stages):
+            self.stages[i](ctx, lambda c: self._call(i + 1, c))
+
+
+class EngineStage:
+    """The last stage: the flow engine."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def __call__(self, ctx: TurnContext, call_next: Next) -> None:
+        ctx.state, effects = self.engine.step(ctx.state, ctx.inbound, ctx.now)
+        ctx.effects.extend(effects)
+        call_next(ctx)
+
+
+class RelayStage:
+    """While a human handles the thread, the patient's messages go to the ticket and flows pause;
+    a staff reply goes to the patient on their own channel, marked with the doctor's name."""
+
+    def __call__(self, ctx: TurnContext, call_next: Next) -> None:
+        inbound, state = ctx.inbound, ctx.state
+        if inbound.kind == "staff_reply":
+            p = inbound.payload
+            if p.get("internal"):  # an internal note never reaches the patient
+                return
+            ctx.effects.append(Send(Outbound(
+                op="say", address=state.address, text=inbound.text, sender=f"staff:{p.get('staff_id', '')}",
+                sender_name=str(p.get("staff_name", "")), media=inbound.media)))
+            return
+        if inbound.kind == "staff_event" and inbound.payload.get("event") == "closed":
+            state.mode = "bot"
+            state.ticket_id = ""
+            state.triage_level = ""
+            call_next(ctx)  # the engine runs the handoff_closed flow (the survey)
+            return
+        if state.mode == "human" and inbound.kind in PATIENT_INPUT:
+            ctx.effects.append(UpdateTicket(message=inbound.text or str(inbound.payload.get("value", "")),
+                                            media=inbound.media))
+            return
+        call_next(ctx)

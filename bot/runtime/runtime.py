@@ -1,0 +1,181 @@
+"""The runtime: inbox → lock → pipeline → commit, then hand committed messages to the sender.
+
+- De-duplication: a fast check in `coord`, and the database inbox (unique channel + message id)
+  as the authority, written in the same transaction as the new state.
+- Ordering: each conversation has a mailbox drained by one task, under a `coord` lock so other
+  worker processes wait their turn; the state row's version catches anything the lock missed.
+- Durability: state, outbox rows, timers and records commit together; only then is anything sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from bot import metrics
+from bot.actions.base import ActionContext, ActionResult
+from bot.clock import Clock
+from bot.coord import Coord
+from bot.engine.engine import Engine
+from bot.engine.state import State
+from bot.pipeline import Pipeline
+from bot.store.store import Duplicate, Store, TurnCommit, VersionConflict
+from bot.types import CallAction, Effect, Inbound, OpenTicket
+
+if TYPE_CHECKING:
+    from bot.actions.registry import ActionRegistry
+    from bot.runtime.sender import Sender
+
+log = logging.getLogger("carebot.runtime")
+
+MAX_ACTIONS_PER_TURN = 20
+MAX_CONFLICT_RETRIES = 5
+
+
+@dataclass
+class Outcome:
+    status: Literal["processed", "duplicate"]
+    effects: list[Effect] = field(default_factory=list)
+    state: State | None = None
+
+
+class Runtime:
+    def __init__(self, *, pipeline: Pipeline, engine: Engine, store: Store, coord: Coord, clock: Clock,
+                 actions: ActionRegistry | None = None, sender: Sender | None = None,
+                 cache_size: int = 50_000, lock_ttl: float = 30.0):
+        self.pipeline = pipeline
+        self.engine = engine
+        self.store = store
+        self.coord = coord
+        self.clock = clock
+        self.actions = actions
+        self.sender = sender
+        self.lock_ttl = lock_ttl
+        self._cache: OrderedDict[str, State] = OrderedDict()
+        self._cache_size = cache_size
+        self._mailboxes: dict[str, deque[tuple[Inbound, asyncio.Future[Outcome], int | None]]] = {}
+        self.listeners: list[asyncio.Queue[tuple[Inbound, Outcome]]] = []
+
+    async def handle(self, inbound: Inbound, *, timer_id: int | None = None) -> Outcome:
+        """Process one inbound message; returns once its effects are committed (safe to ack).
+
+        Nothing is awaited before the message joins its conversation's mailbox, so messages keep
+        the order in which they reached this call; the duplicate check runs under the lock."""
+        conv = inbound.address.conversation_id
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        box = self._mailboxes.get(conv)
+        if box is None:
+            box = self._mailboxes[conv] = deque()
+            box.append((inbound, fut, timer_id))
+            asyncio.create_task(self._drain(conv, box))
+        else:
+            box.append((inbound, fut, timer_id))
+        return await fut
+
+    async def _drain(self, conv: str, box: deque[tuple[Inbound, asyncio.Future[Outcome], int | None]]) -> None:
+        metrics.ACTIVE.inc()
+        try:
+            while box:
+                inbound, fut, timer_id = box[0]
+                try:
+                    async with self.coord.lock(conv, ttl=self.lock_ttl):
+                        outcome = await self._process(inbound, timer_id)
+                except Exception as exc:
+                    log.exception("turn failed conversation=%s kind=%s", conv, inbound.kind)
+                    if not fut.done():
+                        fut.set_exception(exc)
+                else:
+                    if not fut.done():
+                        fut.set_result(outcome)
+                    for q in self.listeners:
+                        q.put_nowait((inbound, outcome))
+                box.popleft()
+        finally:
+            del self._mailboxes[conv]
+            metrics.ACTIVE.dec()
+
+    async def _load(self, inbound: Inbound) -> State:
+        conv = inbound.address.conversation_id
+        state = self._cache.get(conv)
+        if state is not None:
+            self._cache.move_to_end(conv)
+            return state
+        data, version = await self.store.load(conv)
+        if data is None:
+            return self.engine.new_state(inbound)
+        return State.from_dict(data, version)
+
+    def _remember(self, state: State) -> None:
+        self._cache[state.conversation_id] = state
+        self._cache.move_to_end(state.conversation_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def _process(self, inbound: Inbound, timer_id: int | None) -> Outcome:
+        started = time.perf_counter()
+        key = inbound.dedupe_key
+        channel = inbound.address.channel
+        if await self.coord.seen(key):
+            metrics.INBOUND.labels(channel, inbound.kind, "duplicate").inc()
+            return Outcome("duplicate")
+        for _attempt in range(MAX_CONFLICT_RETRIES):
+            before = await self._load(inbound)
+            now = self.clock.now()
+            state, effects = self.pipeline.run(before, inbound, now)
+            state, effects = await self._run_actions(state, effects, inbound, now)
+            ticket_ids = {i: f"T{uuid.uuid4().hex[:12]}" for i, e in enumerate(effects) if isinstance(e, OpenTicket)}
+            if ticket_ids:
+                state.ticket_id = list(ticket_ids.values())[-1]
+            commit = TurnCommit(
+                conversation_id=state.conversation_id, address=state.address,
+                state_json=json.dumps(state.to_dict(), ensure_ascii=False, default=str),
+                mode=state.mode, locale=state.locale, expected_version=before.version, now=now,
+                inbound=inbound, effects=effects, ticket_ids=ticket_ids,
+                current_ticket=before.ticket_id if not ticket_ids else state.ticket_id, timer_id=timer_id)
+            try:
+                claimed = await self.store.commit_turn(commit)
+            except Duplicate:
+                await self.coord.mark_seen(key)
+                metrics.INBOUND.labels(channel, inbound.kind, "duplicate").inc()
+                return Outcome("duplicate")
+            except VersionConflict:
+                metrics.CONFLICTS.inc()
+                self._cache.pop(state.conversation_id, None)
+                continue
+            state.version = before.version + 1
+            self._remember(state)
+            await self.coord.mark_seen(key)
+            if self.sender is not None and claimed:
+                self.sender.enqueue(claimed)
+            metrics.INBOUND.labels(channel, inbound.kind, "processed").inc()
+            metrics.TURN_SECONDS.observe(time.perf_counter() - started)
+            return Outcome("processed", effects, state)
+        raise VersionConflict(f"{inbound.address.conversation_id}: gave up after {MAX_CONFLICT_RETRIES} tries")
+
+    async def _run_actions(self, state: State, effects: list[Effect], inbound: Inbound,
+                           now: object) -> tuple[State, list[Effect]]:
+        """Run the actions the engine asked for and resume it with their results, same turn."""
+        for _ in range(MAX_ACTIONS_PER_TURN):
+            calls = [e for e in effects if isinstance(e, CallAction)]
+            if not calls:
+                return state, effects
+            call = calls[-1]
+            effects = [e for e in effects if not isinstance(e, CallAction)]
+            ctx = ActionContext(call.name, call.args, dict(call.slots), state.address, state.conversation_id,
+                                state.locale, self.clock.now(), inbound.text, self.store)
+            if self.actions is None:
+                result = ActionResult(ok=False, error="no action registry configured")
+            else:
+                result = await self.actions.run(call.name, ctx)
+            resume = Inbound(kind="action_result", address=inbound.address, message_id=f"{inbound.message_id}#a",
+                             received_at=inbound.received_at,
+                             payload={"call_id": call.call_id, "result": result.to_dict()})
+            state, more = self.engine.step(state, resume, self.clock.now())
+            effects = effects + more
+        raise RuntimeError("too many actions in one turn")

@@ -1,0 +1,91 @@
+"""The timer loop: due timers re-enter the runtime as `Inbound(kind="timer")`.
+
+A timer is claimed (with a lease) before it runs and marked fired in the same transaction as the
+turn it caused, whose inbox row (`timer:<id>`) makes a second run impossible. A worker that dies
+after claiming leaves the lease to run out; another worker then fires it — once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timezone
+from typing import TYPE_CHECKING
+
+from bot import metrics
+from bot.clock import Clock
+from bot.store.store import DueTimer, Store
+from bot.types import Inbound
+
+if TYPE_CHECKING:
+    from bot.runtime.runtime import Runtime
+
+log = logging.getLogger("carebot.timers")
+
+
+class TimerLoop:
+    def __init__(self, runtime: Runtime, store: Store, clock: Clock, *, interval: float = 0.5):
+        self.runtime = runtime
+        self.store = store
+        self.clock = clock
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def inbound_for(self, timer: DueTimer) -> Inbound:
+        assert timer.address is not None
+        return Inbound(kind="timer", address=timer.address, message_id=f"timer:{timer.id}",
+                       received_at=timer.due_at.astimezone(timezone.utc),
+                       payload={**timer.payload, "timer_id": timer.id})
+
+    async def tick(self) -> int:
+        """Fire every timer that is due now. Returns how many ran."""
+        fired = 0
+        while True:
+            due = await self.store.claim_timers(self.clock.now())
+            if not due:
+                return fired
+            results = await asyncio.gather(*(self._fire(t) for t in due), return_exceptions=True)
+            for timer, result in zip(due, results):
+                if isinstance(result, BaseException):
+                    log.error("timer %s failed: %s", timer.id, type(result).__name__)
+                else:
+                    fired += result
+        return fired
+
+    async def _fire(self, timer: DueTimer) -> int:
+        if timer.address is None:  # its conversation is gone (erased)
+            await self.store.release_timer(timer.id)
+            return 0
+        outcome = await self.runtime.handle(self.inbound_for(timer), timer_id=timer.id)
+        if outcome.status == "duplicate":
+            await self.store.release_timer(timer.id)
+            return 0
+        metrics.TIMERS_FIRED.inc()
+        return 1
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("timer tick failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass

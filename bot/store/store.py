@@ -1,0 +1,337 @@
+"""The store: conversation state and durable records, written in one transaction per turn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from bot.store import models as t
+from bot.store.db import is_postgres, make_engine
+from bot.store.writer import BatchWriter
+from bot.types import (
+    Address, CancelTimer, CloseTicket, Effect, Inbound, Moderate, OpenTicket, Outbound, RecordEvent,
+    ScheduleTimer, Send, Tag, UpdateTicket,
+)
+
+CONV = t.Conversation.__table__
+INBOX = t.InboxEntry.__table__
+OUTBOX = t.OutboxEntry.__table__
+TIMER = t.TimerEntry.__table__
+TICKET = t.Ticket.__table__
+TICKET_MSG = t.TicketMessage.__table__
+EVENT = t.EventRecord.__table__
+AUDIT = t.AuditEntry.__table__
+
+
+class Duplicate(Exception):
+    """This platform message was processed before."""
+
+
+class VersionConflict(Exception):
+    """Another worker changed the conversation since we loaded it."""
+
+
+@dataclass
+class TurnCommit:
+    conversation_id: str
+    address: Address
+    state_json: str
+    mode: str
+    locale: str
+    expected_version: int  # 0: the conversation is new
+    now: datetime
+    inbound: Inbound | None
+    effects: list[Effect] = field(default_factory=list)
+    ticket_ids: dict[int, str] = field(default_factory=dict)  # effect index → ticket id
+    current_ticket: str = ""
+    timer_id: int | None = None  # the timer whose firing made this turn
+
+
+@dataclass
+class Claimed:
+    """An outbox row this worker holds the lease on and must now deliver."""
+
+    id: int
+    conversation_id: str
+    outbound: Outbound
+    attempts: int = 0
+
+
+@dataclass
+class DueTimer:
+    id: int
+    conversation_id: str
+    name: str
+    due_at: datetime
+    payload: dict[str, Any]
+    address: Address | None
+
+
+class _Statements:
+    """Statements built once per dialect: the hot path only binds parameters."""
+
+    def __init__(self, dialect: str):
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        b = sa.bindparam
+        # RETURNING tells whether the row went in (rowcount is -1 for this on psycopg)
+        self.conv_insert = insert(CONV).on_conflict_do_nothing(index_elements=["id"]).returning(CONV.c.version)
+        self.conv_update = CONV.update().where(CONV.c.id == b("cid"), CONV.c.version == b("expected"))
+        self.inbox_insert = insert(INBOX).on_conflict_do_nothing(
+            index_elements=["channel", "message_id"]).returning(INBOX.c.id)
+        self.outbox_insert = OUTBOX.insert()
+        self.timer_insert = TIMER.insert()
+        self.timer_fired = TIMER.update().where(TIMER.c.id == b("tid")).values(status="fired")
+        self.timer_cancel = TIMER.update().where(
+            TIMER.c.conversation_id == b("cid"), TIMER.c.name == b("tname"),
+            TIMER.c.status.in_(("pending", "claimed"))).values(status="cancelled")
+        self.event_insert = EVENT.insert()
+        self.outbox_sent = OUTBOX.update().where(OUTBOX.c.id == b("rid")).values(
+            status="sent", lease_until=None, attempts=OUTBOX.c.attempts + 1)
+
+
+class Store:
+    def __init__(self, url: str, *, worker_id: str = "w0", lease_seconds: float = 30.0,
+                 sqlite_synchronous: str = "NORMAL", writer_threads: int | None = None):
+        self.url = url
+        self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        self.postgres = is_postgres(self.engine)
+        self.worker_id = worker_id
+        self.lease = timedelta(seconds=lease_seconds)
+        self.writer = BatchWriter(self.engine, threads=writer_threads if writer_threads is not None else (4 if self.postgres else 0))
+        self._stmts = _Statements(self.engine.dialect.name)
+        self._sent_marks: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="carebot-reader")
+
+    def close(self) -> None:
+        self.writer.close()
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
+
+    # -- generic ---------------------------------------------------------------------------------
+
+    async def read(self, fn: Callable[[Connection], Any]) -> Any:
+        def run() -> Any:
+            with self.engine.connect() as conn:
+                return fn(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def write(self, fn: Callable[[Connection], Any]) -> Any:
+        return await self.writer.submit(fn)
+
+    # -- conversation state ----------------------------------------------------------------------
+
+    async def load(self, conversation_id: str) -> tuple[dict[str, Any] | None, int]:
+        def q(conn: Connection) -> tuple[dict[str, Any] | None, int]:
+            row = conn.execute(sa.select(CONV.c.state, CONV.c.version).where(CONV.c.id == conversation_id)).first()
+            return (json.loads(row.state), row.version) if row else (None, 0)
+
+        return await self.read(q)
+
+    async def commit_turn(self, commit: TurnCommit) -> list[Claimed]:
+        """Write state, inbox, outbox, timers and records atomically. Raises Duplicate or
+        VersionConflict (nothing written). Returns the outbox rows this worker now delivers."""
+        return await self.write(lambda conn: self._commit_turn(conn, commit))
+
+    def _commit_turn(self, conn: Connection, c: TurnCommit) -> list[Claimed]:
+        st = self._stmts
+        now, addr = c.now, c.address
+        org = addr.org
+        if c.expected_version == 0:
+            written = conn.execute(st.conv_insert, dict(
+                id=c.conversation_id, org=org, channel=addr.channel, chat_id=addr.chat_id,
+                user_id=addr.user_id, thread_id=addr.thread_id, is_group=addr.is_group,
+                mode=c.mode, locale=c.locale, state=c.state_json, version=1, created_at=now,
+                updated_at=now)).first() is not None
+        else:
+            written = conn.execute(st.conv_update, dict(
+                cid=c.conversation_id, expected=c.expected_version, state=c.state_json, mode=c.mode,
+                locale=c.locale, version=c.expected_version + 1, updated_at=now)).rowcount == 1
+        if not written:
+            raise VersionConflict(c.conversation_id)
+        if c.inbound is not None:
+            inserted = conn.execute(st.inbox_insert, dict(
+                org=org, channel=c.inbound.address.channel, message_id=c.inbound.message_id,
+                conversation_id=c.conversation_id, kind=c.inbound.kind,
+                received_at=c.inbound.received_at, processed_at=now)).first()
+            if inserted is None:
+                raise Duplicate(c.inbound.dedupe_key)  # the caller's savepoint undoes the state write
+        if c.timer_id is not None:
+            conn.execute(st.timer_fired, dict(tid=c.timer_id, fired_at=now))
+        claimed: list[Claimed] = []
+        ticket = c.current_ticket
+        for i, effect in enumerate(c.effects):
+            if isinstance(effect, (Send, Moderate)):
+                ob = effect.outbound
+                row_id = conn.execute(st.outbox_insert, dict(
+                    org=org, conversation_id=c.conversation_id, channel=ob.address.channel, op=ob.op,
+                    content_key=ob.key, payload=json.dumps(ob.to_dict(), ensure_ascii=False),
+                    status="sending", attempts=0, next_attempt_at=now, lease_until=now + self.lease,
+                    claimed_by=self.worker_id, created_at=now, platform_message_id="", last_error="",
+                )).inserted_primary_key[0]
+                claimed.append(Claimed(row_id, c.conversation_id, ob))
+            elif isinstance(effect, ScheduleTimer):
+                self._cancel_timer(conn, c.conversation_id, effect.name)
+                conn.execute(st.timer_insert, dict(
+                    org=org, conversation_id=c.conversation_id, name=effect.name, due_at=effect.due_at,
+                    payload=json.dumps({**effect.payload, "name": effect.name}, ensure_ascii=False, default=str),
+                    status="pending", created_at=now, claimed_by=""))
+            elif isinstance(effect, CancelTimer):
+                self._cancel_timer(conn, c.conversation_id, effect.name)
+            elif isinstance(effect, OpenTicket):
+                ticket = c.ticket_ids[i]
+                conn.execute(TICKET.insert().values(
+                    id=ticket, org=org, conversation_id=c.conversation_id, status="pending",
+                    department=effect.department, priority=effect.priority, reason=effect.reason,
+                    summary=json.dumps(effect.summary, ensure_ascii=False, default=str), opened_at=now))
+            elif isinstance(effect, UpdateTicket) and ticket:
+                values: dict[str, Any] = {}
+                if effect.priority:
+                    values["priority"] = effect.priority
+                if effect.status:
+                    values["status"] = effect.status
+                if values:
+                    conn.execute(TICKET.update().where(TICKET.c.id == ticket).values(**values))
+                if effect.message or effect.media:
+                    conn.execute(TICKET_MSG.insert().values(
+                        org=org, ticket_id=ticket, author="patient", body=effect.message,
+                        media=effect.media.ref if effect.media else "", at=now))
+            elif isinstance(effect, CloseTicket) and ticket:
+                conn.execute(TICKET.update().where(TICKET.c.id == ticket).values(status="resolved", closed_at=now))
+            elif isinstance(effect, (RecordEvent, Tag)):
+                kind = effect.event if isinstance(effect, RecordEvent) else "tag"
+                data = effect.data if isinstance(effect, RecordEvent) else {"add": list(effect.add), "remove": list(effect.remove)}
+                conn.execute(st.event_insert, dict(
+                    org=org, conversation_id=c.conversation_id, kind=kind,
+                    data=json.dumps(data, ensure_ascii=False, default=str), at=now))
+        return claimed
+
+    def _cancel_timer(self, conn: Connection, conversation_id: str, name: str) -> None:
+        conn.execute(self._stmts.timer_cancel, dict(cid=conversation_id, tname=name))
+
+    # -- outbox ------------------------------------------------------------------------------------
+
+    async def claim_outbox(self, now: datetime, limit: int = 200) -> list[Claimed]:
+        """Rows due for (re)delivery: pending and due, or held by a worker whose lease ran out."""
+
+        def q(conn: Connection) -> list[Claimed]:
+            due = sa.or_(
+                sa.and_(OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= now),
+                sa.and_(OUTBOX.c.status == "sending", OUTBOX.c.lease_until < now))
+            sel = sa.select(OUTBOX.c.id).where(due).order_by(OUTBOX.c.id).limit(limit)
+            if self.postgres:
+                sel = sel.with_for_update(skip_locked=True)
+            ids = conn.execute(sel).scalars().all()
+            if not ids:
+                return []
+            rows = conn.execute(OUTBOX.update().where(OUTBOX.c.id.in_(ids), due).values(
+                status="sending", claimed_by=self.worker_id, lease_until=now + self.lease).returning(
+                OUTBOX.c.id, OUTBOX.c.conversation_id, OUTBOX.c.payload, OUTBOX.c.attempts)).all()
+            return sorted((Claimed(r.id, r.conversation_id, Outbound.from_dict(json.loads(r.payload)), r.attempts)
+                           for r in rows), key=lambda c: c.id)
+
+        return await self.write(q)
+
+    async def outbox_sent(self, row_id: int, now: datetime, platform_message_id: str) -> None:
+        """Record a delivery. Marks made in the same event-loop tick share one write."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if not self._sent_marks:
+            loop.call_soon(self._flush_sent)
+        self._sent_marks.append(({"rid": row_id, "sent_at": now,
+                                  "platform_message_id": platform_message_id[:200]}, fut))
+        await fut
+
+    def _flush_sent(self) -> None:
+        marks, self._sent_marks = self._sent_marks, []
+        params = [m for m, _ in marks]
+        done = self.writer.submit(lambda conn: conn.execute(self._stmts.outbox_sent, params))
+
+        def settle(f: asyncio.Future[Any]) -> None:
+            for _, fut in marks:
+                if fut.done():
+                    continue
+                if f.exception() is not None:
+                    fut.set_exception(f.exception())  # type: ignore[arg-type]
+                else:
+                    fut.set_result(None)
+
+        done.add_done_callback(settle)
+
+    async def outbox_retry(self, row_id: int, next_at: datetime, error: str, give_up: bool,
+                           hold: bool = False) -> None:
+        """Record a failed attempt. `hold`: this worker retries it itself at `next_at`, so keep its
+        lease until a little after that; otherwise leave it pending for any worker's sweep."""
+
+        def q(conn: Connection) -> None:
+            values: dict[str, Any] = dict(attempts=OUTBOX.c.attempts + 1, last_error=error[:500],
+                                          next_attempt_at=next_at)
+            if give_up:
+                values.update(status="failed", lease_until=None)
+            elif hold:
+                values.update(status="sending", lease_until=next_at + self.lease)
+            else:
+                values.update(status="pending", lease_until=None)
+            conn.execute(OUTBOX.update().where(OUTBOX.c.id == row_id).values(**values))
+
+        await self.write(q)
+
+    # -- timers --------------------------------------------------------------------------------------
+
+    async def claim_timers(self, now: datetime, limit: int = 100) -> list[DueTimer]:
+        """Claim due timers for this worker. On PostgreSQL `FOR UPDATE SKIP LOCKED` keeps two
+        workers from claiming one timer; a claim whose worker died is taken again after its lease."""
+
+        def q(conn: Connection) -> list[DueTimer]:
+            due = sa.or_(
+                sa.and_(TIMER.c.status == "pending", TIMER.c.due_at <= now),
+                sa.and_(TIMER.c.status == "claimed", TIMER.c.lease_until < now))
+            sel = sa.select(TIMER.c.id).where(due).order_by(TIMER.c.due_at, TIMER.c.id).limit(limit)
+            if self.postgres:
+                sel = sel.with_for_update(skip_locked=True)
+            ids = conn.execute(sel).scalars().all()
+            if not ids:
+                return []
+            rows = conn.execute(TIMER.update().where(TIMER.c.id.in_(ids), due).values(
+                status="claimed", claimed_by=self.worker_id, lease_until=now + self.lease).returning(
+                TIMER.c.id, TIMER.c.conversation_id, TIMER.c.name, TIMER.c.due_at, TIMER.c.payload)).all()
+            conv_ids = {r.conversation_id for r in rows}
+            addresses = {r.id: r for r in conn.execute(sa.select(
+                CONV.c.id, CONV.c.org, CONV.c.channel, CONV.c.chat_id, CONV.c.user_id, CONV.c.thread_id,
+                CONV.c.is_group).where(CONV.c.id.in_(conv_ids)))}
+            out = []
+            for r in sorted(rows, key=lambda r: (r.due_at, r.id)):
+                a = addresses.get(r.conversation_id)
+                addr = Address(a.channel, a.chat_id, a.user_id, a.thread_id, a.is_group, a.org) if a else None
+                out.append(DueTimer(r.id, r.conversation_id, r.name, r.due_at, json.loads(r.payload), addr))
+            return out
+
+        return await self.write(q)
+
+    async def release_timer(self, timer_id: int) -> None:
+        """Give a claimed timer back (its turn was a duplicate or could not run)."""
+        await self.write(lambda conn: conn.execute(TIMER.update().where(
+            TIMER.c.id == timer_id, TIMER.c.status == "claimed").values(status="fired")))
+
+    async def next_timer_due(self) -> datetime | None:
+        return await self.read(lambda conn: conn.execute(
+            sa.select(sa.func.min(TIMER.c.due_at)).where(TIMER.c.status == "pending")).scalar())
+
+    # -- audit -----------------------------------------------------------------------------------------
+
+    async def audit(self, now: datetime, actor: str, action: str, subject: str,
+                    detail: dict[str, Any] | None = None, org: str = "default") -> None:
+        await self.write(lambda conn: conn.execute(AUDIT.insert().values(
+            org=org, at=now, actor=actor, action=action, subject=subject,
+            detail=json.dumps(detail or {}, ensure_ascii=False))))

@@ -1,0 +1,351 @@
+"""YAML conversation tests: a patient's messages in, the bot's messages and state out.
+
+Each test runs the real runtime (pipeline, engine, SQLite store, outbox sender, timers) with the
+memory adapter and a clock that only moves on `advance`. See docs/conversation-tests.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from adapters.memory import MemoryAdapter
+from bot.app import CareBot, Config
+from bot.clock import ManualClock
+from bot.coord import MemoryCoord
+from bot.errors import ConfigError
+from bot.flow.compiler import parse_duration
+from bot.settings import Settings
+from bot.store.migrate import upgrade
+from bot.store.store import EVENT, TICKET, TIMER
+from bot.types import Media, Outbound
+from bot.yamlsrc import Source, load_yaml
+
+ACTIONS = ("user", "click", "media", "event", "staff", "advance", "expect", "locale_hint")
+
+
+@dataclass
+class TestResult:
+    name: str
+    file: str
+    passed: bool
+    failure: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class TestCase:
+    name: str
+    file: str
+    line: int
+    data: dict[str, Any]
+    source: Source
+    base: tuple
+
+
+class Failure(AssertionError):
+    pass
+
+
+def collect(paths: list[Path]) -> list[TestCase]:
+    """Every test in the given files and directories (*.yml, *.yaml), in a stable order."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted([*p.rglob("*.yml"), *p.rglob("*.yaml")]))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise ConfigError([_problem(str(p), 0, "", "no such file or directory")])
+    cases = []
+    for f in files:
+        source = load_yaml(f)
+        data = source.data
+        entries = [(t, ("tests", i)) for i, t in enumerate(data["tests"])] \
+            if isinstance(data, dict) and isinstance(data.get("tests"), list) else [(data, ())]
+        for test, base in entries:
+            if not isinstance(test, dict) or not isinstance(test.get("steps"), list):
+                raise ConfigError([source.problem(base, "a conversation test needs `name` and a list of `steps`")])
+            cases.append(TestCase(str(test.get("name", f.stem)), str(f), source.line(base), test, source, base))
+    return cases
+
+
+def _problem(file: str, line: int, fld: str, msg: str):  # type: ignore[no-untyped-def]
+    from bot.errors import ConfigProblem
+
+    return ConfigProblem(file, line, fld, msg)
+
+
+class TranscriptRunner:
+    """Runs conversation tests against one loaded configuration."""
+
+    def __init__(self, settings: Settings, config: Config):
+        self.settings = settings
+        self.config = config
+        self._tmp = Path(tempfile.mkdtemp(prefix="carebot-test-"))
+        self._template = self._tmp / "template.db"
+        upgrade(f"sqlite:///{self._template}")
+        self._n = 0
+
+    def close(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    async def run(self, case: TestCase) -> TestResult:
+        started = time.perf_counter()
+        try:
+            await self._run(case)
+        except Failure as exc:
+            return TestResult(case.name, case.file, False, str(exc), time.perf_counter() - started)
+        return TestResult(case.name, case.file, True, "", time.perf_counter() - started)
+
+    async def _run(self, case: TestCase) -> None:
+        self._n += 1
+        db = self._tmp / f"t{self._n}.db"
+        shutil.copy(self._template, db)
+        data = case.data
+        start = datetime.fromisoformat(str(data["now"])) if data.get("now") else \
+            datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+        clock = ManualClock(start, self.settings.timezone)
+        channel = str(data.get("channel", "memory"))
+        adapter = MemoryAdapter(channel)
+        settings = replace(self.settings, database_url=f"sqlite:///{db}", worker_id="test", redis_url="")
+        bot = CareBot.build(settings, [adapter], clock=clock, config=self.config, coord=MemoryCoord())
+        await bot.start(background=False)
+        run = _Run(case, bot, adapter, clock, str(data.get("locale", "")), bool(data.get("group", False)))
+        try:
+            for i, step in enumerate(data["steps"]):
+                loc = (*case.base, "steps", i)
+                if not isinstance(step, dict) or len(step) != 1 or next(iter(step)) not in ACTIONS:
+                    raise Failure(f"{case.file}:{case.source.line(loc)}: a step is one of "
+                                  f"{', '.join(ACTIONS)} (got {step!r})")
+                action, arg = next(iter(step.items()))
+                try:
+                    await getattr(run, f"do_{action}")(arg)
+                except Failure as exc:
+                    raise Failure(f"{case.file}:{case.source.line(loc)}: {exc}") from None
+        finally:
+            await bot.stop()
+
+
+class _Run:
+    def __init__(self, case: TestCase, bot: CareBot, adapter: MemoryAdapter, clock: ManualClock,
+                 locale: str, group: bool):
+        self.case = case
+        self.bot = bot
+        self.adapter = adapter
+        self.clock = clock
+        self.locale = locale
+        self.group = group
+        self.chat = "patient"
+        self.user = "patient"
+        self.pending: list[Outbound] = []
+        self.seen = 0
+
+    async def _send(self, **kw: Any) -> None:
+        inbound = self.adapter.inbound(self.chat, user_id=self.user, locale=self.locale, is_group=self.group,
+                                       now=self.clock.now(), **kw)
+        await self.bot.runtime.handle(inbound)
+        await self._settle()
+
+    async def _settle(self) -> None:
+        await self.bot.sender.idle()
+        new = self.adapter.sent[self.seen:]
+        self.seen = len(self.adapter.sent)
+        self.pending.extend(s.outbound for s in new)
+
+    async def do_user(self, text: Any) -> None:
+        text = str(text)
+        await self._send(text=text, kind="command" if text.startswith("/") else "text")
+
+    async def do_click(self, value: Any) -> None:
+        value = str(value)
+        label = value
+        for ob in reversed(self.pending or [s.outbound for s in self.adapter.sent]):
+            hit = next((b for b in ob.buttons if value in (b.value, b.label)), None)
+            if hit:
+                value, label = hit.value, hit.label
+                break
+        await self._send(kind="choice", text=label, payload={"value": value})
+
+    async def do_media(self, arg: Any) -> None:
+        arg = arg if isinstance(arg, dict) else {"ref": str(arg)}
+        await self._send(kind="media", text=str(arg.get("caption", "")),
+                         media=Media(kind=arg.get("kind", "image"), ref=str(arg.get("ref", "test.jpg")),
+                                     mime=str(arg.get("mime", "image/jpeg"))))
+
+    async def do_locale_hint(self, locale: Any) -> None:
+        self.locale = str(locale)
+
+    async def do_event(self, name: Any) -> None:
+        await self._send(kind=str(name))
+
+    async def do_staff(self, arg: Any) -> None:
+        """{reply: text, name: 王医生 主任医师, internal: false} or {close: true}."""
+        if not isinstance(arg, dict):
+            raise Failure("staff takes a mapping: {reply: …, name: …} or {close: true}")
+        if arg.get("close"):
+            await self._send(kind="staff_event", payload={"event": "closed"})
+        else:
+            await self._send(kind="staff_reply", text=str(arg.get("reply", "")),
+                             payload={"staff_id": str(arg.get("id", "d1")), "staff_name": str(arg.get("name", "")),
+                                      "internal": bool(arg.get("internal", False))})
+
+    async def do_advance(self, duration: Any) -> None:
+        try:
+            seconds = parse_duration(str(duration))
+        except ValueError as exc:
+            raise Failure(str(exc)) from None
+        from datetime import timedelta
+
+        self.clock.advance(timedelta(seconds=seconds))
+        await self.bot.timers.tick()
+        await self._settle()
+
+    # -- expectations ----------------------------------------------------------------------------
+
+    async def do_expect(self, exp: Any) -> None:
+        if not isinstance(exp, dict):
+            raise Failure(f"expect takes a mapping, got {exp!r}")
+        message_checks = {k: exp[k] for k in ("key", "contains", "text", "buttons", "sender_name", "not_contains")
+                          if k in exp}
+        if exp.get("none"):
+            if self.pending:
+                raise Failure("expected no message, got: " + " | ".join(
+                    f"[{o.key}] {o.text[:60]}" for o in self.pending))
+        if message_checks:
+            self._expect_message(message_checks)
+        state_checks = {k: exp[k] for k in ("slot", "mode", "tags", "locale", "level", "stack") if k in exp}
+        if state_checks:
+            await self._expect_state(state_checks)
+        if "ticket" in exp:
+            await self._expect_ticket(exp["ticket"])
+        if "record" in exp:
+            await self._expect_record(exp["record"])
+        if "timer" in exp:
+            await self._expect_timer(exp["timer"])
+        unknown = set(exp) - {"none", *message_checks, *state_checks, "ticket", "record", "timer"}
+        if unknown:
+            raise Failure(f"unknown expectation {sorted(unknown)}; valid: key, contains, not_contains, text, "
+                          "buttons, sender_name, none, slot, mode, tags, locale, level, stack, ticket, record, timer")
+
+    def _expect_message(self, checks: dict[str, Any]) -> None:
+        for i, ob in enumerate(self.pending):
+            if self._matches(ob, checks):
+                del self.pending[: i + 1]
+                return
+        got = " | ".join(f"[{o.key}] {o.text[:80]}" for o in self.pending) or "nothing"
+        raise Failure(f"expected a message with {checks}; unread messages: {got}")
+
+    @staticmethod
+    def _matches(ob: Outbound, checks: dict[str, Any]) -> bool:
+        if "key" in checks and ob.key != checks["key"]:
+            return False
+        if "contains" in checks and str(checks["contains"]) not in ob.text:
+            return False
+        if "not_contains" in checks and str(checks["not_contains"]) in ob.text:
+            return False
+        if "text" in checks and ob.text != str(checks["text"]).strip():
+            return False
+        if "sender_name" in checks and ob.sender_name != str(checks["sender_name"]):
+            return False
+        if "buttons" in checks:
+            want = [str(b) for b in checks["buttons"]]
+            have = [b.value for b in ob.buttons]
+            labels = [b.label for b in ob.buttons]
+            if want != have and want != labels:
+                return False
+        return True
+
+    async def _state(self) -> dict[str, Any]:
+        conv = self.adapter.inbound(self.chat, user_id=self.user).address.conversation_id
+        data, _ = await self.bot.store.load(conv)
+        if data is None:
+            raise Failure("no conversation yet")
+        return data
+
+    async def _expect_state(self, checks: dict[str, Any]) -> None:
+        state = await self._state()
+        if "slot" in checks:
+            for name, want in checks["slot"].items():
+                have = state["slots"].get(name)
+                if have != want:
+                    raise Failure(f"slot {name}: expected {want!r}, got {have!r}")
+        for fld, attr in (("mode", "mode"), ("locale", "locale"), ("level", "triage_level")):
+            if fld in checks and state[attr] != checks[fld]:
+                raise Failure(f"{fld}: expected {checks[fld]!r}, got {state[attr]!r}")
+        if "tags" in checks:
+            missing = [t for t in checks["tags"] if t not in state["tags"]]
+            if missing:
+                raise Failure(f"tags {missing} missing; tags are {state['tags']}")
+        if "stack" in checks:
+            have = [f["flow"] for f in state["stack"]]
+            if have != list(checks["stack"]):
+                raise Failure(f"flow stack: expected {checks['stack']}, got {have}")
+
+    async def _expect_ticket(self, want: Any) -> None:
+        conv = self.adapter.inbound(self.chat, user_id=self.user).address.conversation_id
+        rows = await self.bot.store.read(lambda c: c.execute(
+            sa.select(TICKET).where(TICKET.c.conversation_id == conv).order_by(TICKET.c.opened_at)).all())
+        if want is None or want is False:
+            if rows:
+                raise Failure(f"expected no ticket, found {len(rows)}")
+            return
+        if not rows:
+            raise Failure("expected a ticket, found none")
+        last = rows[-1]._mapping
+        for k, v in (want.items() if isinstance(want, dict) else ()):
+            if str(last.get(k)) != str(v):
+                raise Failure(f"ticket {k}: expected {v!r}, got {last.get(k)!r}")
+
+    async def _expect_record(self, want: Any) -> None:
+        want = want if isinstance(want, dict) else {"kind": str(want)}
+        conv = self.adapter.inbound(self.chat, user_id=self.user).address.conversation_id
+        rows = await self.bot.store.read(lambda c: c.execute(
+            sa.select(EVENT.c.kind, EVENT.c.data).where(EVENT.c.conversation_id == conv)).all())
+        for row in rows:
+            data = json.loads(row.data)
+            if row.kind == want.get("kind") and all(data.get(k) == v for k, v in want.get("data", {}).items()):
+                return
+        raise Failure(f"expected a record {want}; records: {[(r.kind, r.data) for r in rows]}")
+
+    async def _expect_timer(self, want: Any) -> None:
+        want = want if isinstance(want, dict) else {"name": str(want)}
+        conv = self.adapter.inbound(self.chat, user_id=self.user).address.conversation_id
+        rows = await self.bot.store.read(lambda c: c.execute(
+            sa.select(TIMER.c.name, TIMER.c.status).where(TIMER.c.conversation_id == conv)).all())
+        status = want.get("status", "pending")
+        if not any(r.name == want["name"] and r.status == status for r in rows):
+            raise Failure(f"expected timer {want['name']} {status}; timers: {[(r.name, r.status) for r in rows]}")
+
+
+def run_paths(settings: Settings, config: Config, paths: list[Path], out: Any) -> tuple[int, int]:
+    cases = collect(paths)
+    runner = TranscriptRunner(settings, config)
+
+    async def main() -> tuple[int, int]:
+        passed = failed = 0
+        for case in cases:
+            result = await runner.run(case)
+            if result.passed:
+                passed += 1
+                print(f"PASS {case.name}  ({case.file}, {result.seconds * 1000:.0f} ms)", file=out)
+            else:
+                failed += 1
+                print(f"FAIL {case.name}\n     {result.failure}", file=out)
+        return passed, failed
+
+    try:
+        passed, failed = asyncio.run(main())
+    finally:
+        runner.close()
+    print(f"{passed} passed, {failed} failed", file=out)
+    return passed, failed

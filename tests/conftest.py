@@ -1,0 +1,115 @@
+"""Shared fixtures: real SQLite files, the machine's PostgreSQL and Redis, a bot built from YAML.
+
+Tests that need PostgreSQL or Redis skip when the service is unreachable on a developer's machine,
+and FAIL in CI (CI=true), so a broken service can never turn into a silently green run.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.memory import MemoryAdapter
+from bot.app import CareBot, load_config
+from bot.clock import ManualClock
+from bot.coord import MemoryCoord
+from bot.settings import Settings
+from bot.store.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("DATABASE_URL_TEST", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("REDIS_URL_TEST", "redis://127.0.0.1:6379/0")
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def _unreachable(what: str, exc: Exception) -> None:
+    message = f"{what} is unreachable: {type(exc).__name__}: {exc}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message + " (CI=true: services are required)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """A fresh schema-less PostgreSQL database state: every carebot table dropped and migrated."""
+    try:
+        engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any connection failure
+        _unreachable(f"PostgreSQL at {PG_URL}", exc)
+    upgrade(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001
+        _unreachable(f"Redis at {REDIS_URL}", exc)
+    return REDIS_URL
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'carebot.db'}"
+    upgrade(url)
+    return url
+
+
+def write_flows(directory: Path, flows: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in flows.items():
+        (directory / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    return directory
+
+
+def write_messages(content: Path, messages: dict[str, str]) -> Path:
+    (content / "messages").mkdir(parents=True, exist_ok=True)
+    for locale, text in messages.items():
+        (content / "messages" / f"{locale}.yml").write_text(textwrap.dedent(text), encoding="utf-8")
+    return content
+
+
+@pytest.fixture
+def make_bot(tmp_path: Path) -> Callable[..., Any]:
+    """Build a CareBot on a fresh SQLite file from flows/messages given as YAML strings."""
+    bots: list[CareBot] = []
+
+    def build(flows: dict[str, str] | None = None, messages: dict[str, str] | None = None, *,
+              url: str | None = None, clock: ManualClock | None = None, adapter: MemoryAdapter | None = None,
+              coord: Any = None, shipped: bool = False, **settings_kw: Any) -> tuple[CareBot, MemoryAdapter, ManualClock]:
+        if shipped:
+            flows_dir, content_dir = ROOT / "flows", ROOT / "content"
+        else:
+            n = len(bots)
+            flows_dir = write_flows(tmp_path / f"flows{n}", flows or {})
+            content_dir = write_messages(tmp_path / f"content{n}", messages or {})
+        if url is None:
+            url = f"sqlite:///{tmp_path / f'bot{len(bots)}.db'}"
+            upgrade(url)
+        settings = replace(Settings(), database_url=url, flows_dir=flows_dir, content_dir=content_dir,
+                           worker_id=f"w{len(bots)}-{uuid.uuid4().hex[:4]}", **settings_kw)
+        clock = clock or ManualClock(T0)
+        adapter = adapter or MemoryAdapter()
+        bot = CareBot.build(settings, [adapter], clock=clock, config=load_config(settings),
+                            coord=coord or MemoryCoord())
+        bots.append(bot)
+        return bot, adapter, clock
+
+    yield build
+    # bots are stopped by the tests that start them (they run inside the test's event loop)

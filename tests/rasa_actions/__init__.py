@@ -1,0 +1,1 @@
+"""rasa-sdk actions written exactly as for a Rasa action server; the tests run them unchanged."""

@@ -1,0 +1,64 @@
+"""A process killed after commit and before delivery loses nothing and sends each message once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from bot.store.store import OUTBOX
+from tests.conftest import ROOT
+from tests.flows_common import ECHO_FLOWS, ECHO_MESSAGES
+
+
+def run_worker(tmp_path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "CAREBOT_TEST_TMP": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "tests.worker", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+async def test_killed_after_commit_delivers_everything_once_after_restart(tmp_path, sqlite_url, make_bot):
+    proc = run_worker(tmp_path, "crash", sqlite_url, "12")
+    assert proc.returncode == 9, proc.stderr  # killed inside the platform call
+    assert "committed" in proc.stdout and "not killed" not in proc.stdout
+
+    bot, platform, clock = make_bot(ECHO_FLOWS, ECHO_MESSAGES, url=sqlite_url)
+    rows = await bot.store.read(lambda c: c.execute(sa.select(OUTBOX)).all())
+    assert len(rows) == 12 and {r.status for r in rows} == {"sending"}  # committed, never delivered
+    clock.set(max(r.lease_until for r in rows) + timedelta(seconds=1))  # the dead worker's leases ran out
+    await bot.start(background=False)  # start-up sweeps the outbox
+    try:
+        await bot.sender.idle()
+        assert sorted(platform.texts()) == ["请说"] * 12
+        assert sorted(s.outbound.address.chat_id for s in platform.sent) == sorted(f"c{i}" for i in range(12))
+        assert await bot.sender.sweep() == 0  # nothing left, nothing sent twice
+        rows = await bot.store.read(lambda c: c.execute(sa.select(OUTBOX)).all())
+        assert {r.status for r in rows} == {"sent"} and all(r.attempts == 1 for r in rows)
+        # the conversations go on where they were: the next message is an answer
+        await bot.runtime.handle(platform.inbound("c3", "I am back", message_id="after-restart"))
+        await bot.sender.idle()
+        assert platform.texts("c3") == ["请说", "I am back", "请说"]
+    finally:
+        await bot.stop()
+
+
+async def test_resent_row_after_a_crash_is_dropped_by_the_platform_duplicate_check(make_bot):
+    """The crash falls after the platform accepted a message and before we recorded it: the row is
+    sent again, with the same idempotency key, and a platform with a duplicate check drops it."""
+    bot, platform, clock = make_bot(ECHO_FLOWS, ECHO_MESSAGES, outbox_lease_seconds=5)
+    await bot.start(background=False)
+    try:
+        await bot.runtime.handle(platform.inbound("p1", "hello"))
+        await bot.sender.idle()
+        # forget the recorded outcome, as if the process died before writing it
+        await bot.store.write(lambda c: c.execute(OUTBOX.update().values(
+            status="sending", lease_until=clock.now(), sent_at=None)))
+        clock.advance(timedelta(seconds=10))
+        assert await bot.sender.sweep() == 1
+        await bot.sender.idle()
+        assert platform.attempts == 2 and platform.texts("p1") == ["请说"]
+    finally:
+        await bot.stop()

@@ -1,0 +1,100 @@
+"""A carebot worker process for the multi-process tests: `python -m tests.worker MODE ...`.
+
+Modes:
+  crash DB_URL N        handle N messages in N conversations; the platform send kills the process
+                        (os._exit) after the commits, so committed messages are never delivered here.
+  timers DB_URL         fire every due timer with real claims, print how many this process fired.
+  inbound DB_URL REDIS  read message ids from argv, handle each (Redis locks and de-duplication),
+                        print "processed N duplicate M conflicts K".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from adapters.memory import MemoryAdapter
+from bot import metrics
+from bot.app import CareBot, load_config
+from bot.clock import Clock
+from bot.settings import Settings
+from bot.types import Delivery, Outbound
+from tests.conftest import write_flows, write_messages
+from tests.flows_common import ECHO_FLOWS, ECHO_MESSAGES
+
+
+class KillingAdapter(MemoryAdapter):
+    """A platform call that never completes: the process dies inside it."""
+
+    async def send(self, outbound: Outbound, idempotency_key: str) -> Delivery:
+        await asyncio.sleep(0.3)  # let the other turns commit first
+        os._exit(9)
+
+
+class FutureClock(Clock):
+    """Real time, moved ahead so the timers the test scheduled are due."""
+
+    def now(self) -> datetime:
+        return super().now() + timedelta(hours=3)
+
+
+def _bot(url: str, adapter: MemoryAdapter, clock: Clock | None = None, redis_url: str = "") -> CareBot:
+    tmp = Path(os.environ["CAREBOT_TEST_TMP"])
+    settings = replace(Settings(), database_url=url, redis_url=redis_url,
+                       flows_dir=write_flows(tmp / f"flows-{os.getpid()}", ECHO_FLOWS),
+                       content_dir=write_messages(tmp / f"content-{os.getpid()}", ECHO_MESSAGES),
+                       worker_id=f"worker-{os.getpid()}", outbox_lease_seconds=1.0)
+    return CareBot.build(settings, [adapter], clock=clock, config=load_config(settings))
+
+
+async def crash(url: str, n: int) -> None:
+    adapter = KillingAdapter()
+    bot = _bot(url, adapter)
+    await bot.start(background=False)
+    await asyncio.gather(*(bot.runtime.handle(adapter.inbound(f"c{i}", "hello")) for i in range(n)))
+    print("committed", flush=True)
+    await asyncio.sleep(5)  # the adapter kills us long before this
+    print("not killed", flush=True)
+
+
+async def timers(url: str) -> None:
+    bot = _bot(url, MemoryAdapter(), clock=FutureClock())
+    await bot.start(background=False)
+    fired = 0
+    for _ in range(50):
+        n = await bot.timers.tick()
+        fired += n
+        if n == 0:
+            await asyncio.sleep(0.05)
+            if await bot.timers.tick() == 0:
+                break
+    await bot.sender.idle()
+    print(f"fired {fired}", flush=True)
+    await bot.stop()
+
+
+async def inbound(url: str, redis_url: str, ids: list[str]) -> None:
+    adapter = MemoryAdapter()
+    bot = _bot(url, adapter, redis_url=redis_url)
+    await bot.start(background=False)
+    results = await asyncio.gather(*(bot.runtime.handle(adapter.inbound(i.split(":")[0], i, message_id=i))
+                                     for i in ids))
+    processed = sum(r.status == "processed" for r in results)
+    conflicts = metrics.CONFLICTS._value.get()  # type: ignore[attr-defined]
+    await bot.sender.idle()
+    print(f"processed {processed} duplicate {len(results) - processed} conflicts {int(conflicts)}", flush=True)
+    await bot.stop()
+
+
+if __name__ == "__main__":
+    mode, url = sys.argv[1], sys.argv[2]
+    if mode == "crash":
+        asyncio.run(crash(url, int(sys.argv[3])))
+    elif mode == "timers":
+        asyncio.run(timers(url))
+    elif mode == "inbound":
+        asyncio.run(inbound(url, sys.argv[3], sys.argv[4].split(",")))
