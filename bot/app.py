@@ -71,7 +71,7 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
 
 def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
     engine = Engine(config.flows, config.content)
-    stages = [SafetyStage(config.triage, config.content, base_locale), RelayStage(), EngineStage(engine)]
+    stages = [SafetyStage(config.triage, config.content, base_locale), RelayStage(engine), EngineStage(engine)]
     return engine, Pipeline(stages)
 
 

@@ -61,7 +61,11 @@ class EngineStage:
 
 class RelayStage:
     """While a human handles the thread, the patient's messages go to the ticket and flows pause;
-    a staff reply goes to the patient on their own channel, marked with the doctor's name."""
+    a staff reply goes to the patient on their own channel, marked with the doctor's name. Flows
+    marked `during_handoff: true` (opt-out, forget me, revoke consent) still answer their triggers."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
 
     def __call__(self, ctx: TurnContext, call_next: Next) -> None:
         inbound, state = ctx.inbound, ctx.state
@@ -80,6 +84,10 @@ class RelayStage:
             call_next(ctx)  # the engine runs the handoff_closed flow (the survey)
             return
         if state.mode == "human" and inbound.kind in PATIENT_INPUT:
+            flow = self.engine.trigger_for(inbound)
+            if flow is not None and self.engine.flows.get(flow).flow.during_handoff:
+                call_next(ctx)
+                return
             ctx.effects.append(UpdateTicket(message=inbound.text or str(inbound.payload.get("value", "")),
                                             media=inbound.media))
             return

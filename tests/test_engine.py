@@ -56,6 +56,20 @@ FLOWS = {
           - record: consent
             data: { accepted: "{{ agreed }}" }
     """,
+    "early.yml": """
+        id: early
+        triggers: [{ command: /early }]
+        steps:
+          - call: maybe
+          - say: s.bye
+    """,
+    "maybe.yml": """
+        id: maybe
+        steps:
+          - if: "true"
+            then: [{ return: true }]
+          - say: s.other
+    """,
     "faq.yml": """
         id: faq
         triggers: [{ keyword: [价格, price], match: whole_word }, { button: faq }]
@@ -232,3 +246,26 @@ def test_state_round_trips_through_json(engine):
     assert set(data) == {f.name for f in fields(State)} - {"version"}  # to_dict misses no field
     again = State.from_dict(data, version=3)
     assert again.to_dict() == chat.state.to_dict() and again.version == 3
+
+
+def test_return_ends_only_the_called_flow(engine):
+    chat = Chat(engine)
+    assert chat.keys(chat.send("/early", "command")) == ["s.bye"]
+    assert chat.state.stack == []
+
+
+def test_clear_all_keeps_what_it_is_told_to(engine, tmp_path):
+    flows = {"c.yml": """
+        id: c
+        triggers: [{ command: /c }]
+        steps:
+          - set: { consent_ok: true, need: quick }
+          - clear: all
+            keep: [consent_ok]
+          - say: s.bye
+    """}
+    content = load_content([write_messages(tmp_path / "content2", MESSAGES)])
+    eng = Engine(load_flows([write_flows(tmp_path / "flows2", flows)], content), content)
+    chat = Chat(eng)
+    chat.send("/c", "command")
+    assert chat.state.slots == {"consent_ok": True}

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.actions.base import ActionResult
-from bot.engine.answers import SKIP, Invalid, clean, read_answer
+from bot.engine.answers import NO, SKIP, Invalid, clean, read_answer
 from bot.engine.state import Frame, State
 from bot.errors import StepError
 from bot.flow.compiler import AskSpec, CompiledFlow, Instr
@@ -120,6 +120,17 @@ class Engine:
         else:
             return
         self._run(turn)
+
+    def trigger_for(self, inbound: Inbound) -> str | None:
+        """The flow a command, button or exact keyword would start, whatever is running."""
+        text = inbound.text.strip()
+        command = _command(text)
+        if command is not None and command in self.flows.commands:
+            return self.flows.commands[command]
+        payload = str(inbound.payload.get("value", "")) if inbound.kind == "choice" else ""
+        if payload and payload in self.flows.buttons:
+            return self.flows.buttons[payload]
+        return self._keyword(text, exact_only=True) if text else None
 
     def _on_input(self, turn: Turn) -> None:
         inbound, state = turn.inbound, turn.state
@@ -280,7 +291,9 @@ class Engine:
 
     def _op_clear(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
         if ins.a["slots"] == "all":
+            kept = {k: turn.state.slots[k] for k in ins.a["keep"] if k in turn.state.slots}
             turn.state.slots.clear()
+            turn.state.slots.update(kept)
         else:
             for name in ins.a["slots"]:
                 turn.state.slots.pop(name, None)
@@ -364,7 +377,7 @@ class Engine:
         turn.effects.append(OpenTicket(
             department=str(ins.a["department"](ctx) or state.slots.get("department", "") or ""),
             priority=str(ins.a["priority"](ctx) or "normal"),
-            reason=ins.a["reason"] or cf.id,
+            reason=str(ins.a["reason"](ctx) or cf.id),
             summary={"slots": dict(state.slots), "tags": list(state.tags),
                      "triage_level": state.triage_level, "flow": cf.id},
         ))
@@ -443,13 +456,16 @@ class Engine:
         if frame.wait == "wait":
             turn.effects.append(CancelTimer(frame.timer))
             if ins.a["slot"]:
-                turn.state.slots[ins.a["slot"]] = inbound.text
+                media = inbound.media
+                turn.state.slots[ins.a["slot"]] = inbound.text if media is None else \
+                    {"kind": media.kind, "ref": media.ref, "mime": media.mime, "caption": inbound.text}
             frame.wait, frame.timer = "", ""
             frame.at = cf.code[pc + 1].label
             return
         spec: AskSpec = ins.a["spec"]
         payload = str(inbound.payload.get("value", "")) if inbound.kind == "choice" else ""
-        if spec.optional and clean(inbound.text).lower() in SKIP:
+        skip_words = SKIP | NO if spec.type == "media" else SKIP  # "no photos" skips a photo question
+        if spec.optional and (payload == "skip" or (not payload and clean(inbound.text).lower() in skip_words)):
             value = None
         else:
             try:

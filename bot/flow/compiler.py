@@ -206,7 +206,7 @@ class FlowCompiler:
         self.emit("set", loc, {"values": values})
 
     def step_clear(self, step: m.ClearStep, loc: Loc) -> None:
-        self.emit("clear", loc, {"slots": step.clear})
+        self.emit("clear", loc, {"slots": step.clear, "keep": tuple(step.keep)})
 
     def step_if(self, step: m.IfStep, loc: Loc) -> None:
         branch = self.emit("branch", loc, {"cond": self.expr(step.if_, (*loc, "if"))})
@@ -262,7 +262,7 @@ class FlowCompiler:
         self.emit("handoff", loc, {
             "department": self.template(body.department, (*loc, "handoff", "department")),
             "priority": self.template(body.priority, (*loc, "handoff", "priority")),
-            "reason": body.reason, "say": body.say,
+            "reason": self.template(body.reason, (*loc, "handoff", "reason")), "say": body.say,
         })
 
     def step_schedule(self, step: m.ScheduleStep, loc: Loc) -> None:
@@ -316,6 +316,9 @@ class FlowCompiler:
     def step_record(self, step: m.RecordStep, loc: Loc) -> None:
         self.emit("record", loc, {"event": step.record,
                                   "data": self.value(step.data, (*loc, "data"))})
+
+    def step_return(self, step: m.ReturnStep, loc: Loc) -> None:
+        self.emit("return", loc, {})
 
     def step_end(self, step: m.EndStep, loc: Loc) -> None:
         key = step.end if isinstance(step.end, str) else None

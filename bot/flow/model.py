@@ -137,6 +137,7 @@ class SetStep(Model):
 class ClearStep(Model):
     id: StepId = None
     clear: list[str] | Literal["all"]
+    keep: list[str] = Field([], description="With `clear: all`: slots to keep (e.g. consent).")
 
 
 class IfStep(Model):
@@ -261,6 +262,13 @@ class RecordStep(Model):
     data: dict[str, Any] = {}
 
 
+class ReturnStep(Model):
+    id: StepId = None
+    return_: bool = Field(True, alias="return", description="End this flow; the flow that called it goes on.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class EndStep(Model):
     id: StepId = None
     end: str | bool = Field(True, description="true, or a content key said before ending.")
@@ -285,7 +293,7 @@ STEP_MODELS: dict[str, type[Model]] = {
     "switch": SwitchStep, "call": CallStep, "goto": GotoStep, "link": LinkStep,
     "action": ActionStep, "handoff": HandoffStep, "schedule": ScheduleStep, "cancel": CancelStep,
     "tag": TagStep, "untag": UntagStep, "wait": WaitStep, "survey": SurveyStep,
-    "record": RecordStep, "end": EndStep,
+    "record": RecordStep, "return": ReturnStep, "end": EndStep,
 }
 
 Step = Annotated[
@@ -304,6 +312,9 @@ class Flow(Model):
         False, description="true: when triggered, replace the running flows instead of pausing them."
     )
     priority: int = Field(0, description="Higher wins when two flows' keywords match.")
+    during_handoff: bool = Field(
+        False, description="true: its commands, buttons and exact keywords work while a human handles "
+        "the thread (opt-out, forget me, revoke consent); other messages go to the doctor.")
     steps: Steps = Field(min_length=1)
 
 
