@@ -17,6 +17,7 @@ from bot.errors import ConfigError
 from bot.flow.content import Content, load_content, missing_by_locale
 from bot.flow.loader import FlowSet, load_flows
 from bot.pipeline import EngineStage, Pipeline, RelayStage
+from bot.runtime.proactive import ProactivePolicy
 from bot.runtime.runtime import Runtime
 from bot.runtime.sender import Sender
 from bot.runtime.timers import TimerLoop
@@ -104,9 +105,10 @@ class CareBot:
         actions = _actions(settings, config)
         # Several workers (Redis) change conversations under each other: read state fresh each turn.
         cache_size = 0 if settings.redis_url else 50_000
+        proactive = ProactivePolicy(config.care.proactive)
         runtime = Runtime(pipeline=pipeline, engine=engine, store=store, coord=coord, clock=clock,
-                          actions=actions, sender=sender, cache_size=cache_size)
-        timers = TimerLoop(runtime, store, clock)
+                          actions=actions, sender=sender, cache_size=cache_size, proactive=proactive)
+        timers = TimerLoop(runtime, store, clock, proactive=proactive)
         return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers)
 
     async def start(self, background: bool = True) -> None:

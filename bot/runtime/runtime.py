@@ -25,6 +25,7 @@ from bot.coord import Coord
 from bot.engine.engine import Engine
 from bot.engine.state import State
 from bot.pipeline import Pipeline
+from bot.runtime.proactive import ProactivePolicy, is_proactive
 from bot.store.store import Duplicate, Store, TurnCommit, VersionConflict
 from bot.types import CallAction, Effect, Inbound, OpenTicket
 
@@ -40,7 +41,7 @@ MAX_CONFLICT_RETRIES = 5
 
 @dataclass
 class Outcome:
-    status: Literal["processed", "duplicate"]
+    status: Literal["processed", "duplicate", "postponed"]
     effects: list[Effect] = field(default_factory=list)
     state: State | None = None
 
@@ -48,7 +49,7 @@ class Outcome:
 class Runtime:
     def __init__(self, *, pipeline: Pipeline, engine: Engine, store: Store, coord: Coord, clock: Clock,
                  actions: ActionRegistry | None = None, sender: Sender | None = None,
-                 cache_size: int = 50_000, lock_ttl: float = 30.0):
+                 cache_size: int = 50_000, lock_ttl: float = 30.0, proactive: ProactivePolicy | None = None):
         self.pipeline = pipeline
         self.engine = engine
         self.store = store
@@ -57,6 +58,7 @@ class Runtime:
         self.actions = actions
         self.sender = sender
         self.lock_ttl = lock_ttl
+        self.proactive = proactive
         self._cache: OrderedDict[str, State] = OrderedDict()
         self._cache_size = cache_size
         self._mailboxes: dict[str, deque[tuple[Inbound, asyncio.Future[Outcome], int | None]]] = {}
@@ -127,8 +129,15 @@ class Runtime:
         for _attempt in range(MAX_CONFLICT_RETRIES):
             before = await self._load(inbound)
             now = self.clock.now()
+            if self.proactive is not None and is_proactive(inbound) and timer_id is not None:
+                hold = await self.proactive.hold_until(before, self.store, now)
+                if hold is not None:
+                    await self.store.postpone_timer(timer_id, hold[0], before.conversation_id, hold[1])
+                    return Outcome("postponed")
             state, effects = self.pipeline.run(before, inbound, now)
             state, effects = await self._run_actions(state, effects, inbound, now)
+            if self.proactive is not None and is_proactive(inbound):
+                effects = self.proactive.mark_sent(effects)
             ticket_ids = {i: f"T{uuid.uuid4().hex[:12]}" for i, e in enumerate(effects) if isinstance(e, OpenTicket)}
             if ticket_ids:
                 state.ticket_id = list(ticket_ids.values())[-1]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot import metrics
 from bot.clock import Clock
+from bot.runtime.proactive import ProactivePolicy, is_proactive
 from bot.store.store import DueTimer, Store
 from bot.types import Inbound
 
@@ -24,11 +25,13 @@ log = logging.getLogger("carebot.timers")
 
 
 class TimerLoop:
-    def __init__(self, runtime: Runtime, store: Store, clock: Clock, *, interval: float = 0.5):
+    def __init__(self, runtime: Runtime, store: Store, clock: Clock, *, interval: float = 0.5,
+                 proactive: ProactivePolicy | None = None):
         self.runtime = runtime
         self.store = store
         self.clock = clock
         self.interval = interval
+        self.proactive = proactive
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -57,7 +60,15 @@ class TimerLoop:
         if timer.address is None:  # its conversation is gone (erased)
             await self.store.release_timer(timer.id)
             return 0
-        outcome = await self.runtime.handle(self.inbound_for(timer), timer_id=timer.id)
+        inbound = self.inbound_for(timer)
+        if self.proactive is not None and is_proactive(inbound):
+            later = self.proactive.postpone_until(self.clock.now())
+            if later is not None:  # quiet hours: the reminder waits for the morning
+                await self.store.postpone_timer(timer.id, later, timer.conversation_id, "quiet_hours")
+                return 0
+        outcome = await self.runtime.handle(inbound, timer_id=timer.id)
+        if outcome.status == "postponed":
+            return 0
         if outcome.status == "duplicate":
             await self.store.release_timer(timer.id)
             return 0

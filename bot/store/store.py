@@ -324,6 +324,21 @@ class Store:
         await self.write(lambda conn: conn.execute(TIMER.update().where(
             TIMER.c.id == timer_id, TIMER.c.status == "claimed").values(status="fired")))
 
+    async def postpone_timer(self, timer_id: int, due_at: datetime, conversation_id: str = "",
+                             reason: str = "") -> None:
+        """Put a claimed timer back, due later (quiet hours, opt-out, weekly cap), and say why."""
+
+        def q(conn: Connection) -> None:
+            conn.execute(TIMER.update().where(TIMER.c.id == timer_id).values(
+                status="pending", due_at=due_at, lease_until=None, claimed_by=""))
+            if reason:
+                conn.execute(EVENT.insert().values(
+                    org="default", conversation_id=conversation_id, kind="proactive_withheld",
+                    data=json.dumps({"reason": reason, "until": due_at.isoformat()}),
+                    at=datetime.now(due_at.tzinfo)))
+
+        await self.write(q)
+
     async def next_timer_due(self) -> datetime | None:
         return await self.read(lambda conn: conn.execute(
             sa.select(sa.func.min(TIMER.c.due_at)).where(TIMER.c.status == "pending")).scalar())

@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import bot.store.models  # noqa: F401  (registers the tables)
+import adapters.webchat.models  # noqa: F401  (the web chat log and media)
 from bot.store.db import make_engine
 
 config = context.config
