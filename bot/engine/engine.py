@@ -176,6 +176,8 @@ class Engine:
         t = normalize(clean(text)) or normalize(text)
         if not t:
             return None
+        if exact_only:
+            return self.flows.exact.get(t)
         words = None
         for rule in self.flows.keywords:
             for w in rule.words:

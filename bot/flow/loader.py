@@ -39,6 +39,7 @@ class FlowSet:
     timers: dict[str, str] = field(default_factory=dict)
     events: dict[str, str] = field(default_factory=dict)
     keywords: list[KeywordRule] = field(default_factory=list)  # best first
+    exact: dict[str, str] = field(default_factory=dict)  # a whole message → flow, best rule first
 
     def get(self, flow_id: str) -> CompiledFlow:
         return self.flows[flow_id]
@@ -163,6 +164,9 @@ def _index_triggers(fs: FlowSet) -> list[ConfigProblem]:
                     tuple(normalize(w) for w in trig.keyword), trig.match, flow_id,
                     cf.flow.priority, order))
     fs.keywords.sort(key=lambda r: (-r.priority, r.order))
+    for rule in fs.keywords:
+        for word in rule.words:
+            fs.exact.setdefault(word, rule.flow)
     return problems
 
 

@@ -143,14 +143,16 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
     norm = normalize(text)
 
     hits = rules.phrases.scan(norm)
-    found = {s.name: spans for s in rules.symptoms if (spans := s.find(norm, hits))}
+    found = {s.name: spans for s in rules.symptoms
+             if (s.patterns or s.keywords.key in hits) and (spans := s.find(norm, hits))}
     pregnancy = rules.patient_in_text.pregnant
     pregnancy_spans = pregnancy.find(norm, hits) if pregnancy is not None else []
+    by_term = rules.departments.by_term
     dept_hits = [
-        (dept.id, weight, span)
-        for dept in rules.departments.departments
-        for terms, weight in dept.keywords
-        for span in terms.spans(hits)
+        (dept_id, weight, span)
+        for key, spans in hits.items() if key in by_term
+        for dept_id, weight in by_term[key]
+        for span in spans
     ]
     term_spans = [sp for spans in found.values() for sp in spans] + pregnancy_spans
     term_spans += [span for _, _, span in dept_hits]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from bot.triage.phrases import Hits, PhraseIndex, Span, Terms
 
@@ -109,6 +110,15 @@ class DepartmentLexicon:
     full_confidence_score: float
     departments: tuple[Department, ...]
 
+    @cached_property
+    def by_term(self) -> dict[int, tuple[tuple[str, float], ...]]:
+        """Terms key → (department id, weight): a message's hits find their departments directly."""
+        index: dict[int, list[tuple[str, float]]] = {}
+        for dept in self.departments:
+            for terms, weight in dept.keywords:
+                index.setdefault(terms.key, []).append((dept.id, weight))
+        return {k: tuple(v) for k, v in index.items()}
+
     def get(self, department_id: str) -> Department | None:
         return next((d for d in self.departments if d.id == department_id), None)
 
@@ -128,6 +138,12 @@ class TriageRules:
     departments: DepartmentLexicon
     phrases: PhraseIndex
     source: str
+
+    @cached_property
+    def always_scan(self) -> tuple[Symptom, ...]:
+        """Symptoms with regex patterns run on every message; the others only when their keywords
+        were among the message's phrase hits."""
+        return tuple(s for s in self.symptoms if s.patterns)
 
     @property
     def min_department_confidence(self) -> float:
