@@ -25,6 +25,7 @@ from typing import Any
 
 from adapters.memory import MemoryAdapter
 from bot.app import CareBot, build_pipeline, load_config
+from bot.runtime.gc_tuning import tune_for_server
 from bot.settings import Settings
 from bot.store.migrate import upgrade
 from bot.types import Address, Inbound
@@ -48,6 +49,7 @@ def peak_rss_mb() -> float:
 def run_bench(target: str, settings: Settings, *, pure: bool = False, conversations: int = 200,
               messages: int = 20000, seconds: float = 5.0) -> dict[str, Any]:
     cores = pin_one_core()
+    tune_for_server()  # as `carebot run` does
     base = {"target": target, "cores": cores, "python": platform.python_version(), "machine": platform.machine()}
     if pure:
         return {**base, **bench_pure(settings, messages=max(messages, 20000))}

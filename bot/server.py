@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.app import CareBot
+from bot.runtime.gc_tuning import tune_for_server
 from bot.metrics import REGISTRY
 
 STARTED = time.monotonic()
@@ -28,6 +29,7 @@ def create_app(carebot: CareBot) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await carebot.start()
+        tune_for_server()
         try:
             yield
         finally:

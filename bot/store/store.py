@@ -11,10 +11,12 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from bot.store import models as t
-from bot.store.db import is_postgres, make_engine
+from bot.store.db import Checkpointer, is_postgres, make_engine
+from bot.store.fastsql import FastStatement
 from bot.store.writer import BatchWriter
 from bot.types import (
     Address, CancelTimer, CloseTicket, Effect, Inbound, Moderate, OpenTicket, Outbound, RecordEvent,
@@ -76,28 +78,45 @@ class DueTimer:
 
 
 class _Statements:
-    """Statements built once per dialect: the hot path only binds parameters."""
+    """The hot-path statements, built once per dialect (see fastsql): a turn only binds values."""
 
-    def __init__(self, dialect: str):
-        if dialect == "postgresql":
+    def __init__(self, dialect: Dialect):
+        if dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
         b = sa.bindparam
-        # RETURNING tells whether the row went in (rowcount is -1 for this on psycopg)
-        self.conv_insert = insert(CONV).on_conflict_do_nothing(index_elements=["id"]).returning(CONV.c.version)
-        self.conv_update = CONV.update().where(CONV.c.id == b("cid"), CONV.c.version == b("expected"))
-        self.inbox_insert = insert(INBOX).on_conflict_do_nothing(
-            index_elements=["channel", "message_id"]).returning(INBOX.c.id)
-        self.outbox_insert = OUTBOX.insert()
-        self.timer_insert = TIMER.insert()
-        self.timer_fired = TIMER.update().where(TIMER.c.id == b("tid")).values(status="fired")
-        self.timer_cancel = TIMER.update().where(
+
+        def fast(stmt: Any) -> FastStatement:
+            return FastStatement(stmt, dialect)
+
+        def cols(table: sa.Table, *names: str) -> dict[str, Any]:
+            return {n: b(n, type_=table.c[n].type) for n in names}
+
+        self.conv_insert = fast(insert(CONV).values(cols(
+            CONV, "id", "org", "channel", "chat_id", "user_id", "thread_id", "is_group", "mode", "locale",
+            "state", "version", "created_at", "updated_at")).on_conflict_do_nothing(
+            index_elements=["id"]).returning(CONV.c.version))
+        self.conv_update = fast(CONV.update().where(CONV.c.id == b("cid"), CONV.c.version == b("expected")).values(
+            cols(CONV, "state", "mode", "locale", "version", "updated_at")))
+        self.inbox_insert = fast(insert(INBOX).values(cols(
+            INBOX, "org", "channel", "message_id", "conversation_id", "kind", "received_at",
+            "processed_at")).on_conflict_do_nothing(index_elements=["channel", "message_id"]).returning(INBOX.c.id))
+        self.outbox_insert = fast(OUTBOX.insert().values(cols(
+            OUTBOX, "org", "conversation_id", "channel", "op", "content_key", "payload", "status", "attempts",
+            "next_attempt_at", "lease_until", "claimed_by", "created_at", "platform_message_id",
+            "last_error")).returning(OUTBOX.c.id))
+        self.timer_insert = fast(TIMER.insert().values(cols(
+            TIMER, "org", "conversation_id", "name", "due_at", "payload", "status", "created_at", "claimed_by")))
+        self.timer_fired = fast(TIMER.update().where(TIMER.c.id == b("tid")).values(
+            status="fired", fired_at=b("fired_at", type_=TIMER.c.fired_at.type)))
+        self.timer_cancel = fast(TIMER.update().where(
             TIMER.c.conversation_id == b("cid"), TIMER.c.name == b("tname"),
-            TIMER.c.status.in_(("pending", "claimed"))).values(status="cancelled")
-        self.event_insert = EVENT.insert()
-        self.outbox_sent = OUTBOX.update().where(OUTBOX.c.id == b("rid")).values(
-            status="sent", lease_until=None, attempts=OUTBOX.c.attempts + 1)
+            sa.or_(TIMER.c.status == "pending", TIMER.c.status == "claimed")).values(status="cancelled"))
+        self.event_insert = fast(EVENT.insert().values(cols(EVENT, "org", "conversation_id", "kind", "data", "at")))
+        self.outbox_sent = fast(OUTBOX.update().where(OUTBOX.c.id == b("rid")).values(
+            status="sent", lease_until=None, attempts=OUTBOX.c.attempts + 1,
+            **cols(OUTBOX, "sent_at", "platform_message_id")))
 
 
 class Store:
@@ -109,13 +128,16 @@ class Store:
         self.worker_id = worker_id
         self.lease = timedelta(seconds=lease_seconds)
         self.writer = BatchWriter(self.engine, threads=writer_threads if writer_threads is not None else (4 if self.postgres else 0))
-        self._stmts = _Statements(self.engine.dialect.name)
+        self._stmts = _Statements(self.engine.dialect)
         self._sent_marks: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="carebot-reader")
+        self._checkpointer = None if self.postgres or ":memory:" in url else Checkpointer(self.engine)
 
     def close(self) -> None:
         self.writer.close()
         self._readers.shutdown(wait=True)
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()
 
     # -- generic ---------------------------------------------------------------------------------
@@ -149,41 +171,41 @@ class Store:
         now, addr = c.now, c.address
         org = addr.org
         if c.expected_version == 0:
-            written = conn.execute(st.conv_insert, dict(
+            written = st.conv_insert.execute(conn, dict(
                 id=c.conversation_id, org=org, channel=addr.channel, chat_id=addr.chat_id,
                 user_id=addr.user_id, thread_id=addr.thread_id, is_group=addr.is_group,
                 mode=c.mode, locale=c.locale, state=c.state_json, version=1, created_at=now,
-                updated_at=now)).first() is not None
+                updated_at=now)).fetchone() is not None
         else:
-            written = conn.execute(st.conv_update, dict(
+            written = st.conv_update.execute(conn, dict(
                 cid=c.conversation_id, expected=c.expected_version, state=c.state_json, mode=c.mode,
                 locale=c.locale, version=c.expected_version + 1, updated_at=now)).rowcount == 1
         if not written:
             raise VersionConflict(c.conversation_id)
         if c.inbound is not None:
-            inserted = conn.execute(st.inbox_insert, dict(
+            inserted = st.inbox_insert.execute(conn, dict(
                 org=org, channel=c.inbound.address.channel, message_id=c.inbound.message_id,
                 conversation_id=c.conversation_id, kind=c.inbound.kind,
-                received_at=c.inbound.received_at, processed_at=now)).first()
+                received_at=c.inbound.received_at, processed_at=now)).fetchone()
             if inserted is None:
                 raise Duplicate(c.inbound.dedupe_key)  # the caller's savepoint undoes the state write
         if c.timer_id is not None:
-            conn.execute(st.timer_fired, dict(tid=c.timer_id, fired_at=now))
+            st.timer_fired.execute(conn, dict(tid=c.timer_id, fired_at=now))
         claimed: list[Claimed] = []
         ticket = c.current_ticket
         for i, effect in enumerate(c.effects):
             if isinstance(effect, (Send, Moderate)):
                 ob = effect.outbound
-                row_id = conn.execute(st.outbox_insert, dict(
+                row_id = st.outbox_insert.execute(conn, dict(
                     org=org, conversation_id=c.conversation_id, channel=ob.address.channel, op=ob.op,
                     content_key=ob.key, payload=json.dumps(ob.to_dict(), ensure_ascii=False),
                     status="sending", attempts=0, next_attempt_at=now, lease_until=now + self.lease,
                     claimed_by=self.worker_id, created_at=now, platform_message_id="", last_error="",
-                )).inserted_primary_key[0]
+                )).fetchone()[0]
                 claimed.append(Claimed(row_id, c.conversation_id, ob))
             elif isinstance(effect, ScheduleTimer):
                 self._cancel_timer(conn, c.conversation_id, effect.name)
-                conn.execute(st.timer_insert, dict(
+                st.timer_insert.execute(conn, dict(
                     org=org, conversation_id=c.conversation_id, name=effect.name, due_at=effect.due_at,
                     payload=json.dumps({**effect.payload, "name": effect.name}, ensure_ascii=False, default=str),
                     status="pending", created_at=now, claimed_by=""))
@@ -212,13 +234,13 @@ class Store:
             elif isinstance(effect, (RecordEvent, Tag)):
                 kind = effect.event if isinstance(effect, RecordEvent) else "tag"
                 data = effect.data if isinstance(effect, RecordEvent) else {"add": list(effect.add), "remove": list(effect.remove)}
-                conn.execute(st.event_insert, dict(
+                st.event_insert.execute(conn, dict(
                     org=org, conversation_id=c.conversation_id, kind=kind,
                     data=json.dumps(data, ensure_ascii=False, default=str), at=now))
         return claimed
 
     def _cancel_timer(self, conn: Connection, conversation_id: str, name: str) -> None:
-        conn.execute(self._stmts.timer_cancel, dict(cid=conversation_id, tname=name))
+        self._stmts.timer_cancel.execute(conn, dict(cid=conversation_id, tname=name))
 
     # -- outbox ------------------------------------------------------------------------------------
 
@@ -256,7 +278,7 @@ class Store:
     def _flush_sent(self) -> None:
         marks, self._sent_marks = self._sent_marks, []
         params = [m for m, _ in marks]
-        done = self.writer.submit(lambda conn: conn.execute(self._stmts.outbox_sent, params))
+        done = self.writer.submit(lambda conn: self._stmts.outbox_sent.executemany(conn, params))
 
         def settle(f: asyncio.Future[Any]) -> None:
             for _, fut in marks:
