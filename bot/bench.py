@@ -48,6 +48,8 @@ def peak_rss_mb() -> float:
 
 def run_bench(target: str, settings: Settings, *, pure: bool = False, conversations: int = 200,
               messages: int = 20000, seconds: float = 5.0) -> dict[str, Any]:
+    if target == "startup":
+        return {"target": target, **bench_startup(runs=5)}
     cores = pin_one_core()
     tune_for_server()  # as `carebot run` does
     base = {"target": target, "cores": cores, "python": platform.python_version(), "machine": platform.machine()}
@@ -175,3 +177,51 @@ def _reset_postgres(url: str) -> None:
         for table in ("inbox", "outbox", "timer", "event", "ticket_message", "ticket", "conversation"):
             conn.exec_driver_sql(f"DELETE FROM {table}") if sa.inspect(conn).has_table(table) else None
     engine.dispose()
+
+
+def bench_startup(runs: int = 5) -> dict[str, Any]:
+    """Seconds from starting `carebot run` (an already migrated database) to its first /healthz
+    answer, and to /readyz (flows loaded, database open, adapters serving)."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    times: list[float] = []
+    ready: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="carebot-startup-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'start.db'}"
+        upgrade(url)
+        for _ in range(runs):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            env = {**os.environ, "DATABASE_URL": url, "CAREBOT_PORT": str(port), "CAREBOT_SECRET": "bench"}
+            started = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--no-migrate"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                while True:
+                    try:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                            times.append(time.perf_counter() - started)
+                            break
+                    except OSError:
+                        if proc.poll() is not None or time.perf_counter() - started > 30:
+                            raise RuntimeError("carebot run did not come up") from None
+                        time.sleep(0.01)
+                while True:
+                    try:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                            ready.append(time.perf_counter() - started)
+                            break
+                    except OSError:
+                        if proc.poll() is not None or time.perf_counter() - started > 30:
+                            raise RuntimeError("carebot run did not come up") from None
+                        time.sleep(0.01)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=20)
+    return {"runs": runs, "healthz_after_start_s_median": round(statistics.median(times), 3),
+            "healthz_after_start_s_max": round(max(times), 3),
+            "ready_after_start_s_median": round(statistics.median(ready), 3)}

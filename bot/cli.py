@@ -37,21 +37,36 @@ def _report(exc: ConfigError) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.app import CareBot
-    from bot.server import create_app
-    from bot.store.migrate import upgrade
+    from bot.server import create_lazy_app
 
     settings = _settings(args)
     if not args.no_migrate:
-        upgrade(settings.database_url)
-    from adapters import default_adapters
+        from bot.store.migrate import upgrade
 
-    carebot = CareBot.build(settings, default_adapters(settings))
-    app = create_app(carebot)
+        upgrade(settings.database_url)
+
+    def build():  # type: ignore[no-untyped-def]
+        from adapters import default_adapters
+        from bot.app import CareBot
+
+        return CareBot.build(settings, default_adapters(settings))
+
+    server: uvicorn.Server | None = None
+
+    def stop() -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = create_lazy_app(build, on_failure=stop)
     host = args.host or settings.host
     port = args.port or settings.port
-    print(f"carebot serving on http://{host}:{port}  (health: /healthz, metrics: /metrics)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    print(f"carebot serving on http://{host}:{port}  (health: /healthz, ready: /readyz, metrics: /metrics)",
+          flush=True)
+    server.run()
+    if app.state.holder.failed:
+        print(f"carebot did not start: {app.state.holder.failed}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -117,8 +132,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from bot.bench import run_bench
 
     settings = _settings(args)
-    result = run_bench(args.target, settings, pure=args.pure, conversations=args.conversations,
-                       messages=args.messages, seconds=args.seconds)
+    if args.target == "webchat":
+        from adapters.webchat.bench import run_webchat_bench
+
+        result = run_webchat_bench(settings, clients=args.clients)
+    else:
+        result = run_bench(args.target, settings, pure=args.pure, conversations=args.conversations,
+                           messages=args.messages, seconds=args.seconds)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -176,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure throughput and latency")
     common(p)
-    p.add_argument("target", choices=["engine"])
+    p.add_argument("target", choices=["engine", "startup", "webchat"])
     p.add_argument("--pure", action="store_true", help="the engine alone: steps per second")
     p.add_argument("--json", action="store_true")
     p.add_argument("--database-url")
@@ -184,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conversations", type=int, default=200)
     p.add_argument("--messages", type=int, default=20000)
     p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--clients", type=int, default=1000, help="webchat: concurrent WebSocket clients")
     p.set_defaults(fn=cmd_bench)
 
     sub.add_parser("triage", help="assess a message for red flags: carebot triage TEXT --locale zh-CN [--json]",

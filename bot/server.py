@@ -1,43 +1,137 @@
-"""The one ASGI app `carebot run` serves: health, metrics, and every adapter's routes."""
+"""The one ASGI app `carebot run` serves: health, readiness, metrics, and every adapter's routes.
+
+`create_app(carebot)` serves a bot that is already built (tests). `carebot run` uses
+`create_lazy_app(build)`: the server listens at once and answers `/healthz` (liveness: the process
+and its event loop are up) while the bot loads — config, database, adapters — in a thread. Until
+the bot is ready, `/readyz` and every adapter route answer 503 (platforms retry webhooks), so a
+restart never turns into refused connections.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
-from bot.app import CareBot
-from bot.runtime.gc_tuning import tune_for_server
 from bot.metrics import REGISTRY
 
+if TYPE_CHECKING:
+    from bot.app import CareBot
+
+log = logging.getLogger("carebot.server")
 STARTED = time.monotonic()
 
 
-def create_app(carebot: CareBot) -> Starlette:
+class _Holder:
+    """The bot once it is built and started; the routes ask it whether they can serve."""
+
+    def __init__(self) -> None:
+        self.carebot: CareBot | None = None
+        self.app: Starlette | None = None
+        self.failed: str = ""
+        self.ready_after: float | None = None
+
+    def set(self, carebot: CareBot) -> None:
+        routes: list[BaseRoute] = []
+        for adapter in carebot.adapters.adapters.values():
+            routes.extend(adapter.routes())
+        self.app = Starlette(routes=routes)
+        self.app.state.carebot = carebot
+        self.carebot = carebot
+        self.ready_after = round(time.monotonic() - STARTED, 3)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is not None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1013})  # try again later
+        else:
+            await PlainTextResponse("carebot is starting", status_code=503,
+                                    headers={"Retry-After": "1"})(scope, receive, send)
+
+
+def _outer(holder: _Holder, lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]) -> Starlette:
     async def healthz(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "uptime_s": round(time.monotonic() - STARTED, 3)})
+        status = "failed" if holder.failed else "ok"
+        return JSONResponse({"status": status, "ready": holder.carebot is not None,
+                             "uptime_s": round(time.monotonic() - STARTED, 3)},
+                            status_code=500 if holder.failed else 200)
+
+    async def readyz(_request: Request) -> JSONResponse:
+        if holder.carebot is None:
+            return JSONResponse({"ready": False, "error": holder.failed or None}, status_code=503)
+        return JSONResponse({"ready": True, "ready_after_s": holder.ready_after})
 
     async def metrics(_request: Request) -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
+                               Mount("/", app=holder)]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.holder = holder
+    return app
+
+
+def create_app(carebot: CareBot) -> Starlette:
+    """The app for a bot that is already built; starts and stops it with the server."""
+    from bot.runtime.gc_tuning import tune_for_server
+
+    holder = _Holder()
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await carebot.start()
+        holder.set(carebot)
         tune_for_server()
         try:
             yield
         finally:
             await carebot.stop()
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/metrics", metrics)]
-    for adapter in carebot.adapters.adapters.values():
-        routes.extend(adapter.routes())
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = _outer(holder, lifespan)
     app.state.carebot = carebot
     return app
+
+
+def create_lazy_app(build: Callable[[], CareBot], on_failure: Callable[[], None] | None = None) -> Starlette:
+    """The app `carebot run` serves: listening first, loading the bot in the background."""
+    holder = _Holder()
+
+    async def load() -> None:
+        try:
+            carebot = await asyncio.to_thread(build)
+            await carebot.start()
+        except Exception as exc:  # a bad config: say why, then shut the server down
+            holder.failed = f"{type(exc).__name__}: {exc}"
+            log.error("carebot failed to start: %s", holder.failed)
+            if on_failure is not None:
+                on_failure()
+            return
+        holder.set(carebot)
+        from bot.runtime.gc_tuning import tune_for_server
+
+        tune_for_server()
+        log.info("carebot ready after %.2f s", holder.ready_after or 0)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(load())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if holder.carebot is not None:
+                await holder.carebot.stop()
+
+    return _outer(holder, lifespan)

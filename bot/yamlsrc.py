@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+import re
 
 from bot.errors import ConfigError, ConfigProblem
 
@@ -44,18 +42,118 @@ class Source:
         return out
 
 
+class _Lines:
+    """Where a mapping's keys or a list's items are: the part of ruamel's `lc` carebot uses."""
+
+    __slots__ = ("line", "col", "_at")
+
+    def __init__(self, line: int, col: int):
+        self.line, self.col = line, col  # 0-based, as ruamel
+        self._at: dict[Any, tuple[int, int]] = {}
+
+    def key(self, key: Any) -> tuple[int, int]:
+        return self._at[key]
+
+    def item(self, index: int) -> tuple[int, int]:
+        return self._at[index]
+
+    value = key
+
+
+class LineMap(dict):  # type: ignore[type-arg]
+    lc: _Lines
+
+
+class LineList(list):  # type: ignore[type-arg]
+    lc: _Lines
+
+
+def _yaml12_loader() -> type:
+    """PyYAML's C parser with YAML 1.2 scalars: `yes`/`no`/`on`/`off` stay text (a content key
+    `common.no` must not become False), `22:00` stays text, and dates stay text."""
+    import yaml
+
+    base = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        pass
+
+    dropped = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+               "tag:yaml.org,2002:timestamp"}
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in dropped]
+        for first, resolvers in base.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                                 list("-+0123456789"))
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+        list("-+.0123456789"))
+    return Loader
+
+
+_LOADER: type | None = None
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML into dicts and lists that know their lines (`.lc`, like ruamel's round-trip
+    loader, which this replaces on the start-up path: the C parser is about ten times faster).
+    Raises MarkedYAMLError; a key given twice in one mapping is an error, as in ruamel."""
+    import yaml
+
+    global _LOADER
+    if _LOADER is None:
+        _LOADER = _yaml12_loader()
+    loader = _LOADER(text)
+    try:
+        root = loader.get_single_node()
+        return None if root is None else _build(loader, root)
+    finally:
+        loader.dispose()
+
+
+def _build(loader: Any, node: Any) -> Any:
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        out = LineMap()
+        out.lc = _Lines(node.start_mark.line, node.start_mark.column)
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key == "<<":
+                raise yaml.constructor.ConstructorError(
+                    None, None, "merge keys (<<) are not supported; write the keys out", key_node.start_mark)
+            if key in out:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r}", key_node.start_mark)
+            out.lc._at[key] = (key_node.start_mark.line, key_node.start_mark.column)
+            out[key] = _build(loader, value_node)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        seq = LineList()
+        seq.lc = _Lines(node.start_mark.line, node.start_mark.column)
+        for i, item in enumerate(node.value):
+            seq.lc._at[i] = (item.start_mark.line, item.start_mark.column)
+            seq.append(_build(loader, item))
+        return seq
+    return loader.construct_object(node, deep=True)
+
+
 def load_yaml(path: str | Path, display: str | None = None) -> Source:
     """Read a YAML file. Syntax errors raise ConfigError with the line; duplicate keys are errors."""
+    import yaml
+
     name = display or str(path)
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigProblem(name, 0, "", f"not UTF-8 text ({exc.reason})")]) from None
     try:
-        node = yaml.load(text)
-    except MarkedYAMLError as exc:
+        node = parse_yaml(text)
+    except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         msg = " ".join(str(p) for p in (exc.context, exc.problem) if p)
@@ -65,30 +163,17 @@ def load_yaml(path: str | Path, display: str | None = None) -> Source:
 
 
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
-    if isinstance(node, CommentedMap):
+    if isinstance(node, dict):
         out = {}
         for key, value in node.items():
             key_loc = (*loc, str(key))
-            try:
-                lines[key_loc] = node.lc.key(key)[0] + 1
-            except (KeyError, TypeError):
-                pass
+            lines[key_loc] = node.lc.key(key)[0] + 1
             out[str(key)] = _plain(value, key_loc, lines)
         return out
-    if isinstance(node, CommentedSeq):
-        out_list = []
-        for i, value in enumerate(node):
-            try:
-                lines[(*loc, i)] = node.lc.item(i)[0] + 1
-            except (KeyError, TypeError, IndexError):
-                pass
-            out_list.append(_plain(value, (*loc, i), lines))
-        return out_list
-    if node is not None and type(node).__module__.startswith("ruamel"):
-        # ScalarFloat, ScalarBoolean, TaggedScalar … → plain Python values
-        for plain in (bool, int, float, str):
-            if isinstance(node, plain):
-                return plain(node)
+    if isinstance(node, list):
+        for i in range(len(node)):
+            lines[(*loc, i)] = node.lc.item(i)[0] + 1
+        return [_plain(v, (*loc, i), lines) for i, v in enumerate(node)]
     return node
 
 

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
+from bot.yamlsrc import parse_yaml
 
 from bot.errors import ConfigError
 from bot.triage import (
@@ -37,7 +37,7 @@ def en():
 
 
 def load_cases(locale: str) -> list[dict]:
-    return YAML(typ="safe").load((CASES / f"cases_{locale}.yml").read_text(encoding="utf-8"))["cases"]
+    return parse_yaml((CASES / f"cases_{locale}.yml").read_text(encoding="utf-8"))["cases"]
 
 
 def run_case(case: dict, rules) -> Assessment:

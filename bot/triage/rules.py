@@ -12,8 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+import yaml
+
+from bot.yamlsrc import parse_yaml
 
 from bot.errors import ConfigError, ConfigProblem
 from bot.triage.model import (
@@ -99,8 +100,8 @@ class _Loader:
             self.problem(0, "", f"file not found (expected {self.path.name} in {self.path.parent})")
             return None
         try:
-            return YAML(typ="rt").load(self.path.read_text(encoding="utf-8"))
-        except MarkedYAMLError as err:
+            return parse_yaml(self.path.read_text(encoding="utf-8"))
+        except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             self.problem(mark.line + 1 if mark else 0, "", f"not valid YAML: {err.problem or err}")
             return None

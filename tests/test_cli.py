@@ -1,0 +1,127 @@
+"""The `carebot` command as a person uses it."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+from bot.cli import main
+from bot.settings import Settings
+from tests.conftest import ROOT, write_flows
+
+CAREBOT = [sys.executable, "-m", "bot.cli"]
+
+
+def test_validate_passes_on_the_shipped_flows(capsys):
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out.startswith("OK: ")
+
+
+def test_validate_names_file_line_and_valid_step_types(tmp_path, capsys):
+    flows = write_flows(tmp_path / "flows", {"bad.yml": "id: bad\nsteps:\n  - sya: common.welcome\n"})
+    assert main(["validate", "--flows", str(flows)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.yml:3: steps[0]: unknown step type 'sya' (did you mean 'say'?)" in err
+
+
+def test_schema_is_written_and_describes_steps(tmp_path, capsys):
+    out = tmp_path / "schema.json"
+    assert main(["schema", "-o", str(out)]) == 0
+    schema = json.loads(out.read_text())
+    text = json.dumps(schema)
+    assert schema["title"] == "carebot flow file" and '"ask"' in text and '"handoff"' in text
+
+
+def test_shipped_schema_is_current():
+    from bot.flow.schema import flow_schema
+
+    shipped = json.loads((ROOT / "flows" / "schema.json").read_text())
+    assert shipped == json.loads(json.dumps(flow_schema())), "run `carebot schema` and commit flows/schema.json"
+
+
+def test_conversation_test_command_reports_pass_and_fail(tmp_path, capsys):
+    good = tmp_path / "good.yml"
+    good.write_text("name: help works\nsteps:\n  - user: /help\n  - expect: { key: repair.help }\n")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: wrong expectation\nsteps:\n  - user: /help\n  - expect: { key: repair.nope }\n")
+    assert main(["test", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == "1 passed, 1 failed"
+    assert "bad.yml:4: expected a message with {'key': 'repair.nope'}" in out
+
+
+def test_triage_command_json(capsys):
+    assert main(["triage", "宝宝两个月，发烧38度5", "--locale", "zh-CN", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["level"] == "emergency" and "120" in result["emergency_numbers"]
+
+
+def test_chat_in_the_terminal_like_a_new_user(tmp_path):
+    from adapters.terminal.chat import run_chat
+
+    settings = replace(Settings(), database_url=f"sqlite:///{tmp_path / 'chat.db'}",
+                       flows_dir=ROOT / "flows", content_dir=ROOT / "content")
+    typed = io.StringIO("你好\n:state\n/checkin\n7\n2\n:advance 1d\n:quit\n")
+    out = io.StringIO()
+    assert run_chat(settings, user="new", inp=typed, out=out) == 0
+    text = out.getvalue()
+    assert "carebot chat" in text and "[bot]" in text
+    assert "   1. 0" in text  # the check-in scale shown as numbered buttons
+    assert "2. 否" in text or "2. No" in text  # yes/no as buttons; "2" pressed the second one
+    assert "(clock is now" in text and text.count("今天感觉怎么样") == 2  # the next day's check-in came
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_serves_health_and_metrics(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "CAREBOT_PORT": str(port),
+           "CAREBOT_SECRET": "test-secret", "PYTHONPATH": str(ROOT)}
+    subprocess.run([*CAREBOT, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+    proc = subprocess.Popen([*CAREBOT, "run", "--no-migrate"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert json.load(r)["status"] == "ok"
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < deadline, "carebot run never answered /healthz"
+                time.sleep(0.05)
+        while True:  # liveness first; readiness once flows, database and adapters are up
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    assert json.load(r)["ready"] is True
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "carebot run never became ready"
+                time.sleep(0.05)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            assert b"carebot_inbound_total" in r.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_run_with_a_broken_flow_says_where_and_exits(tmp_path):
+    flows = write_flows(tmp_path / "flows", {"bad.yml": "id: bad\nsteps:\n  - sya: common.welcome\n"})
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "CAREBOT_PORT": str(_free_port()),
+           "CAREBOT_FLOWS": str(flows), "CAREBOT_SECRET": "test-secret", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([*CAREBOT, "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "bad.yml:3: steps[0]: unknown step type 'sya'" in proc.stderr
