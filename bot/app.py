@@ -8,9 +8,11 @@ from pathlib import Path
 
 from bot.actions.registry import ActionRegistry
 from bot.adapter import Adapter, AdapterSet
-from bot.care.actions import register_care_actions
+from bot.care.actions import register_care_actions, register_handoff_actions
 from bot.care.config import CareSettings, load_care
 from bot.clock import Clock
+from bot.handoff.config import HandoffSettings, load_handoff
+from bot.handoff.service import HandoffService
 from bot.coord import Coord, make_coord
 from bot.engine.engine import Engine
 from bot.errors import ConfigError
@@ -37,6 +39,7 @@ class Config:
     flows: FlowSet
     triage: dict[str, TriageRules] = field(default_factory=dict)
     care: CareSettings = field(default_factory=CareSettings)
+    handoff: HandoffSettings = field(default_factory=HandoffSettings)
 
 
 def load_config(settings: Settings, root: Path | None = None) -> Config:
@@ -58,6 +61,11 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
         care = load_care(settings.content_dir)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    handoff = HandoffSettings()
+    try:
+        handoff = load_handoff(settings.content_dir)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
     triage: dict[str, TriageRules] = {}
     try:
         if (settings.content_dir / "triage").is_dir():
@@ -67,11 +75,11 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
     if problems:
         raise ConfigError(problems)
     assert content is not None and flows is not None
-    return Config(content, flows, triage, care)
+    return Config(content, flows, triage, care, handoff)
 
 
 def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
-    engine = Engine(config.flows, config.content)
+    engine = Engine(config.flows, config.content, constants={"care": config.care.model_dump()})
     stages = [SafetyStage(config.triage, config.content, base_locale), RelayStage(engine), EngineStage(engine)]
     return engine, Pipeline(stages)
 
@@ -88,6 +96,7 @@ class CareBot:
     runtime: Runtime
     sender: Sender
     timers: TimerLoop
+    handoff: HandoffService
 
     @classmethod
     def build(cls, settings: Settings, adapters: list[Adapter] | None = None, clock: Clock | None = None,
@@ -109,17 +118,31 @@ class CareBot:
         runtime = Runtime(pipeline=pipeline, engine=engine, store=store, coord=coord, clock=clock,
                           actions=actions, sender=sender, cache_size=cache_size, proactive=proactive)
         timers = TimerLoop(runtime, store, clock, proactive=proactive)
-        return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers)
+        handoff = HandoffService(config.handoff, store, runtime, coord, clock)
+        runtime.after_commit.append(handoff.after_commit)
+        timers.handoff = handoff
+        register_handoff_actions(actions, handoff)
+        return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff)
 
     async def start(self, background: bool = True) -> None:
         for adapter in self.adapters.adapters.values():
             await adapter.start(self.runtime)
         await self.sender.sweep()  # deliver what a previous process committed but never sent
+        await self.handoff.sweep_undispatched()  # tickets opened just before a crash
         if background:
             self.sender.start()
             self.timers.start()
 
+    async def settle(self) -> None:
+        """Wait until nothing is in flight: deliveries and hand-off follow-ups (tests, chat)."""
+        while True:
+            await self.handoff.idle()
+            await self.sender.idle()
+            if not self.handoff._tasks and not self.sender._chains:
+                return
+
     async def stop(self) -> None:
+        await self.handoff.idle()
         await self.timers.stop()
         await self.sender.stop()
         for adapter in self.adapters.adapters.values():

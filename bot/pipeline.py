@@ -62,7 +62,11 @@ class EngineStage:
 class RelayStage:
     """While a human handles the thread, the patient's messages go to the ticket and flows pause;
     a staff reply goes to the patient on their own channel, marked with the doctor's name. Flows
-    marked `during_handoff: true` (opt-out, forget me, revoke consent) still answer their triggers."""
+    marked `during_handoff: true` (opt-out, forget me, revoke consent) still answer their triggers.
+    Ticket news (queued, assigned, waiting, transferred) is told to the patient in their language."""
+
+    NEWS = {"queued": "handoff.queued", "assigned": "handoff.assigned", "waiting": "handoff.waiting",
+            "transferred": "handoff.transferred"}
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -77,11 +81,17 @@ class RelayStage:
                 op="say", address=state.address, text=inbound.text, sender=f"staff:{p.get('staff_id', '')}",
                 sender_name=str(p.get("staff_name", "")), media=inbound.media)))
             return
-        if inbound.kind == "staff_event" and inbound.payload.get("event") == "closed":
-            state.mode = "bot"
-            state.ticket_id = ""
-            state.triage_level = ""
-            call_next(ctx)  # the engine runs the handoff_closed flow (the survey)
+        if inbound.kind == "staff_event":
+            event = inbound.payload.get("event")
+            if event == "closed":
+                state.mode = "bot"
+                state.last_ticket_id = state.ticket_id or str(inbound.payload.get("ticket_id", ""))
+                state.ticket_id = ""
+                state.triage_level = ""
+                call_next(ctx)  # the engine runs the handoff_closed flow (the survey)
+                return
+            if event in self.NEWS and state.mode == "human":
+                self._news(ctx, self.NEWS[event], inbound.payload)
             return
         if state.mode == "human" and inbound.kind in PATIENT_INPUT:
             flow = self.engine.trigger_for(inbound)
@@ -92,3 +102,14 @@ class RelayStage:
                                             media=inbound.media))
             return
         call_next(ctx)
+
+    def _news(self, ctx: TurnContext, key: str, payload: dict) -> None:  # type: ignore[type-arg]
+        content = self.engine.content
+        values = {**payload, "minutes": payload.get("minutes", ""), "position": payload.get("position", "")}
+        keys = [key]
+        if payload.get("out_of_hours"):
+            keys.append("handoff.out_of_hours")
+        for k in keys:
+            ctx.effects.append(Send(Outbound(
+                op="say", address=ctx.state.address, key=k,
+                text=content.render(k, ctx.state.locale, values))))

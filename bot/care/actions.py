@@ -131,3 +131,17 @@ def erase_conversation(conn: sa.Connection, conversation_id: str, now: datetime)
 
 def _num(value: float) -> Any:
     return int(value) if float(value).is_integer() else value
+
+
+def register_handoff_actions(registry: ActionRegistry, handoff: Any) -> None:
+    """`care.complaint`: file the patient's complaint (slots `complaint_category`, `complaint_text`)
+    for the customer-service queue and the quality review."""
+
+    async def complaint(ctx: ActionContext) -> ActionResult:
+        category = str(ctx.args.get("category") or ctx.slots.get("complaint_category") or "other")
+        text = str(ctx.args.get("text") or ctx.slots.get("complaint_text") or "")
+        complaint_id = await handoff.file_complaint(ctx.conversation_id, category, text)
+        return ActionResult(slots={"complaint_id": complaint_id})
+
+    if "care.complaint" not in registry.names():
+        registry.register("care.complaint", complaint)

@@ -55,10 +55,11 @@ class Turn:
     now: datetime
     effects: list[Effect] = field(default_factory=list)
     ops: int = 0
+    constants: dict[str, Any] = field(default_factory=dict)
 
     def context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         s = self.state
-        ctx = {**s.slots, "slots": s.slots, "input": self.inbound.text, "locale": s.locale,
+        ctx = {**self.constants, **s.slots, "slots": s.slots, "input": self.inbound.text, "locale": s.locale,
                "now": self.now, "channel": s.address.channel, "is_group": s.address.is_group,
                "tags": s.tags, "mode": s.mode, "triage_level": s.triage_level,
                "misunderstood": s.misunderstood, "turns": s.turns, "opted_out": s.opted_out}
@@ -68,10 +69,13 @@ class Turn:
 
 
 class Engine:
-    def __init__(self, flows: FlowSet, content: Content, start_flow: str = "start"):
+    def __init__(self, flows: FlowSet, content: Content, start_flow: str = "start",
+                 constants: dict[str, Any] | None = None):
         self.flows = flows
         self.content = content
         self.start_flow = start_flow
+        # operator settings flows may read, e.g. `care.consent.version` (read-only, same every turn)
+        self.constants = constants or {}
 
     # -- public --------------------------------------------------------------------------------
 
@@ -79,14 +83,14 @@ class Engine:
         return State.new(inbound.address, self.content.normalize_locale(inbound.locale or ""))
 
     def step(self, state: State, inbound: Inbound, now: datetime) -> tuple[State, list[Effect]]:
-        turn = Turn(state.clone(), inbound, now)
+        turn = Turn(state.clone(), inbound, now, constants=self.constants)
         try:
             self._dispatch(turn)
         except Exception as exc:  # a step failed: apologise, offer a human, stay usable
             flow = state.top.flow if state.top else "-"
             log.error("step failed conversation=%s flow=%s error=%s",
                       state.conversation_id, flow, type(exc).__name__)
-            turn = Turn(state.clone(), inbound, now)
+            turn = Turn(state.clone(), inbound, now, constants=self.constants)
             turn.effects.append(RecordEvent("step_error", {"flow": flow, "error": type(exc).__name__}))
             self._drop_frames(turn, 0)
             self._start(turn, "error", takeover=True)
@@ -435,7 +439,7 @@ class Engine:
     def _op_survey_done(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
         answers = {qid: turn.state.slots.pop(slot, None) for qid, slot in ins.a["slots"]}
         turn.effects.append(RecordEvent("survey", {"survey": ins.a["survey"], "answers": answers,
-                                                   "ticket_id": turn.state.ticket_id}))
+                                                   "ticket_id": turn.state.ticket_id or turn.state.last_ticket_id}))
         if ins.a["thanks"]:
             self._say(turn, ins.a["thanks"], turn.context())
         return pc + 1

@@ -32,6 +32,7 @@ class State:
     misunderstood: int = 0  # consecutive inputs nothing understood
     triage_level: str = ""  # highest level seen since the episode opened; never lowered
     ticket_id: str = ""  # the open hand-off ticket, if any
+    last_ticket_id: str = ""  # the most recent ticket, kept after it closes (for its survey)
     opted_out: bool = False  # STOP/退订: no proactive messages
     version: int = 0  # optimistic-concurrency version, owned by the store
 
@@ -46,7 +47,7 @@ class State:
             self.conversation_id, self.address, self.locale,
             [Frame(f.flow, f.at, f.wait, f.retries, f.timer, f.call_id, f.interrupted) for f in self.stack],
             dict(self.slots), self.mode, list(self.tags), self.turns, self.misunderstood, self.triage_level,
-            self.ticket_id, self.opted_out, self.version)
+            self.ticket_id, self.last_ticket_id, self.opted_out, self.version)
 
     @property
     def top(self) -> Frame | None:
@@ -60,7 +61,7 @@ class State:
                        "call_id": f.call_id, "interrupted": f.interrupted} for f in self.stack],
             "slots": self.slots, "mode": self.mode, "tags": list(self.tags), "turns": self.turns,
             "misunderstood": self.misunderstood, "triage_level": self.triage_level,
-            "ticket_id": self.ticket_id, "opted_out": self.opted_out,
+            "ticket_id": self.ticket_id, "last_ticket_id": self.last_ticket_id, "opted_out": self.opted_out,
         }
 
     @classmethod

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 from bot import metrics
 from bot.actions.base import ActionContext, ActionResult
@@ -62,6 +62,9 @@ class Runtime:
         self._cache: OrderedDict[str, State] = OrderedDict()
         self._cache_size = cache_size
         self._mailboxes: dict[str, deque[tuple[Inbound, asyncio.Future[Outcome], int | None]]] = {}
+        # called with each committed turn, on the conversation's task: must not block or await
+        # the same conversation (schedule work instead)
+        self.after_commit: list[Callable[[TurnCommit], None]] = []
         self.listeners: list[asyncio.Queue[tuple[Inbound, Outcome]]] = []
 
     async def handle(self, inbound: Inbound, *, timer_id: int | None = None) -> Outcome:
@@ -162,6 +165,11 @@ class Runtime:
             await self.coord.mark_seen(key)
             if self.sender is not None and claimed:
                 self.sender.enqueue(claimed)
+            for hook in self.after_commit:
+                try:
+                    hook(commit)
+                except Exception:
+                    log.exception("after-commit hook failed conversation=%s", state.conversation_id)
             metrics.INBOUND.labels(channel, inbound.kind, "processed").inc()
             metrics.TURN_SECONDS.observe(time.perf_counter() - started)
             return Outcome("processed", effects, state)

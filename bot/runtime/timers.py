@@ -19,6 +19,7 @@ from bot.store.store import DueTimer, Store
 from bot.types import Inbound
 
 if TYPE_CHECKING:
+    from bot.handoff.service import HandoffService
     from bot.runtime.runtime import Runtime
 
 log = logging.getLogger("carebot.timers")
@@ -32,6 +33,7 @@ class TimerLoop:
         self.clock = clock
         self.interval = interval
         self.proactive = proactive
+        self.handoff: HandoffService | None = None  # staff-side clocks (SLA, re-offer) go there
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -60,6 +62,9 @@ class TimerLoop:
         if timer.address is None:  # its conversation is gone (erased)
             await self.store.release_timer(timer.id)
             return 0
+        if "handoff" in timer.payload and self.handoff is not None:
+            await self.handoff.on_timer(timer.id, timer.payload)
+            return 1
         inbound = self.inbound_for(timer)
         if self.proactive is not None and is_proactive(inbound):
             later = self.proactive.postpone_until(self.clock.now())

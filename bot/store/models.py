@@ -128,6 +128,16 @@ class Ticket(SQLModel, table=True):
     assignee: str = Field(default="", max_length=64)
     opened_at: datetime = _ts()
     first_response_at: datetime | None = _ts(default=None)
+    # added by migration 0003 (hand-off): dispatch, team, SLA clocks
+    mode: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})  # grab | roster | team
+    team: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    assigned_at: datetime | None = _ts(default=None)
+    first_response_due: datetime | None = _ts(default=None)
+    next_response_due: datetime | None = _ts(default=None)
+    resolution_due: datetime | None = _ts(default=None)
+    last_patient_at: datetime | None = _ts(default=None)
+    last_staff_at: datetime | None = _ts(default=None)
+    escalations: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     closed_at: datetime | None = _ts(default=None)
 
 

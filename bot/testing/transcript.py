@@ -120,6 +120,10 @@ class TranscriptRunner:
         settings = replace(self.settings, database_url=f"sqlite:///{db}", worker_id="test", redis_url="")
         bot = CareBot.build(settings, [adapter], clock=clock, config=self.config, coord=MemoryCoord())
         await bot.start(background=False)
+        for member in data.get("staff", []) or []:
+            await bot.handoff.add_staff(
+                str(member["id"]), str(member.get("name", member["id"])), str(member.get("role", "doctor")),
+                "test-password", title=str(member.get("title", "")), departments=list(member.get("departments", [])))
         run = _Run(case, bot, adapter, clock, str(data.get("locale", "")), bool(data.get("group", False)))
         try:
             for i, step in enumerate(data["steps"]):
@@ -157,7 +161,7 @@ class _Run:
         await self._settle()
 
     async def _settle(self) -> None:
-        await self.bot.sender.idle()
+        await self.bot.settle()
         new = self.adapter.sent[self.seen:]
         self.seen = len(self.adapter.sent)
         self.pending.extend(s.outbound for s in new)
@@ -189,15 +193,67 @@ class _Run:
         await self._send(kind=str(name))
 
     async def do_staff(self, arg: Any) -> None:
-        """{reply: text, name: 王医生 主任医师, internal: false} or {close: true}."""
+        """As a staff member through the hand-off service — {as: d_wang, take|reply|canned|note|
+        transfer|escalate|close: …} — or, without `as`, a bare staff reply/close event."""
         if not isinstance(arg, dict):
-            raise Failure("staff takes a mapping: {reply: …, name: …} or {close: true}")
+            raise Failure("staff takes a mapping: {as: d_wang, reply: …} or {reply: …, name: …}")
+        if "as" in arg:
+            await self._as_staff(arg)
+            return
         if arg.get("close"):
             await self._send(kind="staff_event", payload={"event": "closed"})
         else:
             await self._send(kind="staff_reply", text=str(arg.get("reply", "")),
                              payload={"staff_id": str(arg.get("id", "d1")), "staff_name": str(arg.get("name", "")),
                                       "internal": bool(arg.get("internal", False))})
+
+    async def _as_staff(self, arg: dict[str, Any]) -> None:
+        from bot.handoff.service import HandoffError
+
+        service = self.bot.handoff
+        member = await service.staff(str(arg["as"]))
+        if member is None:
+            raise Failure(f"no staff member {arg['as']!r}; define it under the test's `staff:`")
+        ticket = await self._open_ticket()
+        try:
+            if "take" in arg:
+                won = await service.take(ticket, member)
+                if won != bool(arg.get("wins", True)):
+                    raise Failure(f"{member.id} take: expected {'win' if arg.get('wins', True) else 'lose'}, got {won}")
+            elif "reply" in arg or "canned" in arg:
+                flags = await service.reply(ticket, member, str(arg.get("reply", "")), canned=str(arg.get("canned", "")))
+                want = arg.get("flags")
+                if want is not None and sorted(flags) != sorted(want):
+                    raise Failure(f"quality flags: expected {sorted(want)}, got {sorted(flags)}")
+            elif "note" in arg:
+                await service.note(ticket, member, str(arg["note"]))
+            elif "transfer" in arg:
+                target = arg["transfer"] if isinstance(arg["transfer"], dict) else {"department": arg["transfer"]}
+                await service.transfer(ticket, member, department=str(target.get("department", "")),
+                                       to_staff=str(target.get("staff", "")))
+            elif "escalate" in arg:
+                await service.escalate(ticket, member, str(arg["escalate"]))
+            elif arg.get("close"):
+                await service.close(ticket, member)
+            else:
+                raise Failure("a staff step does one of take, reply, canned, note, transfer, escalate, close")
+        except HandoffError as exc:
+            if not arg.get("refused"):
+                raise Failure(f"{member.id}: {exc}") from None
+            return
+        if arg.get("refused"):
+            raise Failure(f"{member.id}: expected to be refused")
+        await self._settle()
+
+    async def _open_ticket(self) -> str:
+        conv = self.adapter.inbound(self.chat, user_id=self.user).address.conversation_id
+        await self.bot.settle()
+        row = await self.bot.store.read(lambda c: c.execute(
+            sa.select(TICKET.c.id).where(TICKET.c.conversation_id == conv).order_by(
+                TICKET.c.opened_at.desc())).first())
+        if row is None:
+            raise Failure("no ticket for this conversation yet")
+        return row.id
 
     async def do_advance(self, duration: Any) -> None:
         try:
@@ -232,10 +288,16 @@ class _Run:
             await self._expect_record(exp["record"])
         if "timer" in exp:
             await self._expect_timer(exp["timer"])
-        unknown = set(exp) - {"none", *message_checks, *state_checks, "ticket", "record", "timer"}
+        if "review" in exp:
+            await self._expect_review(exp["review"])
+        if "ticket_events" in exp:
+            await self._expect_ticket_events(exp["ticket_events"])
+        unknown = set(exp) - {"none", *message_checks, *state_checks, "ticket", "record", "timer", "review",
+                              "ticket_events"}
         if unknown:
             raise Failure(f"unknown expectation {sorted(unknown)}; valid: key, contains, not_contains, text, "
-                          "buttons, sender_name, none, slot, mode, tags, locale, level, stack, ticket, record, timer")
+                          "buttons, sender_name, none, slot, mode, tags, locale, level, stack, ticket, record, timer, "
+                          "review, ticket_events")
 
     def _expect_message(self, checks: dict[str, Any]) -> None:
         for i, ob in enumerate(self.pending):
@@ -316,6 +378,28 @@ class _Run:
             if row.kind == want.get("kind") and all(data.get(k) == v for k, v in want.get("data", {}).items()):
                 return
         raise Failure(f"expected a record {want}; records: {[(r.kind, r.data) for r in rows]}")
+
+    async def _expect_review(self, want: Any) -> None:
+        from bot.handoff.service import REVIEWS
+
+        ticket = await self._open_ticket()
+        rows = await self.bot.store.read(lambda c: c.execute(
+            sa.select(REVIEWS.c.source, REVIEWS.c.reasons).where(REVIEWS.c.ticket_id == ticket)).all())
+        for row in rows:
+            reasons = json.loads(row.reasons)
+            if row.source == want.get("source", row.source) and all(r in reasons for r in want.get("reasons", [])):
+                return
+        raise Failure(f"expected a review {want}; reviews: {[(r.source, r.reasons) for r in rows]}")
+
+    async def _expect_ticket_events(self, want: Any) -> None:
+        from bot.handoff.service import EVENTS
+
+        ticket = await self._open_ticket()
+        kinds = await self.bot.store.read(lambda c: c.execute(
+            sa.select(EVENTS.c.kind).where(EVENTS.c.ticket_id == ticket).order_by(EVENTS.c.id)).scalars().all())
+        it = iter(kinds)
+        if not all(any(k == w for k in it) for w in want):  # in this order, others may come between
+            raise Failure(f"ticket events: expected {want} in order; got {list(kinds)}")
 
     async def _expect_timer(self, want: Any) -> None:
         want = want if isinstance(want, dict) else {"name": str(want)}

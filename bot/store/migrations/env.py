@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 
 import bot.store.models  # noqa: F401  (registers the tables)
 import adapters.webchat.models  # noqa: F401  (the web chat log and media)
+import bot.handoff.models  # noqa: F401  (staff, ticket history, reviews, complaints)
 from bot.store.db import make_engine
 
 config = context.config

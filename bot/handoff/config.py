@@ -1,0 +1,162 @@
+"""`content/handoff.yml`: how each department dispatches, SLA clocks per priority, the shift roster,
+expert teams, canned replies and quality-review rules. Validated with file:line errors."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.errors import ConfigError
+from bot.flow.compiler import parse_duration
+from bot.yamlsrc import load_yaml
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+PRIORITIES = ("urgent", "high", "normal")
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)  # raises ValueError naming what is valid
+    return value
+
+
+class Department(_M):
+    mode: Literal["grab", "roster", "team"] = "grab"
+    offer_timeout: str = "10m"  # grab: re-offer (and widen to the backup) when nobody took it
+    backup: str = ""  # department whose staff take breaches and unanswered offers
+    team: str = ""  # team mode: the expert team
+
+    _d = field_validator("offer_timeout")(classmethod(lambda cls, v: _duration(v)))
+
+
+class Sla(_M):
+    first_response: str
+    next_response: str
+    resolution: str
+    remind_before: str = "5m"
+    patient_update_every: str = "15m"  # tell a waiting patient where they are in the queue
+
+    _d = field_validator("first_response", "next_response", "resolution", "remind_before",
+                         "patient_update_every")(classmethod(lambda cls, v: _duration(v)))
+
+    def seconds(self, field: str) -> int:
+        return parse_duration(getattr(self, field))
+
+
+class Shift(_M):
+    staff: str
+    department: str
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
+    start: str = "08:00"
+    end: str = "18:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        try:
+            time.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a time; write HH:MM, e.g. 08:00") from None
+        return v
+
+    def on_duty(self, local: datetime) -> bool:
+        start, end = time.fromisoformat(self.start), time.fromisoformat(self.end)
+        t = local.time()
+        if start <= end:
+            return DAYS[local.weekday()] in self.days and start <= t < end
+        # a night shift: 20:00-08:00 belongs to the day it starts
+        if t >= start:
+            return DAYS[local.weekday()] in self.days
+        return t < end and DAYS[(local - timedelta(days=1)).weekday()] in self.days
+
+
+class Roster(_M):
+    timezone: str = "Asia/Shanghai"
+    shifts: list[Shift] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except Exception:
+            raise ValueError(f"{v!r} is not a time zone; use an IANA name such as Asia/Shanghai") from None
+        return v
+
+    def on_duty(self, department: str, now: datetime) -> list[str]:
+        local = now.astimezone(ZoneInfo(self.timezone))
+        return [s.staff for s in self.shifts if s.department == department and s.on_duty(local)]
+
+
+class Team(_M):
+    expert: str
+    members: list[str] = Field(min_length=1)  # assistant doctors and medical assistants
+    name: dict[str, str] = {}  # how the patient sees the team, per locale
+
+
+class Quality(_M):
+    min_reply_chars: int = 15  # a reply shorter than this to a long question is "too short"
+    long_question_chars: int = 30
+    min_overlap: float = 0.05  # shared character pairs / words with the question below this: "unrelated"
+    duplicate_similarity: float = 0.9  # a reply this close to one sent to another patient: copy-paste
+    slow_reply: str = "30m"
+    sample_rate: float = Field(0.1, ge=0, le=1)  # share of closed tickets sent to review at random
+
+
+class Satisfaction(_M):
+    promoter_threshold: int = Field(9, ge=6, le=10)  # set to 8 where patients rarely give 9-10
+    detractor_max: int = Field(6, ge=0, le=9)
+
+
+class HandoffSettings(_M):
+    departments: dict[str, Department] = {}
+    default: Department = Department()
+    sla: dict[Literal["urgent", "high", "normal"], Sla] = {
+        "urgent": Sla(first_response="5m", next_response="10m", resolution="2h", remind_before="2m",
+                      patient_update_every="5m"),
+        "high": Sla(first_response="30m", next_response="1h", resolution="24h"),
+        "normal": Sla(first_response="2h", next_response="4h", resolution="48h", remind_before="15m"),
+    }
+    business_hours: dict[str, str] = {"start": "08:00", "end": "20:00"}
+    roster: Roster = Roster()
+    teams: dict[str, Team] = {}
+    canned: dict[str, dict[str, str]] = {}  # short code → {locale: text}
+    quality: Quality = Quality()
+    satisfaction: Satisfaction = Satisfaction()
+
+    @model_validator(mode="after")
+    def _references(self) -> HandoffSettings:
+        problems = []
+        for name, dept in {**self.departments, "default": self.default}.items():
+            if dept.mode == "team" and (dept.team or name) not in self.teams:
+                problems.append(f"department {name!r} is in team mode but team {dept.team or name!r} is not "
+                                f"under teams: (teams: {', '.join(self.teams) or 'none'})")
+            if dept.backup and dept.backup not in self.departments:
+                problems.append(f"department {name!r} has backup {dept.backup!r}, which is not under departments:")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def department(self, department: str) -> Department:
+        return self.departments.get(department, self.default)
+
+    def sla_for(self, priority: str) -> Sla:
+        return self.sla.get(priority if priority in PRIORITIES else "normal", self.sla["normal"])  # type: ignore[call-overload]
+
+
+def load_handoff(content_dir: Path) -> HandoffSettings:
+    path = Path(content_dir) / "handoff.yml"
+    if not path.exists():
+        return HandoffSettings()
+    source = load_yaml(path)
+    try:
+        return HandoffSettings.model_validate(source.data or {})
+    except ValidationError as err:
+        raise ConfigError(source.problems_from(err)) from None
