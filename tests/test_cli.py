@@ -125,3 +125,15 @@ def test_run_with_a_broken_flow_says_where_and_exits(tmp_path):
     proc = subprocess.run([*CAREBOT, "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "bad.yml:3: steps[0]: unknown step type 'sya'" in proc.stderr
+
+
+def test_staff_add_and_list(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'staff.db'}"
+    assert main(["staff", "add", "d_wang", "--name", "王建国", "--title", "主任医师", "--department", "dermatology",
+                 "--password", "correct horse", "--database-url", url]) == 0
+    assert main(["staff", "add", "d_wang", "--password", "correct horse", "--database-url", url]) == 1
+    assert "exists already" in capsys.readouterr().err
+    assert main(["staff", "add", "x", "--role", "wizard", "--password", "correct horse", "--database-url", url]) == 1
+    assert "role 'wizard' is not one of admin, operator, doctor" in capsys.readouterr().err
+    assert main(["staff", "list", "--database-url", url]) == 0
+    assert "d_wang\tdoctor\t王建国 主任医师\tdermatology" in capsys.readouterr().out
