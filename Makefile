@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test validate schema bench clean
+.PHONY: setup run test validate schema bench clean browser
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "carebot needs Python 3.11 or newer (python3.11, python3.12 …)"; exit 1; }
@@ -25,7 +25,14 @@ run: setup
 validate: setup
 	$(BIN)/carebot validate
 
-test: setup
+# Browser tests drive the system Chromium (never a downloaded browser); CJK fonts make the
+# screenshots of Chinese conversations readable.
+browser:
+	@if test -x /usr/bin/chromium && dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei; \
+	else echo "note: install chromium and fonts-wqy-zenhei (apt) for the browser tests"; fi
+
+test: setup browser
 	$(BIN)/carebot validate
 	$(BIN)/carebot test tests/conversations
 	$(BIN)/python -m pytest -q

@@ -10,5 +10,7 @@ if TYPE_CHECKING:
 
 
 def default_adapters(settings: Settings) -> list[Adapter]:
-    """The adapters `carebot run` serves with the given settings."""
-    return []
+    """The adapters `carebot run` serves with the given settings: the web chat at /chat."""
+    from adapters.webchat import WebchatAdapter
+
+    return [WebchatAdapter(settings)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from adapters.webchat.models import WebchatMessage
+from bot.store.models import UTCDateTime
 from bot.store.store import Store
 
 MESSAGE = WebchatMessage.__table__
@@ -28,8 +29,8 @@ class LogEntry:
 
     def frame(self) -> dict[str, Any]:
         """The entry as the widget receives it."""
-        return {"type": "message", "seq": self.seq, "sender": self.sender, "at": self.created_at.isoformat(),
-                **self.payload}
+        return {"type": "message", "seq": self.seq, "sender": self.sender,
+                "at": self.created_at.astimezone(timezone.utc).isoformat(), **self.payload}
 
 
 def _entry(row: Any) -> LogEntry:
@@ -40,30 +41,32 @@ class ChatLog:
     def __init__(self, store: Store):
         self.store = store
         self._by_key = sa.select(MESSAGE).where(MESSAGE.c.idempotency_key == sa.bindparam("key"))
-        self._last_seq = sa.select(sa.func.coalesce(sa.func.max(MESSAGE.c.seq), 0)).where(
-            MESSAGE.c.conversation_id == sa.bindparam("cid"))
+        # one statement numbers and inserts (a turn's hot path); ON CONFLICT drops a resend
+        self._insert = sa.text(
+            "INSERT INTO webchat_message (org, conversation_id, seq, idempotency_key, sender, payload, created_at) "
+            "SELECT :org, :cid, COALESCE(MAX(seq), 0) + 1, :key, :sender, :payload, :at "
+            "FROM webchat_message WHERE conversation_id = :cid "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING seq"
+        ).bindparams(sa.bindparam("at", type_=UTCDateTime()))
 
     async def append(self, conversation_id: str, key: str, sender: str, payload: dict[str, Any],
                      now: datetime, org: str = "default") -> tuple[LogEntry, bool]:
         """Append one message; returns it and whether it is new. A second append with the same
         `key` (a resend after a crash or a reconnect) returns the first one and writes nothing."""
-        body = json.dumps(payload, ensure_ascii=False)
+        params = {"org": org, "cid": conversation_id, "key": key, "sender": sender,
+                  "payload": json.dumps(payload, ensure_ascii=False), "at": now}
 
         def write(conn: Connection) -> tuple[LogEntry, bool]:
-            row = conn.execute(self._by_key, {"key": key}).first()
-            if row is not None:
-                return _entry(row), False
-            seq = conn.execute(self._last_seq, {"cid": conversation_id}).scalar_one() + 1
-            conn.execute(MESSAGE.insert().values(
-                org=org, conversation_id=conversation_id, seq=seq, idempotency_key=key, sender=sender,
-                payload=body, created_at=now))
+            seq = conn.execute(self._insert, params).scalar()
+            if seq is None:
+                return _entry(conn.execute(self._by_key, {"key": key}).one()), False
             return LogEntry(conversation_id, seq, sender, payload, now), True
 
         for attempt in range(_APPEND_TRIES):
             try:
                 return await self.store.write(write)
             except IntegrityError:
-                # another writer (PostgreSQL runs several) took this seq or this key first: look again
+                # another writer (PostgreSQL runs several) took this seq first: number it again
                 if attempt == _APPEND_TRIES - 1:
                     raise
         raise AssertionError("unreachable")

@@ -1,0 +1,265 @@
+"""The web chat adapter: patients in a browser (a hospital's site, an SMS mini-page, a kiosk).
+
+It turns widget frames into `Inbound`s and delivered `Outbound`s into entries of the conversation's
+log, pushed at once to every open widget of that conversation. It holds no conversation logic.
+
+Delivery: the outbox sender calls `send`; the message is appended to `webchat_message` (unique on
+the idempotency key, so a resend after a crash is dropped) and pushed to the open sockets in this
+process — and, with Redis, published so sockets on other workers get it too. A closed widget reads
+the log on its next visit, from the last sequence number it showed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from adapters.webchat.config import WebchatConfig
+from adapters.webchat.hub import Frame, Hub
+from adapters.webchat.log import ChatLog
+from adapters.webchat.media import MediaStore, StoredMedia
+from adapters.webchat.tokens import BadToken, Session, TokenSigner
+from bot.adapter import Adapter, Capabilities, RatePolicy
+from bot.types import Address, Delivery, Inbound, Media, Outbound
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from bot.runtime.runtime import Runtime
+    from bot.settings import Settings
+
+log = logging.getLogger("carebot.webchat")
+
+CHANNEL = "webchat"
+RELAY_CHANNEL = "webchat"
+TYPING_AFTER = 0.3  # seconds a turn may take before the widget shows "typing…"
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+
+# Staff console hook: may this request read media of this conversation? (the console sets it)
+StaffMediaAccess = Callable[["Request", str], Awaitable[bool]]
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: float):
+        super().__init__(f"retry after {retry_after:.1f}s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who is at the other end of a socket or a request: a checked session and its address."""
+
+    session: Session
+    ip: str
+
+    @property
+    def address(self) -> Address:
+        return Address(CHANNEL, self.session.visitor, self.session.visitor)
+
+    @property
+    def conversation_id(self) -> str:
+        return self.address.conversation_id
+
+
+def error(code: str, client_id: str = "", **extra: Any) -> Frame:
+    """An error the widget shows in the patient's language (it knows every code)."""
+    return {"type": "error", "code": code, "id": client_id, **extra}
+
+
+def media_frame(media: Media | StoredMedia | None) -> dict[str, Any] | None:
+    """How the widget finds a picture: an upload by id (fetched with the session token), or a URL."""
+    if media is None:
+        return None
+    if isinstance(media, StoredMedia):
+        return {"id": media.id, "kind": media.kind, "mime": media.mime}
+    if media.ref.startswith("webchat:"):
+        return {"id": media.ref.removeprefix("webchat:"), "kind": media.kind, "mime": media.mime}
+    if media.ref.startswith(("https://", "http://", "/")):
+        return {"url": media.ref, "kind": media.kind, "mime": media.mime, "name": media.name}
+    return None
+
+
+class WebchatAdapter(Adapter):
+    channel = CHANNEL
+    capabilities = Capabilities(ops=frozenset({"say", "typing"}), buttons=True, max_buttons=12, media=True,
+                                max_text=8000)
+    rate_policy = RatePolicy(per_chat=(100, 1.0), overall=(1_000_000, 1.0))  # our own sockets: no quota
+
+    def __init__(self, settings: Settings, config: WebchatConfig | None = None, *,
+                 staff_media_access: StaffMediaAccess | None = None):
+        self.settings = settings
+        self.config = config or WebchatConfig.from_env()
+        self.tokens = TokenSigner(settings.server_secret(), self.config.token_days * 86400)
+        self.hub = Hub()
+        self.staff_media_access = staff_media_access
+        self.runtime: Runtime | None = None
+        self.log: ChatLog | None = None
+        self.media: MediaStore | None = None
+        self._distributed = bool(settings.redis_url)
+        self._relay: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def routes(self) -> list[Any]:
+        from adapters.webchat.routes import webchat_routes
+
+        return webchat_routes(self)
+
+    async def start(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.log = ChatLog(runtime.store)
+        self.media = MediaStore(runtime.store, self.config.media_dir, self.config.max_upload_bytes)
+        if self._distributed:
+            self._relay = asyncio.get_running_loop().create_task(self._relay_from_other_workers())
+
+    async def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.cancel()
+            try:
+                await self._relay
+            except asyncio.CancelledError:
+                pass
+        self.hub.close_all()
+
+    def now_ts(self) -> float:
+        assert self.runtime is not None
+        return self.runtime.clock.now().timestamp()
+
+    # -- outbound ------------------------------------------------------------------------------------
+
+    async def send(self, outbound: Outbound, idempotency_key: str) -> Delivery:
+        if self.runtime is None or self.log is None:
+            return Delivery(ok=False, retryable=True, error="web chat not started")
+        conv = outbound.address.conversation_id
+        if outbound.op == "typing":
+            await self.push(conv, {"type": "typing", "on": True, "sender": outbound.sender,
+                                   "sender_name": outbound.sender_name})
+            return Delivery(ok=True)
+        if outbound.op != "say":
+            return Delivery(ok=False, retryable=False, error=f"web chat cannot {outbound.op}")
+        payload = {"text": outbound.text, "key": outbound.key, "sender_name": outbound.sender_name,
+                   "buttons": [{"label": b.label, "value": b.value} for b in outbound.buttons],
+                   "media": media_frame(outbound.media)}
+        entry, _new = await self.log.append(conv, idempotency_key, outbound.sender, payload,
+                                            self.runtime.clock.now(), outbound.address.org)
+        # pushed even when not new: harmless (widgets drop a seq they have) and covers a crash
+        # between the append and the push
+        await self.push(conv, entry.frame())
+        return Delivery(ok=True, platform_message_id=f"{conv}#{entry.seq}")
+
+    async def push(self, conversation_id: str, frame: Frame) -> None:
+        self.hub.push(conversation_id, frame)
+        if self._distributed and self.runtime is not None:
+            message = json.dumps({"origin": self.settings.worker_id, "conversation_id": conversation_id,
+                                  "frame": frame}, ensure_ascii=False)
+            await self.runtime.coord.publish(RELAY_CHANNEL, message)
+
+    async def _relay_from_other_workers(self) -> None:
+        assert self.runtime is not None
+        while True:
+            try:
+                async for message in self.runtime.coord.subscribe(RELAY_CHANNEL):
+                    data = json.loads(message)
+                    if data.get("origin") != self.settings.worker_id:
+                        self.hub.push(data["conversation_id"], data["frame"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("web chat relay failed; resubscribing")
+                await asyncio.sleep(1.0)
+
+    # -- sessions and inbound -----------------------------------------------------------------------
+
+    async def open_session(self, token: str | None, ip: str) -> Session:
+        """Continue a visitor's session (renewing its token) or, with no token, start a new one.
+        Raises BadToken for a forged or expired token and RateLimited for too many new sessions."""
+        now = self.now_ts()
+        if token:
+            return self.tokens.issue(now, self.tokens.verify(token, now).visitor)
+        await self._limit(f"webchat:ip:{ip}", self.config.ip_rate)
+        return self.tokens.issue(now)
+
+    def check(self, token: str, ip: str) -> Visitor:
+        return Visitor(self.tokens.verify(token, self.now_ts()), ip)
+
+    async def _limit(self, key: str, rate: tuple[int, float]) -> None:
+        assert self.runtime is not None
+        wait = await self.runtime.coord.hit(key, *rate)
+        if wait > 0:
+            raise RateLimited(wait)
+
+    async def accept(self, visitor: Visitor, frame: dict[str, Any]) -> Frame:
+        """One patient message from the widget → the log → the runtime, then its echo (with its
+        `client_id`) to every open widget of the conversation once the turn is committed. Returns
+        the ack (for the HTTP API) or an error frame; bad input never closes the socket."""
+        assert self.runtime is not None and self.log is not None and self.media is not None
+        client_id = frame.get("id")
+        if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+            return error("bad_request")
+        text, value, media_id = frame.get("text", ""), frame.get("value"), frame.get("media")
+        if not isinstance(text, str) or not isinstance(value, (str, type(None))) \
+                or not isinstance(media_id, (str, type(None))):
+            return error("bad_request", client_id)
+        if len(text) > self.config.max_text:
+            return error("too_long", client_id, limit=self.config.max_text)
+        if not text.strip() and value is None and not media_id:
+            return error("empty", client_id)
+        try:
+            await self._limit(f"webchat:visitor:{visitor.session.visitor}", self.config.visitor_rate)
+            await self._limit(f"webchat:ip:{visitor.ip}", self.config.ip_rate)
+        except RateLimited as exc:
+            return error("rate_limited", client_id, retry_after=round(exc.retry_after, 1))
+        conv = visitor.conversation_id
+        stored = await self.media.get(media_id) if media_id else None
+        if media_id and (stored is None or stored.conversation_id != conv):
+            return error("bad_media", client_id)
+        locale = frame.get("locale")
+        locale = locale if isinstance(locale, str) and _LOCALE.fullmatch(locale) else ""
+        now = self.runtime.clock.now()
+        entry, _new = await self.log.append(
+            conv, f"webchat-in:{conv}:{client_id}", "patient",
+            {"text": text, "client_id": client_id, "media": media_frame(stored)}, now)
+        if value is not None:
+            kind, payload = "choice", {"value": value}
+        else:
+            kind, payload = ("media" if stored else "command" if text.startswith("/") else "text"), {}
+        media = Media(kind=stored.kind, ref=f"webchat:{stored.id}", mime=stored.mime,  # type: ignore[arg-type]
+                      size=stored.size) if stored else None
+        inbound = Inbound(kind=kind, address=visitor.address,  # type: ignore[arg-type]
+                          message_id=f"{visitor.session.visitor}:{client_id}", received_at=now, text=text,
+                          payload=payload, media=media, locale=locale)
+        # "typing…" only for a turn that takes a while (a remote action): a quick one would flicker
+        typing = asyncio.get_running_loop().call_later(TYPING_AFTER, self.hub.push, conv,
+                                                       {"type": "typing", "on": True, "sender": "bot"})
+        try:
+            outcome = await self.runtime.handle(inbound)
+        except Exception:
+            log.exception("web chat turn failed conversation=%s", conv)
+            return error("server_error", client_id)
+        finally:
+            typing.cancel()
+            if typing.when() <= asyncio.get_running_loop().time():
+                self.hub.push(conv, {"type": "typing", "on": False})
+            # the echo goes out once the turn is committed, so for a socket it is the ack too
+            await self.push(conv, entry.frame())
+        return {"type": "ack", "id": client_id, "seq": entry.seq}
+
+    async def upload(self, visitor: Visitor, data: bytes) -> StoredMedia:
+        """Store an upload for this visitor's conversation (UploadRefused / RateLimited otherwise)."""
+        assert self.runtime is not None and self.media is not None
+        await self._limit(f"webchat:upload:{visitor.session.visitor}", self.config.upload_rate)
+        return await self.media.save(visitor.conversation_id, data, self.runtime.clock.now())
+
+    async def may_read(self, request: Request, visitor: Visitor | None, media: StoredMedia) -> bool:
+        """The conversation's own visitor may read its media; so may staff, once the staff console
+        sets `staff_media_access` (it should also append an audit entry for the view)."""
+        if visitor is not None and visitor.conversation_id == media.conversation_id:
+            return True
+        if self.staff_media_access is not None:
+            return await self.staff_media_access(request, media.conversation_id)
+        return False
