@@ -122,3 +122,43 @@ async def test_two_processes_one_timer_race_on_the_claim(tmp_path, pg_url, make_
     workers = [_spawn(tmp_path, "timers", pg_url) for _ in range(2)]
     outs = [w.communicate(timeout=120)[0] for w in workers]
     assert sorted(int(o.split("fired")[1]) for o in outs) == [0, 1]
+
+
+async def test_a_grab_ticket_offered_to_two_doctors_at_once_is_taken_by_exactly_one(tmp_path, pg_url, redis_url,
+                                                                                      make_bot):
+    """Two worker processes on PostgreSQL + Redis; both doctors press "take" at the same instant."""
+    import time
+
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    for attempt in range(3):  # three separate races, three fresh tickets
+        bot, platform, _ = make_bot(url=pg_url, shipped=True, redis_url=redis_url,
+                                    clock=ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)))
+        await bot.start(background=False)
+        if attempt == 0:
+            for doctor in ("d_li", "d_ma"):
+                await bot.handoff.add_staff(doctor, doctor, "doctor", "test-password", departments=["dermatology"])
+        chat = f"race{attempt}"
+        for n, text in enumerate(("人工", "是", "是", "否")):
+            await bot.runtime.handle(platform.inbound(chat, text, message_id=f"{chat}-{n}"))
+        await bot.runtime.handle(platform.inbound(chat, kind="choice", payload={"value": "dermatology"},
+                                                  message_id=f"{chat}-dept"))
+        await bot.settle()
+        conv = platform.inbound(chat).address.conversation_id
+        ticket = await bot.store.read(lambda c: c.execute(sa.text(
+            "SELECT id FROM ticket WHERE conversation_id = :c"), {"c": conv}).scalar())
+        await bot.stop()
+        at = time.time() + 4.0  # both processes are up and waiting by then
+        workers = [_spawn(tmp_path, "take", pg_url, redis_url, ticket, doctor, str(at)) for doctor in ("d_li", "d_ma")]
+        outs = [w.communicate(timeout=120) for w in workers]
+        for w, (out, err) in zip(workers, outs):
+            assert w.returncode == 0, err
+        assert sorted(int(out.split("won")[1]) for out, _ in outs) == [0, 1]
+        engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT status, assignee FROM ticket WHERE id = :t"), {"t": ticket}).one()
+            taken = conn.execute(sa.text("SELECT count(*) FROM ticket_event WHERE ticket_id = :t AND kind = 'taken'"),
+                                 {"t": ticket}).scalar()
+        engine.dispose()
+        assert row.status == "assigned" and row.assignee in ("d_li", "d_ma") and taken == 1

@@ -23,7 +23,7 @@ from bot.app import CareBot, load_config
 from bot.clock import Clock
 from bot.settings import Settings
 from bot.types import Delivery, Outbound
-from tests.conftest import write_flows, write_messages
+from tests.conftest import ROOT, write_flows, write_messages
 from tests.flows_common import ECHO_FLOWS, ECHO_MESSAGES
 
 
@@ -42,11 +42,15 @@ class FutureClock(Clock):
         return super().now() + timedelta(hours=3)
 
 
-def _bot(url: str, adapter: MemoryAdapter, clock: Clock | None = None, redis_url: str = "") -> CareBot:
+def _bot(url: str, adapter: MemoryAdapter, clock: Clock | None = None, redis_url: str = "",
+         shipped: bool = False) -> CareBot:
     tmp = Path(os.environ["CAREBOT_TEST_TMP"])
-    settings = replace(Settings(), database_url=url, redis_url=redis_url,
-                       flows_dir=write_flows(tmp / f"flows-{os.getpid()}", ECHO_FLOWS),
-                       content_dir=write_messages(tmp / f"content-{os.getpid()}", ECHO_MESSAGES),
+    if shipped:
+        flows, content = ROOT / "flows", ROOT / "content"
+    else:
+        flows = write_flows(tmp / f"flows-{os.getpid()}", ECHO_FLOWS)
+        content = write_messages(tmp / f"content-{os.getpid()}", ECHO_MESSAGES)
+    settings = replace(Settings(), database_url=url, redis_url=redis_url, flows_dir=flows, content_dir=content,
                        worker_id=f"worker-{os.getpid()}", outbox_lease_seconds=1.0)
     return CareBot.build(settings, [adapter], clock=clock, config=load_config(settings))
 
@@ -90,6 +94,21 @@ async def inbound(url: str, redis_url: str, ids: list[str]) -> None:
     await bot.stop()
 
 
+async def take(url: str, redis_url: str, ticket: str, staff_id: str, at: float) -> None:
+    """Grab a ticket at a wall-clock instant shared with the other worker."""
+    import time
+
+    bot = _bot(url, MemoryAdapter(), redis_url=redis_url, shipped=True)
+    await bot.start(background=False)
+    member = await bot.handoff.staff(staff_id)
+    assert member is not None
+    await asyncio.sleep(max(0.0, at - time.time()))
+    won = await bot.handoff.take(ticket, member)
+    await bot.settle()
+    print(f"won {int(won)}", flush=True)
+    await bot.stop()
+
+
 if __name__ == "__main__":
     mode, url = sys.argv[1], sys.argv[2]
     if mode == "crash":
@@ -98,3 +117,5 @@ if __name__ == "__main__":
         asyncio.run(timers(url))
     elif mode == "inbound":
         asyncio.run(inbound(url, sys.argv[3], sys.argv[4].split(",")))
+    elif mode == "take":
+        asyncio.run(take(url, sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6])))
