@@ -93,7 +93,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         config = load_config(settings)
-        _passed, failed = run_paths(settings, config, [Path(p) for p in args.paths], sys.stdout)
+        _passed, failed = run_paths(settings, config, [Path(p) for p in args.paths], sys.stdout,
+                                    coverage=args.coverage)
     except ConfigError as exc:
         return _report(exc)
     return 1 if failed else 0
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("test", help="run YAML conversation tests")
     common(p)
     p.add_argument("paths", nargs="+")
+    p.add_argument("--coverage", action="store_true", help="list step types and flows no test ran")
     p.set_defaults(fn=cmd_test)
 
     p = sub.add_parser("schema", help="write the JSON Schema of the flow language")

@@ -137,3 +137,11 @@ def test_staff_add_and_list(tmp_path, capsys):
     assert "role 'wizard' is not one of admin, operator, doctor" in capsys.readouterr().err
     assert main(["staff", "list", "--database-url", url]) == 0
     assert "d_wang\tdoctor\t王建国 主任医师\tdermatology" in capsys.readouterr().out
+
+
+def test_shipped_conversation_tests_run_every_step_type_and_repair_flow(capsys):
+    assert main(["test", "tests/conversations", "--coverage"]) == 0
+    out = capsys.readouterr().out
+    assert "coverage: step types not run: none" in out
+    assert "coverage: repair flows not run: none" in out
+    assert "coverage: flows not run: none" in out

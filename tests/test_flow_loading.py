@@ -119,3 +119,18 @@ def test_operator_flow_replaces_a_builtin_repair_flow(tmp_path):
     """})
     assert flows.get("cancel").file == "flows/cancel.yml"
     assert flows.commands["/cancel"] == "cancel"
+
+
+def test_an_article_without_a_source_fails_validation(tmp_path):
+    content = write_messages(tmp_path / "content", MESSAGES)
+    (content / "articles").mkdir()
+    (content / "articles" / "diet.yml").write_text(
+        "zh-CN:\n  title: 饮食\n  body: 少盐少油\nen:\n  title: Diet\n  body: Less salt\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_content([content])
+    assert "diet.yml:1: article 'diet' has no source; every article names where it comes from" in str(err.value)
+    (content / "articles" / "diet.yml").write_text(
+        "source: {zh-CN: 中国居民膳食指南（2022）, en: Dietary Guidelines for Chinese Residents (2022)}\n"
+        "zh-CN:\n  title: 饮食\n  body: 少盐少油\nen:\n  title: Diet\n  body: Less salt\n", encoding="utf-8")
+    loaded = load_content([content])
+    assert loaded.render("article.diet", "en", {}).endswith("Source: Dietary Guidelines for Chinese Residents (2022)")

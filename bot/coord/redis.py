@@ -34,8 +34,11 @@ return tostring(tonumber(oldest[2]) + window - now)
 
 
 class RedisCoord(Coord):
-    def __init__(self, url: str, prefix: str = "carebot:"):
-        self.redis = aioredis.from_url(url, decode_responses=True)
+    def __init__(self, url: str, prefix: str = "carebot:", max_connections: int = 256):
+        # a blocking pool: under a burst, callers wait for a free connection instead of failing
+        pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True,
+                                                        max_connections=max_connections, timeout=30)
+        self.redis = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._release = self.redis.register_script(_RELEASE)
         self._hit = self.redis.register_script(_HIT)

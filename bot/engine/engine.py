@@ -76,6 +76,8 @@ class Engine:
         self.start_flow = start_flow
         # operator settings flows may read, e.g. `care.consent.version` (read-only, same every turn)
         self.constants = constants or {}
+        # `carebot test --coverage`: the (flow, step type) pairs that ran; None costs nothing
+        self.coverage: set[tuple[str, str]] | None = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -264,6 +266,8 @@ class Engine:
                 if turn.ops > MAX_OPS_PER_TURN:
                     raise StepError(f"more than {MAX_OPS_PER_TURN} steps in one turn in flow {cf.id} (a loop?)")
                 instr = cf.code[pc]
+                if self.coverage is not None:
+                    self.coverage.add((cf.id, step_type(instr)))
                 nxt = getattr(self, f"_op_{instr.op}")(turn, cf, frame, instr, pc)
                 if nxt is None:  # the frame stack changed or the frame waits
                     break
@@ -530,6 +534,18 @@ class Engine:
         turn.effects.append(Send(Outbound(
             op="say", address=turn.state.address, text=text, key=key, buttons=buttons,
             media=Media(kind="image", ref=media) if media else None)))
+
+
+_STEP_OF_OP = {"branch": "if", "survey_done": "survey"}
+
+
+def step_type(instr: Instr) -> str:
+    """The flow-language step an instruction came from (`ask:date` for typed questions)."""
+    if instr.op == "ask":
+        return f"ask:{instr.a['spec'].type}"
+    if instr.op == "return":
+        return "return" if instr.a.get("step") else "flow_end"
+    return _STEP_OF_OP.get(instr.op, instr.op)
 
 
 def _command(text: str) -> str | None:

@@ -318,7 +318,7 @@ class FlowCompiler:
                                   "data": self.value(step.data, (*loc, "data"))})
 
     def step_return(self, step: m.ReturnStep, loc: Loc) -> None:
-        self.emit("return", loc, {})
+        self.emit("return", loc, {"step": True})
 
     def step_end(self, step: m.EndStep, loc: Loc) -> None:
         key = step.end if isinstance(step.end, str) else None

@@ -108,6 +108,8 @@ def load_content(content_dirs: list[Path], base_locale: str = "zh-CN") -> Conten
                     continue
                 bucket[key] = defined_here[(locale, key)] = Message(
                     key, locale, text, render, source.file, source.line(loc))
+    for directory in content_dirs:
+        problems.extend(_load_articles(Path(directory) / "articles", content))
     if base_locale not in content.messages:
         problems.append(ConfigProblem(
             "content/messages", 0, "", f"no messages for the base locale {base_locale!r}; "
@@ -115,6 +117,49 @@ def load_content(content_dirs: list[Path], base_locale: str = "zh-CN") -> Conten
     if problems:
         raise ConfigError(problems)
     return content
+
+
+def _load_articles(article_dir: Path, content: Content) -> list[ConfigProblem]:
+    """`articles/<id>.yml`: a health article in each locale, always with its source. Each becomes
+    the content key `article.<id>`: title, body, then the source line, so no article is ever sent
+    without saying where it comes from."""
+    problems: list[ConfigProblem] = []
+    if not article_dir.is_dir():
+        return problems
+    for path in sorted(article_dir.glob("*.yml")):
+        try:
+            source = load_yaml(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        data = source.data if isinstance(source.data, dict) else {}
+        article_id = str(data.get("id") or path.stem)
+        cited = data.get("source")
+        locales = [k for k in data if k not in ("id", "source", "reviewed")]
+        if not isinstance(cited, dict) or not any(isinstance(v, str) and v.strip() for v in cited.values()):
+            problems.append(source.problem(("source",) if "source" in data else (),
+                f"article {article_id!r} has no source; every article names where it comes from, e.g. "
+                "source: {zh-CN: 中国痤疮治疗指南（2019修订版）, en: Chinese acne guideline (2019)}"))
+            continue
+        for locale in locales:
+            body = data[locale]
+            if not isinstance(body, dict) or not body.get("title") or not body.get("body"):
+                problems.append(source.problem((locale,), "an article locale needs `title` and `body`"))
+                continue
+            cite = cited.get(locale) or cited.get(content.base_locale) or next(iter(cited.values()))
+            label = content.lookup("common.source", locale)
+            label_text = label.source if label else "Source"
+            url = f" {cited['url']}" if cited.get("url") else ""
+            text = f"{body['title']}\n\n{str(body['body']).strip()}\n\n{label_text}: {cite}{url}"
+            try:
+                render = compile_template(text)
+            except ExprError as exc:
+                problems.append(source.problem((locale,), str(exc)))
+                continue
+            key = f"article.{article_id}"
+            content.messages.setdefault(locale, {})[key] = Message(
+                key, locale, text, render, source.file, source.line((locale,)))
+    return problems
 
 
 def missing_by_locale(content: Content) -> list[ConfigProblem]:

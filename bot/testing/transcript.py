@@ -92,6 +92,7 @@ class TranscriptRunner:
         self.settings = settings
         self.config = config
         self._tmp = Path(tempfile.mkdtemp(prefix="carebot-test-"))
+        self.coverage: set[tuple[str, str]] = set()
         self._template = self._tmp / "template.db"
         upgrade(f"sqlite:///{self._template}")
         self._n = 0
@@ -119,6 +120,7 @@ class TranscriptRunner:
         adapter = MemoryAdapter(channel)
         settings = replace(self.settings, database_url=f"sqlite:///{db}", worker_id="test", redis_url="")
         bot = CareBot.build(settings, [adapter], clock=clock, config=self.config, coord=MemoryCoord())
+        bot.engine.coverage = self.coverage
         await bot.start(background=False)
         for member in data.get("staff", []) or []:
             await bot.handoff.add_staff(
@@ -411,7 +413,24 @@ class _Run:
             raise Failure(f"expected timer {want['name']} {status}; timers: {[(r.name, r.status) for r in rows]}")
 
 
-def run_paths(settings: Settings, config: Config, paths: list[Path], out: Any) -> tuple[int, int]:
+def coverage_report(config: Config, covered: set[tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
+    """Which step types, typed questions and repair flows the tests ran — and which none did."""
+    from bot.engine.engine import step_type
+    from bot.flow.loader import REPAIR_FLOWS
+    from bot.flow.model import STEP_MODELS
+
+    types_run = {t for _, t in covered}
+    wanted = {t for t in STEP_MODELS if t not in ("ask",)} | {
+        step_type(i) for cf in config.flows.flows.values() for i in cf.code if i.op == "ask"}
+    missing_types = sorted(t for t in wanted if t not in types_run)
+    flows_run = {f for f, _ in covered}
+    missing_repair = sorted(f for f in REPAIR_FLOWS if f not in flows_run)
+    never_run = sorted(f for f in config.flows.flows if f not in flows_run)
+    return missing_types, missing_repair, never_run
+
+
+def run_paths(settings: Settings, config: Config, paths: list[Path], out: Any,
+              coverage: bool = False) -> tuple[int, int]:
     cases = collect(paths)
     runner = TranscriptRunner(settings, config)
 
@@ -431,5 +450,10 @@ def run_paths(settings: Settings, config: Config, paths: list[Path], out: Any) -
         passed, failed = asyncio.run(main())
     finally:
         runner.close()
+    if coverage:
+        missing_types, missing_repair, never_run = coverage_report(config, runner.coverage)
+        print(f"coverage: step types not run: {', '.join(missing_types) or 'none'}", file=out)
+        print(f"coverage: repair flows not run: {', '.join(missing_repair) or 'none'}", file=out)
+        print(f"coverage: flows not run: {', '.join(never_run) or 'none'}", file=out)
     print(f"{passed} passed, {failed} failed", file=out)
     return passed, failed
