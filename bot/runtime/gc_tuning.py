@@ -15,4 +15,4 @@ import gc
 def tune_for_server() -> None:
     gc.collect()
     gc.freeze()  # everything loaded at start-up is permanent: never scan it again
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(10_000, 50, 100)
