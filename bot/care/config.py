@@ -7,9 +7,10 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import ConfigError
+from bot.timeofday import HHMM, in_window
 from bot.yamlsrc import load_yaml
 
 
@@ -49,21 +50,11 @@ class Policy(_M):
 
 
 class QuietHours(_M):
-    start: str = "22:00"
-    end: str = "08:00"
-
-    @field_validator("start", "end")
-    @classmethod
-    def _hhmm(cls, v: str) -> str:
-        try:
-            time.fromisoformat(v)
-        except ValueError:
-            raise ValueError(f"{v!r} is not a time; write HH:MM, e.g. 22:00") from None
-        return v
+    start: HHMM = "22:00"
+    end: HHMM = "08:00"
 
     def contains(self, t: time) -> bool:
-        start, end = time.fromisoformat(self.start), time.fromisoformat(self.end)
-        return (start <= t < end) if start <= end else (t >= start or t < end)
+        return in_window(self.start, self.end, t)
 
     def end_time(self) -> time:
         return time.fromisoformat(self.end)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
+from bot.timeofday import HHMM, Duration, in_window
 from bot.flow.compiler import parse_duration
 from bot.yamlsrc import load_yaml
 
@@ -22,29 +23,19 @@ class _M(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _duration(value: str) -> str:
-    parse_duration(value)  # raises ValueError naming what is valid
-    return value
-
-
 class Department(_M):
     mode: Literal["grab", "roster", "team"] = "grab"
-    offer_timeout: str = "10m"  # grab: re-offer (and widen to the backup) when nobody took it
+    offer_timeout: Duration = "10m"  # grab: re-offer (and widen to the backup) when nobody took it
     backup: str = ""  # department whose staff take breaches and unanswered offers
     team: str = ""  # team mode: the expert team
 
-    _d = field_validator("offer_timeout")(classmethod(lambda cls, v: _duration(v)))
-
 
 class Sla(_M):
-    first_response: str
-    next_response: str
-    resolution: str
-    remind_before: str = "5m"
-    patient_update_every: str = "15m"  # tell a waiting patient where they are in the queue
-
-    _d = field_validator("first_response", "next_response", "resolution", "remind_before",
-                         "patient_update_every")(classmethod(lambda cls, v: _duration(v)))
+    first_response: Duration
+    next_response: Duration
+    resolution: Duration
+    remind_before: Duration = "5m"
+    patient_update_every: Duration = "15m"  # tell a waiting patient where they are in the queue
 
     def seconds(self, field: str) -> int:
         return parse_duration(getattr(self, field))
@@ -54,27 +45,16 @@ class Shift(_M):
     staff: str
     department: str
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
-    start: str = "08:00"
-    end: str = "18:00"
-
-    @field_validator("start", "end")
-    @classmethod
-    def _hhmm(cls, v: str) -> str:
-        try:
-            time.fromisoformat(v)
-        except ValueError:
-            raise ValueError(f"{v!r} is not a time; write HH:MM, e.g. 08:00") from None
-        return v
+    start: HHMM = "08:00"
+    end: HHMM = "18:00"
 
     def on_duty(self, local: datetime) -> bool:
-        start, end = time.fromisoformat(self.start), time.fromisoformat(self.end)
         t = local.time()
-        if start <= end:
-            return DAYS[local.weekday()] in self.days and start <= t < end
-        # a night shift: 20:00-08:00 belongs to the day it starts
-        if t >= start:
-            return DAYS[local.weekday()] in self.days
-        return t < end and DAYS[(local - timedelta(days=1)).weekday()] in self.days
+        if not in_window(self.start, self.end, t):
+            return False
+        # a night shift (20:00-08:00) belongs to the day it starts
+        started = local if t >= time.fromisoformat(self.start) else local - timedelta(days=1)
+        return DAYS[started.weekday()] in self.days
 
 
 class Roster(_M):
@@ -106,7 +86,7 @@ class Quality(_M):
     long_question_chars: int = 30
     min_overlap: float = 0.05  # shared character pairs / words with the question below this: "unrelated"
     duplicate_similarity: float = 0.9  # a reply this close to one sent to another patient: copy-paste
-    slow_reply: str = "30m"
+    slow_reply: Duration = "30m"
     sample_rate: float = Field(0.1, ge=0, le=1)  # share of closed tickets sent to review at random
 
 

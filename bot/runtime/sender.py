@@ -20,13 +20,14 @@ from bot import metrics
 from bot.adapter import AdapterSet
 from bot.clock import Clock
 from bot.coord import Coord
+from bot.runtime.background import Background
 from bot.store.store import Claimed, Store
 from bot.types import Delivery
 
 log = logging.getLogger("carebot.sender")
 
 
-class Sender:
+class Sender(Background):
     def __init__(self, store: Store, adapters: AdapterSet, coord: Coord, clock: Clock, *,
                  max_attempts: int = 8, backoff: float = 1.0, max_backoff: float = 300.0,
                  sweep_interval: float = 2.0):
@@ -42,7 +43,6 @@ class Sender:
         self._inflight: set[int] = set()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._task: asyncio.Task[None] | None = None
 
     def enqueue(self, rows: list[Claimed]) -> None:
         for row in rows:
@@ -76,16 +76,8 @@ class Sender:
                 log.exception("outbox sweep failed")
             await asyncio.sleep(self.sweep_interval)
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run())
-
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await super().stop()
         await self.idle()
 
     async def _drain(self, conv: str, chain: deque[Claimed]) -> None:

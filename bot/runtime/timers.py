@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot import metrics
 from bot.clock import Clock
+from bot.runtime.background import Background
 from bot.runtime.proactive import ProactivePolicy, is_proactive
 from bot.store.store import DueTimer, Store
 from bot.types import Inbound
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("carebot.timers")
 
 
-class TimerLoop:
+class TimerLoop(Background):
     def __init__(self, runtime: Runtime, store: Store, clock: Clock, *, interval: float = 0.5,
                  proactive: ProactivePolicy | None = None):
         self.runtime = runtime
@@ -34,7 +35,6 @@ class TimerLoop:
         self.interval = interval
         self.proactive = proactive
         self.handoff: HandoffService | None = None  # staff-side clocks (SLA, re-offer) go there
-        self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
     def inbound_for(self, timer: DueTimer) -> Inbound:
@@ -95,13 +95,4 @@ class TimerLoop:
                 pass
             self._wake.clear()
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run())
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
