@@ -10,7 +10,10 @@ if TYPE_CHECKING:
 
 
 def default_adapters(settings: Settings) -> list[Adapter]:
-    """The adapters `carebot run` serves with the given settings: the web chat at /chat."""
+    """The adapters `carebot run` serves: the web chat at /chat and the staff console at /console
+    (which also decides which staff may open a patient's uploaded photos)."""
+    from adapters.console import ConsoleAdapter
     from adapters.webchat import WebchatAdapter
 
-    return [WebchatAdapter(settings)]
+    console = ConsoleAdapter(settings)
+    return [WebchatAdapter(settings, staff_media_access=console.staff_may_see_media), console]

@@ -64,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            ws_per_message_deflate=False))
     print(f"carebot serving on http://{host}:{port}\n  web chat: http://{host}:{port}/chat\n"
+          f"  staff console: http://{host}:{port}/console  (accounts: carebot staff add)\n"
           f"  health: /healthz  ready: /readyz  metrics: /metrics", flush=True)
     server.run()
     if app.state.holder.failed:

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient, WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
 from adapters import default_adapters
+from adapters.console import ConsoleAdapter
 from adapters.webchat import WebchatAdapter
 from adapters.webchat.config import WebchatConfig
 from adapters.webchat.log import MESSAGE
@@ -299,7 +300,7 @@ def test_chat_page_and_widget_are_served(chat: Chat) -> None:
 
 def test_run_serves_the_web_chat(tmp_path: Path) -> None:
     adapters = default_adapters(settings_for(tmp_path))
-    assert [type(a) for a in adapters] == [WebchatAdapter]
+    assert [type(a) for a in adapters] == [WebchatAdapter, ConsoleAdapter]
 
 
 def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

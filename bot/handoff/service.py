@@ -570,6 +570,32 @@ class HandoffService:
         await self._publish("complaint", str(complaint_id), "", "")
         return complaint_id
 
+    async def handle_complaint(self, complaint_id: int, staff: StaffMember) -> bool:
+        """Customer service marks a complaint handled (once); audited and announced to the console."""
+        if staff.role not in ("admin", "operator", "customer_service"):
+            raise HandoffError("complaints are handled by customer service, operators and admins")
+        now = self.clock.now()
+
+        def q(conn: Connection) -> bool:
+            done = conn.execute(COMPLAINTS.update().where(
+                COMPLAINTS.c.id == complaint_id, COMPLAINTS.c.status == "open").values(
+                status="handled", handled_by=staff.id)).rowcount == 1
+            if done:
+                conn.execute(AUDIT.insert().values(org="default", at=now, actor=f"staff:{staff.id}",
+                                                   action="complaint_handled", subject=str(complaint_id), detail="{}"))
+            return done
+
+        done = await self.store.write(q)
+        if done:
+            await self.coord.publish("console", json.dumps({"type": "complaint_handled", "complaint": complaint_id}))
+        return done
+
+    async def may_see_conversation(self, staff: StaffMember, conversation_id: str) -> bool:
+        """Staff may see a conversation's records (e.g. its photos) when they may see one of its tickets."""
+        rows = await self.store.read(lambda c: c.execute(sa.select(TICKET.c.assignee, TICKET.c.department).where(
+            TICKET.c.conversation_id == conversation_id)).all())
+        return any(self.can_view(staff, r) for r in rows)
+
     async def review(self, review_id: int, reviewer: StaffMember, verdict: str, note: str = "",
                      refer_to_panel: bool = False) -> None:
         if reviewer.role not in ("admin", "operator"):
