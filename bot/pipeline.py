@@ -98,6 +98,10 @@ class RelayStage:
             if flow is not None and self.engine.flows.get(flow).flow.during_handoff:
                 call_next(ctx)
                 return
+            top = state.top  # the answer to a question such a flow asked (forget me? yes)
+            if top is not None and top.wait and self.engine.flows.get(top.flow).flow.during_handoff:
+                call_next(ctx)
+                return
             ctx.effects.append(UpdateTicket(message=inbound.text or str(inbound.payload.get("value", "")),
                                             media=inbound.media))
             return

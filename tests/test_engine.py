@@ -269,3 +269,22 @@ def test_clear_all_keeps_what_it_is_told_to(engine, tmp_path):
     chat = Chat(eng)
     chat.send("/c", "command")
     assert chat.state.slots == {"consent_ok": True}
+
+
+def test_everyday_answers_are_understood():
+    from bot.engine.answers import Invalid, match_choice, parse_yes_no
+    from bot.flow.compiler import AskSpec
+    from bot.flow.model import Choice, Validation
+
+    for yes in ("是啊", "看过", "yes please", "嗯嗯"):
+        assert parse_yes_no(yes) is True
+    for no in ("不用了", "没去过", "no thanks", "nah"):
+        assert parse_yes_no(no) is False
+    spec = AskSpec("q", "who", "choice", [Choice(value="self", label="l.me", match=["me"]),
+                                           Choice(value="other", label="l.other", match=["someone else"])],
+                   Validation(), 2, None, False)
+    labels = {"self": "Me", "other": "Someone else"}
+    assert match_choice(spec, "it's for someone else", "", labels) == "other"  # "me" is not in "someone"
+    assert match_choice(spec, "it's for me", "", labels) == "self"
+    with pytest.raises(Invalid):
+        match_choice(spec, "nobody", "", labels)

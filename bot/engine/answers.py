@@ -8,10 +8,12 @@ from typing import Any
 
 from bot.flow.compiler import AskSpec
 
-YES = {"yes", "y", "yeah", "yep", "ok", "okay", "sure", "agree", "i agree", "true", "1",
-       "是", "是的", "对", "对的", "好", "好的", "嗯", "行", "可以", "同意", "确认", "要", "需要", "有"}
-NO = {"no", "n", "nope", "not", "disagree", "false", "0", "否", "不", "不是", "不对", "不要", "不用",
-      "不需要", "没有", "没", "无", "不同意", "算了"}
+YES = {"yes", "y", "yeah", "yep", "yes please", "ok", "okay", "sure", "agree", "i agree", "i do", "true", "1",
+       "是", "是的", "是啊", "对", "对的", "对啊", "好", "好的", "好啊", "嗯", "嗯嗯", "行", "可以", "同意", "我同意",
+       "确认", "要", "需要", "有", "有的", "看过", "去过", "做过"}
+NO = {"no", "n", "nope", "nah", "not", "no thanks", "no thank you", "not really", "disagree", "false", "0",
+      "否", "不", "不是", "不是的", "不对", "不要", "不用", "不用了", "不需要", "没有", "没有的", "没", "无", "不同意",
+      "算了", "没看过", "没去过", "没做过", "没有看过", "没有去过"}
 SKIP = {"skip", "pass", "跳过", "略过", "不想说", "不知道"}
 
 _ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
@@ -81,10 +83,19 @@ def match_choice(spec: AskSpec, text: str, payload: str, labels: dict[str, str])
             return choice.value
     for choice in spec.choices:  # a label inside a longer sentence: "我想问个问题" → quick
         for word in (labels.get(choice.value, ""), *choice.match):
-            if word and len(word) >= 2 and word.lower() in t:
+            if word and len(word) >= 2 and _contains(t, word.lower()):
                 return choice.value
     raise Invalid("choice")
 
+
+def _contains(text: str, word: str) -> bool:
+    """Chinese words anywhere; words in Latin letters only whole ("me" is not in "someone")."""
+    if _CJK_CHAR.search(word):
+        return word in text
+    return re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", text) is not None
+
+
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
 
 _REL_DAYS = {"今天": 0, "今日": 0, "today": 0, "明天": 1, "明日": 1, "tomorrow": 1, "后天": 2,
              "昨天": -1, "yesterday": -1, "前天": -2}
