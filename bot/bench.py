@@ -118,7 +118,12 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
         elapsed = time.perf_counter() - started
         throughput = per * conversations / elapsed
 
-        # latency at half the throughput, open loop: messages leave on schedule whatever happens
+        # latency at half the throughput, open loop: messages leave on schedule whatever happens.
+        # Start from a settled system: the saturation run left a long WAL whose checkpoint would
+        # otherwise run during the measurement, on the same (pinned) core.
+        if bot.store._checkpointer is not None:
+            await asyncio.to_thread(bot.store._checkpointer.checkpoint, "TRUNCATE")
+        gc.collect()
         rate = throughput / 2
         total = max(200, int(rate * seconds))
         latencies: list[float] = []

@@ -143,10 +143,11 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
     norm = normalize(text)
 
     hits = rules.phrases.scan(norm)
+    chars = frozenset(norm)
     found = {s.name: spans for s in rules.symptoms
-             if (s.patterns or s.keywords.key in hits) and (spans := s.find(norm, hits))}
+             if s.may_match(hits, chars) and (spans := s.find(norm, hits, chars))}
     pregnancy = rules.patient_in_text.pregnant
-    pregnancy_spans = pregnancy.find(norm, hits) if pregnancy is not None else []
+    pregnancy_spans = pregnancy.find(norm, hits, chars) if pregnancy is not None else []
     by_term = rules.departments.by_term
     dept_hits = [
         (dept_id, weight, span)
@@ -170,7 +171,7 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
     pregnant = bool(context.pregnant) or any(not negation.negated(s) for s, _ in pregnancy_spans)
 
     fired: list[tuple[int, Rule, str]] = []
-    for order, rule in enumerate(rules.rules):
+    for order, rule in enumerate(rules.rules if present else ()):  # every rule needs a symptom
         trigger = next((present[s] for s in rule.symptoms if s in present), None)
         if trigger is None:
             continue

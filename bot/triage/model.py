@@ -50,10 +50,34 @@ class Symptom:
     patterns: tuple[re.Pattern[str], ...]
     exclude: Terms
 
-    def find(self, text: str, hits: Hits) -> list[Span]:
-        """Spans of this symptom in normalized text (scanned into hits), in order of position."""
+    @cached_property
+    def _starts(self) -> tuple[frozenset[str] | None, ...]:
+        return tuple(first_chars(p) for p in self.patterns)
+
+    @cached_property
+    def _any_start(self) -> frozenset[str] | None:
+        """Every character one of the patterns can start with (None: some pattern can start anywhere)."""
+        if not self.patterns or any(s is None for s in self._starts):
+            return None
+        return frozenset().union(*self._starts)  # type: ignore[arg-type]
+
+    def may_match(self, hits: Hits, chars: frozenset[str]) -> bool:
+        if self.keywords.key in hits:
+            return True
+        if not self.patterns:
+            return False
+        starts = self._any_start
+        return starts is None or not starts.isdisjoint(chars)
+
+    def find(self, text: str, hits: Hits, chars: frozenset[str] | None = None) -> list[Span]:
+        """Spans of this symptom in normalized text (scanned into hits), in order of position.
+        `chars`, the set of the text's characters, lets most regexes be skipped without running:
+        a pattern whose every match begins with one of a few characters cannot match a text that
+        has none of them."""
         spans = list(self.keywords.spans(hits))
-        for pattern in self.patterns:
+        for pattern, starts in zip(self.patterns, self._starts):
+            if starts is not None and chars is not None and starts.isdisjoint(chars):
+                continue
             spans += [m.span() for m in pattern.finditer(text) if m.end() > m.start()]
         if spans and self.exclude.phrases:
             blocked = self.exclude.spans(hits)
@@ -155,3 +179,47 @@ class TriageRules:
         if dept is None:
             return department_id
         return dept.names.get(locale or self.locale) or dept.names.get("en") or department_id
+
+
+def first_chars(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    """The characters every match of `pattern` starts with, or None when that is not a short
+    literal set (a pattern starting with `.`, a negated class, an optional part …)."""
+    try:
+        import re._parser as sre_parse  # Python 3.11+
+        from re._constants import AT, BRANCH, IN, LITERAL, SUBPATTERN
+    except ImportError:  # pragma: no cover - older Pythons
+        return None
+
+    def of(items: list) -> set[str] | None:  # type: ignore[type-arg]
+        for op, arg in items:
+            if op is AT:  # \b, ^ … take no characters
+                continue
+            if op is LITERAL:
+                return {chr(arg)}
+            if op is IN:
+                chars = set()
+                for sub_op, sub_arg in arg:
+                    if sub_op is not LITERAL:
+                        return None
+                    chars.add(chr(sub_arg))
+                return chars
+            if op is SUBPATTERN:
+                return of(list(arg[-1]))
+            if op is BRANCH:
+                out: set[str] = set()
+                for branch in arg[1]:
+                    got = of(list(branch))
+                    if got is None:
+                        return None
+                    out |= got
+                return out
+            return None
+        return None
+
+    try:
+        found = of(list(sre_parse.parse(pattern.pattern, pattern.flags)))
+    except Exception:
+        return None
+    if found is None or len(found) > 40 or pattern.flags & re.IGNORECASE:
+        return None
+    return frozenset(found)
