@@ -122,7 +122,7 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
         # Start from a settled system: the saturation run left a long WAL whose checkpoint would
         # otherwise run during the measurement, on the same (pinned) core.
         if bot.store._checkpointer is not None:
-            await asyncio.to_thread(bot.store._checkpointer.checkpoint, "TRUNCATE")
+            await asyncio.to_thread(bot.store._checkpointer.checkpoint, "RESTART")
         gc.collect()
         rate = throughput / 2
         total = max(200, int(rate * seconds))
