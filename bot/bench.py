@@ -205,25 +205,21 @@ def bench_startup(runs: int = 5) -> dict[str, Any]:
             started = time.perf_counter()
             proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--no-migrate"], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+            def first_answer(path: str) -> float:
+                while True:
+                    try:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1):
+                            return time.perf_counter() - started
+                    except OSError:
+                        if proc.poll() is not None or time.perf_counter() - started > 30:
+                            raise RuntimeError("carebot run did not come up") from None
+                        time.sleep(0.01)
+
             try:
-                while True:
-                    try:
-                        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                            times.append(time.perf_counter() - started)
-                            break
-                    except OSError:
-                        if proc.poll() is not None or time.perf_counter() - started > 30:
-                            raise RuntimeError("carebot run did not come up") from None
-                        time.sleep(0.01)
-                while True:
-                    try:
-                        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                            ready.append(time.perf_counter() - started)
-                            break
-                    except OSError:
-                        if proc.poll() is not None or time.perf_counter() - started > 30:
-                            raise RuntimeError("carebot run did not come up") from None
-                        time.sleep(0.01)
+                times.append(first_answer("/healthz"))
+                ready.append(first_answer("/readyz"))
             finally:
                 proc.terminate()
                 proc.wait(timeout=20)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 import re
 
 from bot.errors import ConfigError, ConfigProblem
 
 Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 class Source:
@@ -175,6 +176,18 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
             lines[(*loc, i)] = node.lc.item(i)[0] + 1
         return [_plain(v, (*loc, i), lines) for i, v in enumerate(node)]
     return node
+
+
+def load_model(path: Path, model: type[M]) -> M:
+    """An operator settings file (care.yml, handoff.yml …) as a validated model; defaults when the
+    file is absent; a ConfigError naming file, line and field otherwise."""
+    if not path.exists():
+        return model()
+    source = load_yaml(path)
+    try:
+        return model.model_validate(source.data or {})
+    except ValidationError as err:
+        raise ConfigError(source.problems_from(err)) from None
 
 
 def data_loc(data: Any, base: Loc, loc: Loc) -> Loc:

@@ -7,11 +7,10 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from bot.errors import ConfigError
 from bot.timeofday import HHMM, in_window
-from bot.yamlsrc import load_yaml
+from bot.yamlsrc import load_model
 
 
 class _M(BaseModel):
@@ -75,11 +74,4 @@ class CareSettings(_M):
 
 
 def load_care(content_dir: Path) -> CareSettings:
-    path = Path(content_dir) / "care.yml"
-    if not path.exists():
-        return CareSettings()
-    source = load_yaml(path)
-    try:
-        return CareSettings.model_validate(source.data or {})
-    except ValidationError as err:
-        raise ConfigError(source.problems_from(err)) from None
+    return load_model(Path(content_dir) / "care.yml", CareSettings)

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.errors import ConfigError
 from bot.timeofday import HHMM, Duration, in_window
 from bot.flow.compiler import parse_duration
-from bot.yamlsrc import load_yaml
+from bot.yamlsrc import load_model
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PRIORITIES = ("urgent", "high", "normal")
@@ -132,11 +131,4 @@ class HandoffSettings(_M):
 
 
 def load_handoff(content_dir: Path) -> HandoffSettings:
-    path = Path(content_dir) / "handoff.yml"
-    if not path.exists():
-        return HandoffSettings()
-    source = load_yaml(path)
-    try:
-        return HandoffSettings.model_validate(source.data or {})
-    except ValidationError as err:
-        raise ConfigError(source.problems_from(err)) from None
+    return load_model(Path(content_dir) / "handoff.yml", HandoffSettings)
