@@ -88,7 +88,8 @@ class RelayStage:
                 state.last_ticket_id = state.ticket_id or str(inbound.payload.get("ticket_id", ""))
                 state.ticket_id = ""
                 state.triage_level = ""
-                call_next(ctx)  # the engine runs the handoff_closed flow (the survey)
+                if inbound.payload.get("status", "resolved") == "resolved":
+                    call_next(ctx)  # the engine runs the handoff_closed flow (the survey)
                 return
             if event in self.NEWS and state.mode == "human":
                 self._news(ctx, self.NEWS[event], inbound.payload)

@@ -91,21 +91,13 @@ def register_care_actions(registry: ActionRegistry, care: CareSettings, triage: 
         return ActionResult(slots={"reply_minutes": cfg.promise_minutes, "reply_basis": "promise",
                                    "reply_sample": len(waits)})
 
-    async def forget(ctx: ActionContext) -> ActionResult:
-        """Erase what the patient told us; keep ids, times and the audit trail (what happened,
-        never what was said)."""
-        if ctx.store is None:
-            return ActionResult(ok=False, error="no store")
-        await ctx.store.write(lambda conn: erase_conversation(conn, ctx.conversation_id, ctx.now))
-        return ActionResult()
-
     async def always_fails(ctx: ActionContext) -> ActionResult:
         """For `/selftest_error`: proves the error repair flow works in this deployment."""
         return ActionResult(ok=False, error="self-test failure")
 
     for name, fn in (("care.suggest_department", suggest_department), ("care.department_name", department_name),
                      ("care.pricing", pricing), ("care.quota", quota), ("care.reply_time", reply_time),
-                     ("care.forget", forget), ("care.always_fails", always_fails)):
+                     ("care.always_fails", always_fails)):
         if name not in registry.names():
             registry.register(name, fn)
 
@@ -134,6 +126,8 @@ def _num(value: float) -> Any:
 
 
 def register_handoff_actions(registry: ActionRegistry, handoff: Any) -> None:
+    from bot.store.store import TICKET
+
     """`care.complaint`: file the patient's complaint (slots `complaint_category`, `complaint_text`)
     for the customer-service queue and the quality review."""
 
@@ -143,5 +137,20 @@ def register_handoff_actions(registry: ActionRegistry, handoff: Any) -> None:
         complaint_id = await handoff.file_complaint(ctx.conversation_id, category, text)
         return ActionResult(slots={"complaint_id": complaint_id})
 
-    if "care.complaint" not in registry.names():
-        registry.register("care.complaint", complaint)
+    async def forget(ctx: ActionContext) -> ActionResult:
+        """Erase what the patient told us; keep ids, times and the audit trail (what happened,
+        never what was said). An open hand-off ends too — after this turn, since the conversation
+        is busy with it now — and without a survey."""
+        if ctx.store is None:
+            return ActionResult(ok=False, error="no store")
+        await ctx.store.write(lambda conn: erase_conversation(conn, ctx.conversation_id, ctx.now))
+        open_tickets = await ctx.store.read(lambda c: c.execute(sa.select(TICKET.c.id).where(
+            TICKET.c.conversation_id == ctx.conversation_id,
+            TICKET.c.status.in_(("pending", "assigned", "transferred", "escalated")))).scalars().all())
+        for ticket_id in open_tickets:
+            handoff._spawn(handoff.abandon(ticket_id, "patient_erased_data"))
+        return ActionResult()
+
+    for name, fn in (("care.complaint", complaint), ("care.forget", forget)):
+        if name not in registry.names():
+            registry.register(name, fn)
