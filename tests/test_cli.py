@@ -14,8 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.cli import main
+from bot.clock import ManualClock
 from bot.settings import Settings
-from tests.conftest import ROOT, write_flows
+from tests.conftest import ROOT, T0, write_flows
 
 CAREBOT = [sys.executable, "-m", "bot.cli"]
 
@@ -71,7 +72,7 @@ def test_chat_in_the_terminal_like_a_new_user(tmp_path):
                        flows_dir=ROOT / "flows", content_dir=ROOT / "content")
     typed = io.StringIO("你好\n:state\n/checkin\n7\n2\n:advance 1d\n:quit\n")
     out = io.StringIO()
-    assert run_chat(settings, user="new", inp=typed, out=out) == 0
+    assert run_chat(settings, user="new", inp=typed, out=out, clock=ManualClock(T0)) == 0
     text = out.getvalue()
     assert "carebot chat" in text and "[bot]" in text
     assert "   1. 0" in text  # the check-in scale shown as numbered buttons

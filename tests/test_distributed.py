@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from bot.clock import ManualClock
 from bot.coord.redis import RedisCoord
 from bot.store.store import EVENT, INBOX, OUTBOX, TIMER
-from tests.conftest import ROOT
+from tests.conftest import ROOT, T0
 from tests.flows_common import ECHO_FLOWS, ECHO_MESSAGES
 from tests.test_crash import run_worker
 
@@ -30,7 +30,7 @@ def _spawn(tmp_path, *args: str) -> subprocess.Popen:  # type: ignore[no-untyped
 async def test_two_workers_on_postgres_never_fire_one_timer_twice(tmp_path, pg_url, make_bot):
     n = 150
     bot, platform, _ = make_bot(ECHO_FLOWS, ECHO_MESSAGES, url=pg_url,
-                                clock=ManualClock(datetime.now(timezone.utc)))
+                                clock=ManualClock(T0))
     await bot.start(background=False)
     await asyncio.gather(*(bot.runtime.handle(platform.inbound(f"p{i}", "/remind", kind="command"))
                            for i in range(n)))
@@ -115,7 +115,7 @@ async def test_redis_lock_excludes_other_holders(redis_url):
 async def test_two_processes_one_timer_race_on_the_claim(tmp_path, pg_url, make_bot):
     """The strongest case: one due timer, two workers starting at the same instant."""
     bot, platform, _ = make_bot(ECHO_FLOWS, ECHO_MESSAGES, url=pg_url,
-                                clock=ManualClock(datetime.now(timezone.utc) - timedelta(minutes=1)))
+                                clock=ManualClock(T0 - timedelta(minutes=1)))
     await bot.start(background=False)
     await bot.runtime.handle(platform.inbound("solo", "/remind", kind="command"))
     await bot.stop()
@@ -134,7 +134,7 @@ async def test_a_grab_ticket_offered_to_two_doctors_at_once_is_taken_by_exactly_
     redis.Redis.from_url(redis_url).flushdb()
     for attempt in range(3):  # three separate races, three fresh tickets
         bot, platform, _ = make_bot(url=pg_url, shipped=True, redis_url=redis_url,
-                                    clock=ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)))
+                                    clock=ManualClock(T0))
         await bot.start(background=False)
         if attempt == 0:
             for doctor in ("d_li", "d_ma"):

@@ -14,16 +14,16 @@ import asyncio
 import os
 import sys
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from adapters.memory import MemoryAdapter
 from bot import metrics
 from bot.app import CareBot, load_config
-from bot.clock import Clock
+from bot.clock import Clock, ManualClock
 from bot.settings import Settings
 from bot.types import Delivery, Outbound
-from tests.conftest import ROOT, write_flows, write_messages
+from tests.conftest import ROOT, T0, write_flows, write_messages
 from tests.flows_common import ECHO_FLOWS, ECHO_MESSAGES
 
 
@@ -35,11 +35,9 @@ class KillingAdapter(MemoryAdapter):
         os._exit(9)
 
 
-class FutureClock(Clock):
-    """Real time, moved ahead so the timers the test scheduled are due."""
-
-    def now(self) -> datetime:
-        return super().now() + timedelta(hours=3)
+def future_clock() -> ManualClock:
+    """The tests' pinned daytime (T0), moved ahead so the timers the test scheduled are due."""
+    return ManualClock(T0 + timedelta(hours=3))
 
 
 def _bot(url: str, adapter: MemoryAdapter, clock: Clock | None = None, redis_url: str = "",
@@ -66,7 +64,7 @@ async def crash(url: str, n: int) -> None:
 
 
 async def timers(url: str) -> None:
-    bot = _bot(url, MemoryAdapter(), clock=FutureClock())
+    bot = _bot(url, MemoryAdapter(), clock=future_clock())
     await bot.start(background=False)
     fired = 0
     for _ in range(50):

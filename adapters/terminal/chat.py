@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import TextIO
 
 from bot.adapter import Adapter, Capabilities
 from bot.app import CareBot
-from bot.clock import OffsetClock
+from bot.clock import ManualClock, OffsetClock
 from bot.flow.compiler import parse_duration
 from bot.settings import Settings
 from bot.store.migrate import upgrade
@@ -50,13 +50,14 @@ class TerminalAdapter(Adapter):
 
 
 def run_chat(settings: Settings, user: str = "me", locale: str = "", inp: TextIO = sys.stdin,
-             out: TextIO = sys.stdout) -> int:
+             out: TextIO = sys.stdout, clock: OffsetClock | ManualClock | None = None) -> int:
+    """Chat in the terminal; `clock` defaults to real time (tests pass a pinned one)."""
     upgrade(settings.database_url)
-    return asyncio.run(_chat(settings, user, locale, inp, out))
+    return asyncio.run(_chat(settings, user, locale, inp, out, clock or OffsetClock(settings.timezone)))
 
 
-async def _chat(settings: Settings, user: str, locale: str, inp: TextIO, out: TextIO) -> int:
-    clock = OffsetClock(settings.timezone)
+async def _chat(settings: Settings, user: str, locale: str, inp: TextIO, out: TextIO,
+                clock: OffsetClock | ManualClock) -> int:
     adapter = TerminalAdapter(out)
     bot = CareBot.build(settings, [adapter], clock=clock)
     await bot.start(background=False)
@@ -106,8 +107,8 @@ async def _chat(settings: Settings, user: str, locale: str, inp: TextIO, out: Te
             adapter.buttons = []
             await bot.runtime.handle(Inbound(
                 kind=kind, address=address,  # type: ignore[arg-type]
-                message_id=f"{user}-{datetime.now(timezone.utc).timestamp()}-{n}",
-                received_at=datetime.now(timezone.utc), text=text, payload=payload, locale=locale))
+                message_id=f"{user}-{clock.now().timestamp()}-{n}",
+                received_at=clock.now(), text=text, payload=payload, locale=locale))
             await bot.sender.idle()
     finally:
         await bot.stop()

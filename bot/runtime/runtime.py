@@ -135,7 +135,7 @@ class Runtime:
             if self.proactive is not None and is_proactive(inbound) and timer_id is not None:
                 hold = await self.proactive.hold_until(before, self.store, now)
                 if hold is not None:
-                    await self.store.postpone_timer(timer_id, hold[0], before.conversation_id, hold[1])
+                    await self.store.postpone_timer(timer_id, hold[0], now, before.conversation_id, hold[1])
                     return Outcome("postponed")
             state, effects = self.pipeline.run(before, inbound, now)
             state, effects = await self._run_actions(state, effects, inbound, now)

@@ -67,9 +67,10 @@ class TimerLoop(Background):
             return 1
         inbound = self.inbound_for(timer)
         if self.proactive is not None and is_proactive(inbound):
-            later = self.proactive.postpone_until(self.clock.now())
+            now = self.clock.now()
+            later = self.proactive.postpone_until(now)
             if later is not None:  # quiet hours: the reminder waits for the morning
-                await self.store.postpone_timer(timer.id, later, timer.conversation_id, "quiet_hours")
+                await self.store.postpone_timer(timer.id, later, now, timer.conversation_id, "quiet_hours")
                 return 0
         outcome = await self.runtime.handle(inbound, timer_id=timer.id)
         if outcome.status == "postponed":

@@ -346,7 +346,7 @@ class Store:
         await self.write(lambda conn: conn.execute(TIMER.update().where(
             TIMER.c.id == timer_id, TIMER.c.status == "claimed").values(status="fired")))
 
-    async def postpone_timer(self, timer_id: int, due_at: datetime, conversation_id: str = "",
+    async def postpone_timer(self, timer_id: int, due_at: datetime, now: datetime, conversation_id: str = "",
                              reason: str = "") -> None:
         """Put a claimed timer back, due later (quiet hours, opt-out, weekly cap), and say why."""
 
@@ -357,7 +357,7 @@ class Store:
                 conn.execute(EVENT.insert().values(
                     org="default", conversation_id=conversation_id, kind="proactive_withheld",
                     data=json.dumps({"reason": reason, "until": due_at.isoformat()}),
-                    at=datetime.now(due_at.tzinfo)))
+                    at=now))
 
         await self.write(q)
 
