@@ -18,9 +18,12 @@ import sys
 from dataclasses import asdict
 
 from bot.errors import ConfigError
-from bot.triage.engine import Assessment, PatientContext, assess
+from bot.triage.engine import Assessment, PatientContext
+from bot.triage.evaluate import Case, Verdict, evaluate, load_cases, render
 from bot.triage.model import TriageRules
-from bot.triage.rules import default_content_dir, load_triage
+from bot.triage.rules import default_content_dir, load_all_triage
+from bot.triage.screen import Screener, Screening
+from bot.understand.learned import MODELS_DIR, load_model
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,11 +35,31 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pregnant", action="store_true", default=None, help="the patient is pregnant")
     parser.add_argument("--content", default=None,
                         help="content directory (default: ./content, else the one shipped with carebot)")
+    parser.add_argument("--no-model", action="store_true", help="rules only: leave the learned layer out")
     return parser
 
 
-def assessment_to_dict(result: Assessment) -> dict:
-    """The JSON shape printed by `--json`."""
+def _eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carebot triage eval",
+                                     description="Score triage on labelled files (tests/triage/blind/…).")
+    parser.add_argument("files", nargs="+", help="labelled YAML files: locale + cases of {expect, text, condition|kind}")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON (last line)")
+    parser.add_argument("--no-model", action="store_true", help="rules only: leave the learned layer out")
+    parser.add_argument("--show", type=int, default=20, help="misses and false alarms to list per locale")
+    parser.add_argument("--content", default=None, help="content directory (default: ./content)")
+    return parser
+
+
+def build_screener(content: str | None, with_model: bool = True) -> Screener:
+    """Every locale's rules plus (unless told not to) the shipped learned model."""
+    rules = load_all_triage(content or default_content_dir())
+    model_path = MODELS_DIR / "triage.json"
+    model = load_model(model_path) if with_model and model_path.is_file() else None
+    return Screener(rules, model)
+
+
+def assessment_to_dict(result: Assessment, screening: Screening | None = None) -> dict:
+    """The JSON shape printed by `--json`; `layers` says which layer decided what."""
     return {
         "level": result.level,
         "is_emergency": result.is_emergency,
@@ -46,6 +69,7 @@ def assessment_to_dict(result: Assessment) -> dict:
         "emergency_numbers": list(result.emergency_numbers),
         "matched": [asdict(m) for m in result.matched],
         "reply_key": result.reply_key,
+        "layers": screening.explain() if screening is not None else [],
     }
 
 
@@ -70,16 +94,49 @@ def _plain(result: Assessment, rules: TriageRules) -> str:
 
 def run_triage_cli(argv: list[str]) -> int:
     """Run the triage command; returns the process exit code (2 for a rules file problem)."""
+    if argv and argv[0] == "eval":
+        return run_eval(argv[1:])
     args = _parser().parse_args(argv)
     try:
-        rules = load_triage(args.content or default_content_dir(), args.locale)
+        screener = build_screener(args.content, not args.no_model)
+        if screener.rules_for(args.locale) is None or args.locale not in screener.rules:
+            raise ConfigError([f"no triage rules for locale {args.locale!r}; available: {', '.join(sorted(screener.rules))}"])
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
     context = PatientContext(age_months=args.age_months, pregnant=args.pregnant)
-    result = assess(args.text, rules, context)
+    screening = screener.screen(args.text, args.locale, context)
+    result = screening.assessment
     if args.json:
-        print(json.dumps(assessment_to_dict(result), ensure_ascii=False, indent=2))
+        print(json.dumps(assessment_to_dict(result, screening), ensure_ascii=False, indent=2))
     else:
-        print(_plain(result, rules))
+        print(_plain(result, screener.rules[args.locale]))
+        for layer in screening.explain():
+            print(f"layer:       {json.dumps(layer, ensure_ascii=False)}")
+    return 0
+
+
+def run_eval(argv: list[str]) -> int:
+    """`carebot triage eval FILE…`: the figures of docs/triage.md; exit 2 on a bad file."""
+    args = _eval_parser().parse_args(argv)
+    try:
+        screener = build_screener(args.content, not args.no_model)
+        cases = [case for path in args.files for case in load_cases(path)]
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+
+    def judge(case: Case) -> Verdict:
+        screening = screener.screen(case.text, case.locale)
+        a = screening.assessment
+        why = "; ".join(f"{layer['layer']}={layer['level']}" + (f" {layer.get('matched')}" if layer.get("matched") else "")
+                        + (f" p={layer['red_flag']}" if "red_flag" in layer else "")
+                        for layer in screening.explain())
+        return Verdict(a.level, a.emergency_numbers, why)
+
+    reports = evaluate(cases, judge)
+    print(render(reports, show=args.show))
+    if args.json:
+        print(json.dumps({loc: {k: v for k, v in r.figures().items() if k not in ("per_condition", "confusion")}
+                          for loc, r in sorted(reports.items())}, ensure_ascii=False))
     return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
+
+from bot.understand.normalize import canonical
 
 _WORD = re.compile(r"[a-z0-9']+")
 _ASCII_WORD = re.compile(r"^[a-z0-9][a-z0-9 '\-]*$")
@@ -12,22 +13,10 @@ _SPACES = re.compile(r"[^\S\n]+")
 
 
 def normalize(text: str) -> str:
-    """The form rules are matched against: NFKC (full-width → half-width), lower case, straight quotes,
-    runs of spaces collapsed to one (so the keyword "chest pain" also finds "chest   pain")."""
-    # Full-width ASCII (，！？０-９ Ａ-Ｚ) is most of what NFKC changes in chat text; translating it first
-    # lets the common message skip the much slower full normalization.
-    text = _FULL_WIDTH.sub(_half_width, text)
-    if not unicodedata.is_normalized("NFKC", text):
-        text = unicodedata.normalize("NFKC", text)
-    return _SPACES.sub(" ", text.lower().replace("\u2019", "'").replace("\u2018", "'"))
-
-
-_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
-
-
-def _half_width(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return " " if code == 0x3000 else chr(code - 0xFEE0)
+    """The form rules are matched against: the understanding layer's canonical form (NFKC, lower case,
+    Simplified Chinese, numerals as digits, one space), so "chest   pain" and "胸口好痛" in Traditional
+    characters find the same keywords."""
+    return canonical(text)
 
 
 Span = tuple[int, int]

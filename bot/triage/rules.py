@@ -269,7 +269,14 @@ class _Loader:
         negation = self._negation(doc)
         patient_in_text = self._patient_in_text(doc)
         symptoms = self._symptoms(doc)
-        rules = self._rules(doc, symptoms, numbers, lexicon)
+        extras = self._extra_files(locale, symptoms)
+        declared = set(symptoms)
+        rules = self._rules(doc, symptoms, numbers, lexicon, declared, required=True)
+        for loader, extra in extras:
+            rules += loader._rules(extra, symptoms, numbers, lexicon, declared, required=False)
+        ids = [r.id for r in rules]
+        for rule_id in sorted({i for i in ids if ids.count(i) > 1}):
+            self.problem(0, "rules", f"rule id {rule_id!r} is used in more than one file of triage/{locale}")
         if None in (default_level, negation, patient_in_text, lexicon) or self.problems:
             return None
         return TriageRules(
@@ -386,14 +393,34 @@ class _Loader:
                 symptoms[name] = symptom
         return symptoms
 
+    def _extra_files(self, locale: str, symptoms: dict[str, Symptom]) -> list[tuple[_Loader, Any]]:
+        """`triage/<locale>/*.yml`: more symptoms and rules (one file per group of conditions), sharing
+        the main file's symptoms, negation, numbers and patient reading. Symptom names are one namespace."""
+        extras = []
+        for path in sorted((self.path.parent / locale).glob("*.yml")):
+            loader = _Loader(path, self.problems, self.phrases)
+            doc = loader._read()
+            if doc is None or loader.mapping(doc, "", ("symptoms", "rules"), 1) is None:
+                continue
+            for name, symptom in loader._symptoms(doc).items():
+                if name in symptoms:
+                    node = doc["symptoms"]
+                    loader.problem(loader.line(node, name), f"symptoms.{name}",
+                                   f"symptom {name!r} is already declared in another triage/{locale} file; "
+                                   "add keywords there or pick another name")
+                symptoms[name] = symptom
+            extras.append((loader, doc))
+        return extras
+
     def _rules(self, doc: Any, symptoms: dict[str, Symptom], numbers: dict[str, tuple[str, ...]],
-               lexicon: DepartmentLexicon | None) -> list[Rule]:
+               lexicon: DepartmentLexicon | None, declared: set[str], required: bool) -> list[Rule]:
         node = doc.get("rules")
-        if not isinstance(node, list) or not node:
+        if node is None and not required:
+            return []
+        if not isinstance(node, list) or (required and not node):
             self.problem(self.line(doc, "rules"), "rules", "must be a non-empty list of rules")
             return []
         rules, seen = [], set()
-        declared = set((doc.get("symptoms") or {}).keys()) if isinstance(doc.get("symptoms"), dict) else set()
         for i, body in enumerate(node):
             field, line = f"rules[{i}]", self.line(node, i)
             if self.mapping(body, field, _RULE_KEYS, line) is None:

@@ -1,0 +1,103 @@
+"""Screening one patient message with every layer, in every language — what the safety stage calls.
+
+    screener = Screener(load_all_triage("content"), load_model(MODELS_DIR / "triage.json"))
+    screening = screener.screen("my dad 胸口 very painful", locale="zh-CN")
+    screening.assessment.level, screening.explain()
+
+Layers, each recorded in the explanation:
+1. **rules** of every shipped locale (a message in the other language than the conversation's, or mixed
+   zh/en text, is screened too); the most severe assessment wins, numbers and reply come from it;
+2. **learned**: the linear model's red-flag and ambulance scores (bot.understand.learned). It may only
+   raise a level, never lower one: a red-flag score at or above its threshold makes the message at least
+   `emergency`, and with the ambulance score too, `emergency_ambulance`.
+Emergency numbers always come from the conversation's own locale file (the deployment's region), never
+from another language's defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from bot.triage.engine import Assessment, PatientContext, assess, max_level
+from bot.triage.model import EMERGENCY_LEVELS, LEVEL_RANK, TriageRules
+from bot.understand.learned import LearnedModel, features
+from bot.understand.normalize import canonical
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str  # "rules:zh-CN", "learned"
+    level: str
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Screening:
+    assessment: Assessment
+    layers: tuple[Layer, ...]
+
+    def explain(self) -> list[dict]:
+        """Which layer said what: the JSON shape in `carebot triage --json` and in the doctor's ticket."""
+        return [{"layer": layer.name, "level": layer.level, **layer.detail} for layer in self.layers]
+
+
+class Screener:
+    def __init__(self, rules: dict[str, TriageRules], model: LearnedModel | None = None, base_locale: str = "zh-CN"):
+        self.rules = rules
+        self.model = model
+        self.base_locale = base_locale if base_locale in rules else next(iter(rules), base_locale)
+
+    def rules_for(self, locale: str) -> TriageRules | None:
+        return self.rules.get(locale) or self.rules.get(locale.split("-")[0]) or self.rules.get(self.base_locale)
+
+    def screen(self, text: str, locale: str, context: PatientContext | None = None) -> Screening:
+        own = self.rules_for(locale)
+        if own is None:
+            raise LookupError(f"no triage rules for {locale!r} nor the base locale {self.base_locale!r}")
+        layers: list[Layer] = []
+        best: Assessment | None = None
+        for name, rules in self._ordered(own):
+            result = assess(text, rules, context)
+            if result.matched or rules is own:
+                layers.append(Layer(f"rules:{name}", result.level, {"matched": [m.rule for m in result.matched]}))
+            if best is None or LEVEL_RANK[result.level] > LEVEL_RANK[best.level]:
+                best = result
+        assert best is not None
+        if best.is_emergency and best is not None:
+            best = replace(best, emergency_numbers=self._numbers(own, best))
+        if self.model is not None:
+            best = self._learned(text, best, own, layers)
+        return Screening(best, tuple(layers))
+
+    def _ordered(self, own: TriageRules) -> list[tuple[str, TriageRules]]:
+        """The conversation's own rules first (ties keep its department and reply), then the others."""
+        return [(own.locale, own)] + [(n, r) for n, r in self.rules.items() if r is not own]
+
+    @staticmethod
+    def _numbers(own: TriageRules, result: Assessment) -> tuple[str, ...]:
+        """The region's numbers from the conversation's own file, plus the lists the fired rules name."""
+        names = ["default"] + [n for rule in own.rules for m in result.matched if m.rule == rule.id for n in rule.numbers]
+        if any("suicid" in m.rule or "self_harm" in m.rule for m in result.matched):
+            names.append("mental_health")
+        return tuple(dict.fromkeys(num for n in names for num in own.emergency_numbers.get(n, ())))
+
+    def _learned(self, text: str, best: Assessment, own: TriageRules, layers: list[Layer]) -> Assessment:
+        assert self.model is not None
+        feats = features(canonical(text))
+        red, amb = self.model.heads["red_flag"], self.model.heads["ambulance"]
+        p_red, p_amb = red.probability(feats), amb.probability(feats)
+        level = best.level
+        if p_red >= red.threshold:
+            level = max_level(level, "emergency_ambulance" if p_amb >= amb.threshold else "emergency")
+        layers.append(Layer("learned", level if level != best.level else "-", {
+            "red_flag": round(p_red, 3), "ambulance": round(p_amb, 3),
+            "thresholds": [red.threshold, amb.threshold], "top_features": red.top_features(feats)}))
+        if level == best.level:
+            return best
+        numbers = best.emergency_numbers or tuple(own.emergency_numbers.get("default", ()))
+        reply = own.replies.get(level, f"triage.{level}")
+        return replace(best, level=level, emergency_numbers=numbers, reply_key=reply,
+                       department=best.department or "emergency", department_confidence=1.0)
+
+
+__all__ = ["EMERGENCY_LEVELS", "Layer", "Screener", "Screening"]

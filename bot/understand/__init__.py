@@ -1,0 +1,1 @@
+"""Reading what a person typed: normalisation, values, and a small learned layer (docs/triage.md)."""

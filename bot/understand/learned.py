@@ -1,0 +1,85 @@
+"""The learned layer: a small linear model over character and word n-grams of the canonical text.
+
+Trained by `scripts/train_understanding.py` from the repo's own labelled corpus (deterministic, no
+download); the weights ship as JSON in `bot/understand/models/`. Scoring needs no ML library: a
+message's features are looked up in a dict, so it costs a few microseconds and loads in milliseconds.
+
+One model file holds several binary heads (e.g. `red_flag`, `ambulance`) over one feature space.
+Features, all binary, L2-normalised:
+- CJK runs: character 1-, 2- and 3-grams (Chinese has no spaces; n-grams carry the words);
+- Latin words: the word, adjacent word pairs, and character 3–5-grams inside a word (robust to typos
+  such as "diabetis", "anaphylatic");
+- value flags from bot.understand.values ("temp>=39", "age<3m", "spo2<92"…).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.understand.values import read_values
+
+_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
+_WORD = re.compile(r"[a-z][a-z']*")
+MODELS_DIR = Path(__file__).parent / "models"
+
+
+def features(text: str) -> set[str]:
+    """The feature set of one canonical message (see the module docstring)."""
+    out: set[str] = set()
+    for run in _CJK_RUN.findall(text):
+        for n in (1, 2, 3):
+            out.update("c" + run[i:i + n] for i in range(len(run) - n + 1))
+    words = _WORD.findall(text)
+    for i, word in enumerate(words):
+        out.add("w" + word)
+        if i:
+            out.add("b" + words[i - 1] + "_" + word)
+        padded = f"<{word}>"
+        for n in (3, 4, 5):
+            out.update("g" + padded[j:j + n] for j in range(len(padded) - n + 1))
+    out.update("v" + flag for flag in read_values(text).flags())
+    return out
+
+
+@dataclass(frozen=True)
+class Head:
+    name: str
+    bias: float
+    weights: dict[str, float]
+    threshold: float  # probability at or above which the head "fires"
+
+    def probability(self, feats: set[str]) -> float:
+        if not feats:
+            return 1.0 / (1.0 + math.exp(-self.bias))
+        scale = 1.0 / math.sqrt(len(feats))
+        z = self.bias + scale * sum(self.weights.get(f, 0.0) for f in feats)
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def top_features(self, feats: set[str], k: int = 5) -> list[tuple[str, float]]:
+        """The features that pushed this score up most (for the explanation)."""
+        scored = sorted(((f[1:], self.weights[f]) for f in feats if self.weights.get(f, 0.0) > 0),
+                        key=lambda fw: -fw[1])
+        return [(f, round(w, 2)) for f, w in scored[:k]]
+
+
+@dataclass(frozen=True)
+class LearnedModel:
+    name: str
+    heads: dict[str, Head]
+    trained_on: str  # what the training script read, for the explanation and docs
+
+    def scores(self, text: str) -> dict[str, float]:
+        feats = features(text)
+        return {name: round(head.probability(feats), 4) for name, head in self.heads.items()}
+
+
+def load_model(path: str | Path) -> LearnedModel:
+    """Load a model file written by scripts/train_understanding.py."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    heads = {name: Head(name, float(h["bias"]), {f: float(w) for f, w in h["weights"].items()}, float(h["threshold"]))
+             for name, h in data["heads"].items()}
+    return LearnedModel(data["name"], heads, data.get("trained_on", ""))

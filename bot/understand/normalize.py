@@ -1,0 +1,117 @@
+"""The first component of reading a message: one canonical form for every later component.
+
+`canonical(text)` is what rules, values and the learned layer all read:
+- NFKC (full-width ３９ → 39, ｃｈｅｓｔ → chest), lower case, straight quotes, one space;
+- Traditional → Simplified Chinese with OpenCC (呼吸困難 → 呼吸困难), the same table the rules use;
+- Chinese numerals next to a unit or a measurement word → digits (三十九度五 → 39度5, 孕二十周 → 孕20周,
+  血压一百九 → 血压190), so "values without units" and "values in words" reach one form.
+
+Pure and fast: OpenCC's converter is built once per process; the numeral pass is one regex.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_SPACES = re.compile(r"[^\S\n]+")
+_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+          "八": 8, "九": 9}
+_NUMERAL = "零〇一二两三四五六七八九十百"
+_UNITS = ("度", "岁", "个月", "个多月", "个星期", "星期", "周", "礼拜", "天", "小时", "个小时", "分钟", "次", "斤",
+          "公斤", "片", "粒", "颗", "瓶", "盒", "毫升", "mmol", "点")
+_MEASURES = ("血压", "高压", "低压", "血糖", "血氧", "氧饱和", "心率", "心跳", "脉搏", "体温", "温度", "烧到", "发烧",
+             "烧了", "孕", "怀孕", "糖")
+_RUN = re.compile("[" + _NUMERAL + "]{1,6}")
+_AFTER = tuple(sorted(_UNITS, key=len, reverse=True))
+
+
+def _zh_number(run: str) -> int | None:
+    """三十九 → 39, 一百九 → 190 (colloquial), 一百零五 → 105, 二十 → 20, 五 → 5; None if not a number."""
+    if not run or any(c not in _NUMERAL for c in run):
+        return None
+    if "百" in run:
+        hundreds, _, rest = run.partition("百")
+        h = _DIGIT.get(hundreds, 1) if hundreds else 1
+        if not rest:
+            return h * 100
+        if len(rest) == 1 and rest in _DIGIT:  # 一百九 = 190
+            return h * 100 + _DIGIT[rest] * 10
+        tail = _zh_number(rest.lstrip("零〇"))
+        return None if tail is None else h * 100 + tail
+    if "十" in run:
+        tens, _, ones = run.partition("十")
+        if len(tens) > 1 or len(ones) > 1:
+            return None
+        return (_DIGIT.get(tens, 1) if tens else 1) * 10 + (_DIGIT.get(ones, 0) if ones else 0)
+    if len(run) == 1:
+        return _DIGIT.get(run)
+    return None
+
+
+def _numerals(text: str) -> str:
+    """Chinese numerals → digits where a unit follows or a measurement word precedes them."""
+    out, last = [], 0
+    for m in _RUN.finditer(text):
+        start, end = m.span()
+        unit = text.startswith(_AFTER, end)
+        measure = text.endswith(_MEASURES, 0, start)
+        if not (unit or measure):
+            continue
+        n = _zh_number(m.group())
+        if n is None:
+            continue
+        out.append(text[last:start])
+        out.append(str(n))
+        last = end
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+_DECIMAL_AFTER_DEGREE = re.compile(r"(\d{2})度([一二三四五六七八九\d])(?![\d个天周岁])")
+
+
+def _degree_decimal(match: re.Match[str]) -> str:
+    d = match.group(2)
+    return f"{match.group(1)}.{_DIGIT.get(d, d)}度"
+
+
+@lru_cache(maxsize=1)
+def _t2s():  # type: ignore[no-untyped-def]
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=1)
+def _traditional() -> frozenset[str]:
+    """Every CJK character OpenCC changes on its own: a message without one needs no conversion."""
+    chars = "".join(chr(c) for c in range(0x3400, 0xA000))
+    return frozenset(a for a, b in zip(chars, _t2s().convert(chars)) if a != b)
+
+
+def _half_width(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return " " if code == 0x3000 else chr(code - 0xFEE0)
+
+
+def canonical(text: str) -> str:
+    """The canonical form of a message (see the module docstring)."""
+    text = _FULL_WIDTH.sub(_half_width, text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    if _CJK.search(text):
+        if not _traditional().isdisjoint(text):
+            text = _t2s().convert(text)
+        if _RUN.search(text):
+            text = _numerals(text)
+        if "度" in text:
+            text = _DECIMAL_AFTER_DEGREE.sub(_degree_decimal, text)
+    return _SPACES.sub(" ", text)

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Train the learned layer of triage from the repo's own labelled corpus; write the model as JSON.
+
+    .venv/bin/python scripts/train_understanding.py            # writes bot/understand/models/triage.json
+
+Reads only the tune-on parts: tests/triage/blind/dev/*.yml (blind writers' dev split) and our own case
+files tests/triage/cases_*.yml. The `test` split is never read here. Deterministic (fixed folds and
+seeds, L-BFGS), so the same corpus always gives the same file. Needs scikit-learn (the `train` extra);
+the bot itself only reads the JSON.
+
+Heads:
+- red_flag: emergency or emergency_ambulance vs ordinary. Its threshold is chosen on out-of-fold
+  predictions so that at most MAX_FALSE_ALARM of ordinary messages would fire.
+- ambulance: emergency_ambulance vs everything else; threshold by out-of-fold exact-level accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+from sklearn.feature_extraction import DictVectorizer  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import StratifiedKFold  # noqa: E402
+
+from bot.understand.learned import features  # noqa: E402
+from bot.yamlsrc import parse_yaml  # noqa: E402
+from bot.understand.normalize import canonical  # noqa: E402
+
+RED = ("emergency", "emergency_ambulance")
+MAX_FALSE_ALARM = 0.015
+C = 4.0
+
+
+def corpus() -> list[tuple[str, str]]:
+    """(canonical text, label) with label in ordinary | emergency | emergency_ambulance."""
+    rows: list[tuple[str, str]] = []
+    for path in sorted((ROOT / "tests/triage/blind/dev").glob("*.yml")):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]:
+            rows.append((canonical(case["text"]), case["expect"]))
+    for path in sorted((ROOT / "tests/triage").glob("cases_*.yml")):
+        for case in parse_yaml(path.read_text(encoding="utf-8"))["cases"]:
+            expect = case.get("expect", {})
+            if expect.get("ordinary"):
+                rows.append((canonical(case["text"]), "ordinary"))
+            elif expect.get("min_level") in RED and not case.get("age_months") and not case.get("pregnant"):
+                rows.append((canonical(case["text"]), expect["min_level"]))
+    return rows
+
+
+def matrix(texts: list[str], vectorizer: DictVectorizer | None = None):  # type: ignore[no-untyped-def]
+    dicts = []
+    for text in texts:
+        feats = features(text)
+        scale = 1.0 / np.sqrt(len(feats)) if feats else 0.0
+        dicts.append({f: scale for f in feats})
+    if vectorizer is None:
+        vectorizer = DictVectorizer()
+        return vectorizer.fit_transform(dicts), vectorizer
+    return vectorizer.transform(dicts), vectorizer
+
+
+def fit(x, y):  # type: ignore[no-untyped-def]
+    return LogisticRegression(C=C, solver="lbfgs", class_weight="balanced",
+                              max_iter=5000).fit(x, y)
+
+
+def out_of_fold(texts: list[str], y: np.ndarray) -> np.ndarray:
+    probs = np.zeros(len(texts))
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    for train, test in folds.split(np.zeros(len(y)), y):
+        x_train, vec = matrix([texts[i] for i in train])
+        x_test, _ = matrix([texts[i] for i in test], vec)
+        probs[test] = fit(x_train, y[train]).predict_proba(x_test)[:, 1]
+    return probs
+
+
+def head(texts: list[str], y: np.ndarray, threshold: float) -> dict:
+    x, vec = matrix(texts)
+    model = fit(x, y)
+    names = vec.get_feature_names_out()
+    weights = {str(n): round(float(w), 4) for n, w in zip(names, model.coef_[0]) if abs(w) >= 1e-3}
+    return {"bias": round(float(model.intercept_[0]), 4), "threshold": round(threshold, 4), "weights": weights}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--output", default=str(ROOT / "bot/understand/models/triage.json"))
+    args = parser.parse_args(argv)
+    rows = corpus()
+    texts = [t for t, _ in rows]
+    labels = [label for _, label in rows]
+    red = np.array([label in RED for label in labels], dtype=int)
+    amb = np.array([label == "emergency_ambulance" for label in labels], dtype=int)
+
+    oof_red = out_of_fold(texts, red)
+    ordinary = np.sort(oof_red[red == 0])[::-1]
+    allowed = int(MAX_FALSE_ALARM * len(ordinary))
+    red_threshold = float(ordinary[allowed]) + 1e-4  # just above the (allowed+1)-th highest ordinary score
+    oof_amb = out_of_fold(texts, amb)
+    is_red = red == 1
+    best = max((float(np.mean(((oof_amb[is_red] >= t) == (amb[is_red] == 1)))), t) for t in np.arange(0.2, 0.81, 0.02))
+    amb_threshold = float(best[1])
+
+    recall = float(np.mean(oof_red[red == 1] >= red_threshold))
+    alarms = float(np.mean(oof_red[red == 0] >= red_threshold))
+    model = {
+        "name": "triage",
+        "trained_on": f"{len(rows)} messages: tests/triage/blind/dev + tests/triage/cases_*",
+        "out_of_fold": {"red_flag_recall": round(recall, 3), "false_alarm": round(alarms, 3),
+                        "ambulance_exact_on_red": round(best[0], 3)},
+        "heads": {"red_flag": head(texts, red, red_threshold), "ambulance": head(texts, amb, amb_threshold)},
+    }
+    Path(args.output).write_text(json.dumps(model, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+                                 encoding="utf-8")
+    size = Path(args.output).stat().st_size
+    print(json.dumps({"output": args.output, "rows": len(rows), "bytes": size, **model["out_of_fold"],
+                      "red_threshold": model["heads"]["red_flag"]["threshold"], "ambulance_threshold": amb_threshold}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
