@@ -27,6 +27,8 @@ from bot.safety import SafetyStage
 from bot.settings import Settings
 from bot.store.store import Store
 from bot.triage import TriageRules, load_all_triage
+from bot.understand.intents import Intents, load_intents
+from bot.triage.screen import Screener, shipped_model
 
 log = logging.getLogger("carebot")
 
@@ -40,6 +42,7 @@ class Config:
     triage: dict[str, TriageRules] = field(default_factory=dict)
     care: CareSettings = field(default_factory=CareSettings)
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
+    intents: Intents | None = None  # content/understand: typed requests and answers
 
 
 def load_config(settings: Settings, root: Path | None = None) -> Config:
@@ -72,15 +75,24 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
             triage = load_all_triage(settings.content_dir)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    intents = None
+    try:
+        intents = load_intents(settings.content_dir)
+        if flows is not None:
+            problems.extend(intents.missing_flows(set(flows.flows)))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
     assert content is not None and flows is not None
-    return Config(content, flows, triage, care, handoff)
+    return Config(content, flows, triage, care, handoff, intents if intents and intents.locales else None)
 
 
 def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
-    engine = Engine(config.flows, config.content, constants={"care": config.care.model_dump()})
-    stages = [SafetyStage(config.triage, config.content, base_locale), RelayStage(engine), EngineStage(engine)]
+    engine = Engine(config.flows, config.content, constants={"care": config.care.model_dump()},
+                    intents=config.intents)
+    stages = [SafetyStage(Screener(config.triage, shipped_model(), base_locale), config.content, base_locale),
+              RelayStage(engine), EngineStage(engine)]
     return engine, Pipeline(stages)
 
 

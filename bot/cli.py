@@ -262,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("triage", help="assess a message for red flags: carebot triage TEXT --locale zh-CN [--json]",
                    add_help=False)
+    sub.add_parser("understand", help="which flow a typed request starts: carebot understand TEXT --locale en "
+                   "[--json]; carebot understand eval FILE… [--json]", add_help=False)
     return parser
 
 
@@ -273,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(os.environ.get("CAREBOT_LOG_LEVEL", "WARNING" if argv[:1] != ["run"] else "INFO"))
     if argv and argv[0] == "triage":
         return cmd_triage(argv[1:])
+    if argv and argv[0] == "understand":
+        from bot.understand.cli import run_understand_cli
+
+        return run_understand_cli(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args) or 0)

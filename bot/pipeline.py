@@ -88,6 +88,7 @@ class RelayStage:
                 state.last_ticket_id = state.ticket_id or str(inbound.payload.get("ticket_id", ""))
                 state.ticket_id = ""
                 state.triage_level = ""
+                state.episode.clear()
                 if inbound.payload.get("status", "resolved") == "resolved":
                     call_next(ctx)  # the engine runs the handoff_closed flow (the survey)
                 return

@@ -7,13 +7,20 @@ pipeline ends there. The conversation's triage level only ever goes up until the
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from bot.engine.answers import Invalid, parse_yes_no
 from bot.engine.state import State
 from bot.flow.content import Content
 from bot.pipeline import Next, TurnContext
-from bot.triage import PatientContext, TriageRules, assess, max_level
-from bot.types import CancelTimer, OpenTicket, Outbound, RecordEvent, Send, UpdateTicket
+from bot.triage import Assessment, PatientContext, max_level
+from bot.triage.model import LEVEL_RANK
+from bot.triage.screen import Screener, Screening
+from bot.understand.normalize import canonical
+from bot.understand.values import read_values
+from bot.types import Button, CancelTimer, OpenTicket, Outbound, RecordEvent, Send, UpdateTicket
 
 SCREENED = frozenset({"text", "choice", "media", "command"})
 FALLBACK_REPLY = "triage.emergency"
@@ -33,31 +40,123 @@ def patient_context(state: State) -> PatientContext:
     )
 
 
+EPISODE_WINDOW = timedelta(hours=6)  # earlier messages that still count with the new one
+EPISODE_MESSAGES = 4  # at most this many earlier messages
+SAFETY_YES, SAFETY_NO = "safety_yes", "safety_no"
+CHECK_SLOT = "_safety_check"  # the question asked and the message it was about
+
+
 class SafetyStage:
-    def __init__(self, rules: dict[str, TriageRules], content: Content, base_locale: str):
-        self.rules = rules
+    """Screens every patient message (every language, every layer, with the episode's recent messages).
+
+    - emergency → the emergency reply with the region's numbers, the flow stops, an urgent ticket;
+    - a partial signal (a rule or the department lexicon saw a symptom and the learned layer is close
+      to, but under, its threshold) → one yes/no safety
+      question shown with the emergency route ("Is this happening now?"); the answer decides: yes →
+      the emergency path, no → the turn goes on with the message the question was about.
+    """
+
+    def __init__(self, screener: Screener, content: Content, base_locale: str):
+        self.screener = screener
         self.content = content
         self.base_locale = base_locale
 
-    def _rules_for(self, locale: str) -> TriageRules | None:
-        return self.rules.get(locale) or self.rules.get(locale.split("-")[0]) or self.rules.get(self.base_locale)
-
     def __call__(self, ctx: TurnContext, call_next: Next) -> None:
         inbound, state = ctx.inbound, ctx.state
+        locale = state.locale or self.base_locale
+        check = state.slots.pop(CHECK_SLOT, None)
+        if isinstance(check, dict) and inbound.kind in SCREENED and self._answer_check(ctx, check, call_next):
+            return
         text = inbound.text.strip()
-        rules = self._rules_for(state.locale or self.base_locale)
-        if inbound.kind not in SCREENED or not text or rules is None or text.startswith("/"):
+        if inbound.kind not in SCREENED or not text or text.startswith("/") or self.screener.rules_for(locale) is None:
             call_next(ctx)
             return
-        result = assess(text, rules, patient_context(state))
+        screening = self.screener.screen(text, locale, patient_context(state))
+        if self._says_something(screening, text):
+            # read it together with the episode's earlier medical messages ("宝宝两个月" … "发烧了")
+            earlier = self._window(state, ctx.now)
+            if earlier:
+                joined = self.screener.screen("\n".join(earlier + [text]), locale, patient_context(state))
+                before = LEVEL_RANK[max_level(state.triage_level or "self_care", screening.assessment.level)]
+                if LEVEL_RANK[joined.assessment.level] > before:  # the messages together say more
+                    screening = joined
+            state.episode = state.episode[-EPISODE_MESSAGES:] + [[ctx.now.isoformat(), text]]
+        result = screening.assessment
         if result.level not in ("self_care", "consultation"):
             ctx.effects.append(RecordEvent("triage", {
                 "level": result.level, "department": result.department,
-                "rules": [m.rule for m in result.matched]}))
+                "rules": [m.rule for m in result.matched], "layers": screening.explain()}))
         state.triage_level = max_level(state.triage_level or "self_care", result.level)
-        if not result.is_emergency:
-            call_next(ctx)
+        if result.is_emergency:
+            self._emergency(ctx, result, screening, earlier + [text])
             return
+        if self._partial(screening) and state.mode != "human":
+            self._ask_check(ctx, text, locale)
+            return
+        call_next(ctx)
+
+    def _says_something(self, screening: Screening, text: str) -> bool:
+        """A message worth keeping for the episode: a rule saw a symptom, the learned layer is at least
+        at its question level, or it carries a value (an age, a temperature…). "好的", "7" are not."""
+        if screening.assessment.matched or self._partial(screening, rules_needed=False):
+            return True
+        norm = canonical(text)
+        return any(c.isdigit() for c in norm) and bool(read_values(norm).flags())
+
+    def _window(self, state: State, now: datetime) -> list[str]:
+        since = now - EPISODE_WINDOW
+        return [t for at, t in state.episode if _parse(at) >= since]
+
+    def _partial(self, screening: Screening, rules_needed: bool = True) -> bool:
+        learned = next((layer for layer in screening.layers if layer.name == "learned"), None)
+        medical = bool(screening.assessment.matched or screening.assessment.department)
+        if learned is None or self.screener.model is None or (rules_needed and not medical):
+            return False  # the model alone, with no rule or department word seeing a symptom, is not enough
+        return float(learned.detail.get("red_flag", 0.0)) >= self.screener.model.heads["red_flag"].question
+
+    def _numbers(self, locale: str) -> list[str]:
+        rules = self.screener.rules_for(locale)
+        return list(rules.emergency_numbers.get("default", ())) if rules is not None else []
+
+    def _ask_check(self, ctx: TurnContext, text: str, locale: str) -> None:
+        state = ctx.state
+        state.slots[CHECK_SLOT] = {"text": text, "kind": ctx.inbound.kind, "payload": ctx.inbound.payload}
+        values = {"numbers": " / ".join(self._numbers(locale))}
+        buttons = tuple(Button(self.content.render(k, locale, {}), v, k)
+                        for k, v in (("triage.safety_yes", SAFETY_YES), ("triage.safety_no", SAFETY_NO)))
+        ctx.effects.append(Send(Outbound(op="say", address=state.address, key="triage.safety_check",
+                                         text=self.content.render("triage.safety_check", locale, values),
+                                         buttons=buttons, extra={"priority": "emergency"})))
+        ctx.effects.append(RecordEvent("safety_check", {"asked": True}))
+
+    def _answer_check(self, ctx: TurnContext, check: dict, call_next: Next) -> bool:
+        """Act on the answer to the safety question; False when the message is not an answer (it is
+        then screened as a new message)."""
+        state, inbound = ctx.state, ctx.inbound
+        value = str(inbound.payload.get("value", "")) if isinstance(inbound.payload, dict) else ""
+        try:
+            yes = value == SAFETY_YES or (value != SAFETY_NO and parse_yes_no(inbound.text, value))
+        except Invalid:
+            return False
+        ctx.effects.append(RecordEvent("safety_check", {"answer": "yes" if yes else "no"}))
+        locale = state.locale or self.base_locale
+        if yes:
+            rules = self.screener.rules_for(locale)
+            assert rules is not None
+            screening = self.screener.screen(check.get("text", ""), locale, patient_context(state))
+            result = replace(screening.assessment, level=max_level(screening.assessment.level, "emergency"),
+                             emergency_numbers=tuple(self._numbers(locale)),
+                             reply_key=rules.replies.get("emergency", FALLBACK_REPLY))
+            state.triage_level = max_level(state.triage_level or "self_care", result.level)
+            self._emergency(ctx, result, screening, [str(check.get("text", "")), inbound.text])
+            return True
+        ctx.inbound = replace(inbound, kind=check.get("kind", "text"), text=str(check.get("text", "")),
+                              payload=check.get("payload") or {})
+        call_next(ctx)
+        return True
+
+    def _emergency(self, ctx: TurnContext, result: Assessment, screening: Screening, words: list[str]) -> None:
+        state = ctx.state
         numbers = list(result.emergency_numbers)
         key = result.reply_key if self.content.has(result.reply_key) else FALLBACK_REPLY
         reply_ctx: dict[str, Any] = {"numbers": " / ".join(numbers), "emergency_numbers": numbers,
@@ -70,11 +169,20 @@ class SafetyStage:
             if frame.timer:
                 ctx.effects.append(CancelTimer(frame.timer))
         state.stack.clear()
+        text = words[-1] if words else ctx.inbound.text
         if state.mode == "human":
             ctx.effects.append(UpdateTicket(message=text, priority="urgent"))
         else:
             ctx.effects.append(OpenTicket(
                 department=result.department or "emergency", priority="urgent", reason="red_flag",
                 summary={"triage_level": result.level, "rules": [m.rule for m in result.matched],
-                         "slots": dict(state.slots)}))
+                         "layers": screening.explain(), "patient_words": words,
+                         "slots": {k: v for k, v in state.slots.items() if not k.startswith("_")}}))
             state.mode = "human"
+
+
+def _parse(at: str) -> datetime:
+    try:
+        return datetime.fromisoformat(at)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)

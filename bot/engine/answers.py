@@ -69,11 +69,9 @@ def parse_yes_no(text: str, payload: str = "") -> bool:
     raise Invalid("yes_no")
 
 
-def match_choice(spec: AskSpec, text: str, payload: str, labels: dict[str, str]) -> str:
-    """A pressed button's value, a choice's number ("2"), its label in the locale, or a match word."""
+def exact_choice(spec: AskSpec, text: str, labels: dict[str, str]) -> str | None:
+    """The choice the whole answer names: its number ("2"), value, label in the locale or a match word."""
     values = [c.value for c in spec.choices]
-    if payload and payload in values:
-        return payload
     t = clean(text).lower()
     if t.isdigit() and 1 <= int(t) <= len(values):
         return values[int(t) - 1]
@@ -81,6 +79,17 @@ def match_choice(spec: AskSpec, text: str, payload: str, labels: dict[str, str])
         words = {choice.value.lower(), labels.get(choice.value, "").lower(), *(w.lower() for w in choice.match)}
         if t in words:
             return choice.value
+    return None
+
+
+def match_choice(spec: AskSpec, text: str, payload: str, labels: dict[str, str]) -> str:
+    """A pressed button's value, an exact choice (exact_choice), or a label or match word inside the answer."""
+    if payload and any(c.value == payload for c in spec.choices):
+        return payload
+    exact = exact_choice(spec, text, labels)
+    if exact is not None:
+        return exact
+    t = clean(text).lower()
     for choice in spec.choices:  # a label inside a longer sentence: "我想问个问题" → quick
         for word in (labels.get(choice.value, ""), *choice.match):
             if word and len(word) >= 2 and _contains(t, word.lower()):

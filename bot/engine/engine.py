@@ -13,7 +13,13 @@ Trigger precedence (docs/flows.md keeps the operator's version of this list):
    keyword (`exact` match), and never when the flow says `interruptible: false`. Anything else
    answers the question.
 6. With nothing waiting: keyword triggers (higher `priority` first, then file order), then
-   `first_contact` for a new conversation, then the `not_understood` repair flow.
+   `first_contact` for a new conversation, then a typed request understood (bot.understand.intents),
+   then the `not_understood` repair flow.
+7. Typed requests at a question: at the menu (a choice question of the start flow) free text that is
+   not exactly an option starts the flow it asks for when the intent is confident ("I have a rash"
+   → intake with the complaint kept), replacing the menu. At any other choice question an answer that
+   no option matches is read with the option words of content/understand, and only then, if it is a
+   confident request for a flow not already running, starts that flow over the question.
 
 A flow started by a trigger pauses the running flows and resumes them (re-asking their question)
 when it ends, unless it is `takeover: true` (cancel, restart…), which replaces them.
@@ -28,12 +34,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.actions.base import ActionResult
-from bot.engine.answers import NO, SKIP, Invalid, clean, read_answer
+from bot.engine.answers import NO, SKIP, Invalid, clean, exact_choice, read_answer
 from bot.engine.state import Frame, State
 from bot.errors import StepError
 from bot.flow.compiler import AskSpec, CompiledFlow, Instr
 from bot.flow.content import Content
 from bot.flow.loader import FlowSet, normalize
+from bot.understand.intents import Intents
 from bot.types import (
     Button, CallAction, CancelTimer, Effect, Inbound, OpenTicket, Outbound, RecordEvent,
     ScheduleTimer, Send, Tag,
@@ -70,10 +77,12 @@ class Turn:
 
 class Engine:
     def __init__(self, flows: FlowSet, content: Content, start_flow: str = "start",
-                 constants: dict[str, Any] | None = None):
+                 constants: dict[str, Any] | None = None, intents: Intents | None = None):
         self.flows = flows
         self.content = content
         self.start_flow = start_flow
+        # typed requests and typed answers (content/understand); None: options and triggers only
+        self.intents = intents
         # operator settings flows may read, e.g. `care.consent.version` (read-only, same every turn)
         self.constants = constants or {}
         # `carebot test --coverage`: the (flow, step type) pairs that ran; None costs nothing
@@ -171,6 +180,8 @@ class Engine:
         flow = self._keyword(text, exact_only=False) if text else None
         if flow is None and state.turns == 0:
             flow = self.flows.events.get("first_contact")
+        if flow is None and self._route(turn, text):
+            return
         if flow is None:
             state.misunderstood += 1
             flow = "not_understood"
@@ -304,6 +315,7 @@ class Engine:
             kept = {k: turn.state.slots[k] for k in ins.a["keep"] if k in turn.state.slots}
             turn.state.slots.clear()
             turn.state.slots.update(kept)
+            turn.state.episode.clear()  # what the patient said is forgotten with the slots
         else:
             for name in ins.a["slots"]:
                 turn.state.slots.pop(name, None)
@@ -480,8 +492,16 @@ class Engine:
         else:
             try:
                 labels = {c.value: self._render(c.label, turn) for c in spec.choices}
-                value = read_answer(spec, inbound.kind, inbound.text, payload, inbound.media, labels, turn.now)
+                typed = inbound.kind == "text" and not payload and spec.type == "choice"
+                at_menu = typed and cf.id == self.start_flow
+                if at_menu and exact_choice(spec, inbound.text, labels) is None and \
+                        self._route(turn, inbound.text, at_menu=True):
+                    return
+                reader = self.intents.read_answer if self.intents is not None else read_answer
+                value = reader(spec, inbound.kind, inbound.text, payload, inbound.media, labels, turn.now)
             except Invalid as bad:
+                if typed and not at_menu and self._route(turn, inbound.text, mid_flow=True):
+                    return
                 frame.retries += 1
                 if frame.retries > spec.retries:
                     frame.wait = ""
@@ -499,6 +519,31 @@ class Engine:
         turn.state.misunderstood = 0
         frame.wait, frame.retries = "", 0
         frame.at = cf.code[pc + 1].label
+
+    def _route(self, turn: Turn, text: str, mid_flow: bool = False, at_menu: bool = False) -> bool:
+        """Start the flow a typed request asks for, when the intent is confident; False otherwise.
+        At the menu it replaces the menu; mid-flow it starts over the open question (asked again
+        afterwards), only for a flow not already running; with nothing open it starts as a trigger does."""
+        if self.intents is None or not text.strip():
+            return False
+        state = turn.state
+        result = self.intents.classify(text, state.locale)
+        if not result.confident or result.flow not in self.flows.flows:
+            return False
+        if mid_flow and (not self.intents.routes_mid_flow(result.intent or "", state.locale)
+                         or any(f.flow == result.flow for f in state.stack)):
+            return False
+        turn.effects.append(RecordEvent("intent_routed", {
+            "intent": result.intent, "flow": result.flow, "score": result.score,
+            "cues": [e.cue for e in result.evidence if e.intent == result.intent]}))
+        if at_menu:
+            self._drop_frames(turn, len(state.stack) - 1)  # the menu gives way, as its own options do
+        state.misunderstood = 0
+        self._start(turn, result.flow)
+        for slot, value in result.slots.items():  # a kept text, e.g. the complaint: intake won't ask again
+            state.slots[slot] = value
+            state.slots[f"{slot}_typed"] = True
+        return True
 
     def _invalid_key(self, reason: str) -> str:
         key = f"repair.invalid.{reason}"

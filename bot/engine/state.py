@@ -34,6 +34,8 @@ class State:
     ticket_id: str = ""  # the open hand-off ticket, if any
     last_ticket_id: str = ""  # the most recent ticket, kept after it closes (for its survey)
     opted_out: bool = False  # STOP/退订: no proactive messages
+    # the episode's recent patient messages, [ISO time, text], screened together (safety stage)
+    episode: list[list[str]] = field(default_factory=list)
     version: int = 0  # optimistic-concurrency version, owned by the store
 
     @classmethod
@@ -47,7 +49,7 @@ class State:
             self.conversation_id, self.address, self.locale,
             [Frame(f.flow, f.at, f.wait, f.retries, f.timer, f.call_id, f.interrupted) for f in self.stack],
             dict(self.slots), self.mode, list(self.tags), self.turns, self.misunderstood, self.triage_level,
-            self.ticket_id, self.last_ticket_id, self.opted_out, self.version)
+            self.ticket_id, self.last_ticket_id, self.opted_out, [list(m) for m in self.episode], self.version)
 
     @property
     def top(self) -> Frame | None:
@@ -62,6 +64,7 @@ class State:
             "slots": self.slots, "mode": self.mode, "tags": list(self.tags), "turns": self.turns,
             "misunderstood": self.misunderstood, "triage_level": self.triage_level,
             "ticket_id": self.ticket_id, "last_ticket_id": self.last_ticket_id, "opted_out": self.opted_out,
+            "episode": self.episode,
         }
 
     @classmethod

@@ -68,6 +68,7 @@ class AskSpec:
     invalid: str | None
     optional: bool
     vars: dict[str, Any] = field(default_factory=dict)
+    exact: bool = False  # typed answers are not interpreted (consent)
 
 
 class FlowCompiler:
@@ -190,7 +191,7 @@ class FlowCompiler:
                 self.problems.append(self.source.problem(
                     (*loc, "validate", "pattern"), f"not a valid regular expression: {exc}"))
         return AskSpec(body.key, body.slot, body.type, list(body.choices), body.validate_,
-                       body.retries, body.invalid, body.optional)
+                       body.retries, body.invalid, body.optional, exact=body.exact)
 
     def step_ask(self, step: m.AskStep, loc: Loc) -> None:
         spec = self.ask_spec(step.ask, (*loc, "ask"))

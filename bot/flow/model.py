@@ -116,6 +116,8 @@ class AskBody(Model):
     invalid: str | None = Field(None, description="Content key said when an answer is invalid.")
     on_fail: Steps | None = Field(None, description="Steps when retries run out (default: offer a human).")
     optional: bool = Field(False, description="The patient may skip (跳过 / skip).")
+    exact: bool = Field(False, description="Only a button, a yes/no word or an option's name counts: typed "
+                        "answers are not interpreted (content/understand). For consent and erasure.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

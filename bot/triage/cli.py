@@ -22,8 +22,7 @@ from bot.triage.engine import Assessment, PatientContext
 from bot.triage.evaluate import Case, Verdict, evaluate, load_cases, render
 from bot.triage.model import TriageRules
 from bot.triage.rules import default_content_dir, load_all_triage
-from bot.triage.screen import Screener, Screening
-from bot.understand.learned import MODELS_DIR, load_model
+from bot.triage.screen import Screener, Screening, shipped_model
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,9 +52,7 @@ def _eval_parser() -> argparse.ArgumentParser:
 def build_screener(content: str | None, with_model: bool = True) -> Screener:
     """Every locale's rules plus (unless told not to) the shipped learned model."""
     rules = load_all_triage(content or default_content_dir())
-    model_path = MODELS_DIR / "triage.json"
-    model = load_model(model_path) if with_model and model_path.is_file() else None
-    return Screener(rules, model)
+    return Screener(rules, shipped_model() if with_model else None)
 
 
 def assessment_to_dict(result: Assessment, screening: Screening | None = None) -> dict:

@@ -91,6 +91,10 @@ class _Negation:
             if not any(s <= start and end <= e for s, e in shields)
         ]
 
+    def clause(self, position: int) -> int:
+        """The index of the clause a position is in."""
+        return bisect_right(self.break_ends, position)
+
     def negated(self, start: int) -> bool:
         if not self.cues:
             return False
@@ -143,11 +147,10 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
     norm = normalize(text)
 
     hits = rules.phrases.scan(norm)
-    chars = frozenset(norm)
-    found = {s.name: spans for s in rules.symptoms
-             if s.may_match(hits, chars) and (spans := s.find(norm, hits, chars))}
+    candidates, prefixes = rules.candidates(norm, hits)
+    found = {s.name: spans for s in candidates if (spans := s.find(norm, hits, prefixes))}
     pregnancy = rules.patient_in_text.pregnant
-    pregnancy_spans = pregnancy.find(norm, hits, chars) if pregnancy is not None else []
+    pregnancy_spans = pregnancy.find(norm, hits) if pregnancy is not None else []
     by_term = rules.departments.by_term
     dept_hits = [
         (dept_id, weight, span)
@@ -155,6 +158,13 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         for dept_id, weight in by_term[key]
         for span in spans
     ]
+    if not found and not dept_hits and not pregnancy_spans and context.age_months is None and not context.pregnant:
+        return rules.quiet  # nothing medical in it ("好的", "7"): the default, at once
+    not_now = rules.not_now
+    if not_now is not None and not_now.hyperbole is not None and found:
+        shield = not_now.hyperbole.find(norm, hits)
+        if shield:
+            found = {n: kept for n, spans in found.items() if (kept := [sp for sp in spans if not _overlaps(*sp, shield)])}
     term_spans = [sp for spans in found.values() for sp in spans] + pregnancy_spans
     term_spans += [span for _, _, span in dept_hits]
     negation = _Negation(norm, hits, rules, term_spans)
@@ -164,6 +174,8 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         span = next((sp for sp in spans if not negation.negated(sp[0])), None)
         if span is not None:
             present[name] = span
+
+    lowered = _not_now(norm, hits, rules, negation, present) if present and not_now is not None else None
 
     ages = tuple(_ages_in_text(norm, hits, rules.patient_in_text))
     if context.age_months is not None:
@@ -210,10 +222,33 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         department=department,
         department_confidence=confidence,
         emergency_numbers=numbers,
-        matched=tuple(Match(rule.id, rule.level, span) for _, rule, span in fired),
+        matched=tuple(Match(rule.id, rule.level, span) for _, rule, span in fired) + ((lowered,) if lowered else ()),
         reply_key=reply_key,
         ask_department=confidence < rules.departments.min_confidence,
     )
+
+
+def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,
+             present: dict[str, tuple[int, int]]) -> Match | None:
+    """Drop (in place) the symptoms said in a clause that is about the past or a disease in general and
+    has no present cue ("2019年心梗过一次", "what are the signs of a stroke"); the Match that says so."""
+    nn = rules.not_now
+    assert nn is not None
+    cues = [(kind, span) for kind, d in (("past", nn.past), ("general", nn.general))
+            if d is not None and d.may_match(hits, norm) for span in d.find(norm, hits)]
+    if not cues:
+        return None
+    now = nn.present.find(norm, hits) if nn.present is not None and nn.present.may_match(hits, norm) else []
+    current = {negation.clause(s) for s, _ in now}
+    over = {negation.clause(span[0]): (kind, span) for kind, span in cues}
+    lowered = None
+    for name, (start, _end) in list(present.items()):
+        clause = negation.clause(start)
+        if clause in over and clause not in current:
+            del present[name]
+            kind, (a, b) = over[clause]
+            lowered = Match(f"not_now:{kind}", rules.default_level, norm[a:b])
+    return lowered
 
 
 def _route(rules: TriageRules, hits: list[tuple[str, float, Span]], negation: _Negation, ages: tuple[float, ...],

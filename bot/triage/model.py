@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from bot.triage.phrases import Hits, PhraseIndex, Span, Terms
 
@@ -51,34 +52,30 @@ class Symptom:
     exclude: Terms
 
     @cached_property
-    def _starts(self) -> tuple[frozenset[str] | None, ...]:
-        return tuple(first_chars(p) for p in self.patterns)
+    def _prefixes(self) -> tuple[frozenset[str] | None, ...]:
+        return tuple(None if (p := literal_prefixes(pattern)) is None else frozenset(p) for pattern in self.patterns)
 
-    @cached_property
-    def _any_start(self) -> frozenset[str] | None:
-        """Every character one of the patterns can start with (None: some pattern can start anywhere)."""
-        if not self.patterns or any(s is None for s in self._starts):
-            return None
-        return frozenset().union(*self._starts)  # type: ignore[arg-type]
+    def _pattern_may_match(self, i: int, text: str, found: frozenset[str] | set[str] | None) -> bool:
+        prefixes = self._prefixes[i]
+        if prefixes is None:
+            return True
+        return not prefixes.isdisjoint(found) if found is not None else any(p in text for p in prefixes)
 
-    def may_match(self, hits: Hits, chars: frozenset[str]) -> bool:
+    def may_match(self, hits: Hits, text: str) -> bool:
+        """False when neither a keyword was found nor any pattern can match (cheap: substring checks)."""
         if self.keywords.key in hits:
             return True
-        if not self.patterns:
-            return False
-        starts = self._any_start
-        return starts is None or not starts.isdisjoint(chars)
+        return any(self._pattern_may_match(i, text, None) for i in range(len(self.patterns)))
 
-    def find(self, text: str, hits: Hits, chars: frozenset[str] | None = None) -> list[Span]:
+    def find(self, text: str, hits: Hits, found: frozenset[str] | set[str] | None = None) -> list[Span]:
         """Spans of this symptom in normalized text (scanned into hits), in order of position.
-        `chars`, the set of the text's characters, lets most regexes be skipped without running:
-        a pattern whose every match begins with one of a few characters cannot match a text that
-        has none of them."""
+        A pattern runs only when one of the literal prefixes its every match starts with is in the
+        text (`literal_prefixes`; `found`, when given, is the set of prefixes present, from
+        `TriageRules.candidates`): most of a locale's hundreds of regexes are skipped unrun."""
         spans = list(self.keywords.spans(hits))
-        for pattern, starts in zip(self.patterns, self._starts):
-            if starts is not None and chars is not None and starts.isdisjoint(chars):
-                continue
-            spans += [m.span() for m in pattern.finditer(text) if m.end() > m.start()]
+        for i, pattern in enumerate(self.patterns):
+            if self._pattern_may_match(i, text, found):
+                spans += [m.span() for m in pattern.finditer(text) if m.end() > m.start()]
         if spans and self.exclude.phrases:
             blocked = self.exclude.spans(hits)
             spans = [s for s in spans if not any(b0 < s[1] and s[0] < b1 for b0, b1 in blocked)]
@@ -104,6 +101,21 @@ class Negation:
     not_negation: Terms  # phrases with a cue inside that negate nothing
     clause_breaks: Terms
     punctuation: re.Pattern[str]  # always ends a clause
+
+
+@dataclass(frozen=True)
+class NotNow:
+    """Readings that say a message is not a present emergency (docs/triage.md, "Not now").
+
+    `hyperbole` phrases shield the symptom words inside them ("gonna give me a heart attack", 饿死了).
+    `past` events that are over and `general` questions about a disease lower a message's rule level to
+    the default — only when no `present` cue (刚才, 突然, right now, again…) says it is happening now.
+    """
+
+    past: Symptom | None
+    general: Symptom | None
+    hyperbole: Symptom | None
+    present: Symptom | None
 
 
 @dataclass(frozen=True)
@@ -162,12 +174,54 @@ class TriageRules:
     departments: DepartmentLexicon
     phrases: PhraseIndex
     source: str
+    not_now: NotNow | None = None
 
     @cached_property
-    def always_scan(self) -> tuple[Symptom, ...]:
-        """Symptoms with regex patterns run on every message; the others only when their keywords
-        were among the message's phrase hits."""
-        return tuple(s for s in self.symptoms if s.patterns)
+    def quiet(self) -> Any:
+        """The assessment of a message in which nothing at all was found (the default level)."""
+        from bot.triage.engine import Assessment  # the engine imports this module
+
+        level = self.default_level
+        return Assessment(level=level, department="", department_confidence=0.0, emergency_numbers=(),
+                          matched=(), reply_key=self.replies[level], ask_department=True)
+
+    @cached_property
+    def _symptom_index(self) -> tuple[dict[int, list[int]], Any, tuple[int, ...]]:
+        """Which symptoms a message can touch: by the keyword groups found in it, and by the literal
+        prefixes of their patterns (one Aho-Corasick pass); patterns without such a prefix always run."""
+        import ahocorasick
+
+        by_key: dict[int, list[int]] = {}
+        by_prefix: dict[str, set[int]] = {}
+        always: list[int] = []
+        for i, symptom in enumerate(self.symptoms):
+            by_key.setdefault(symptom.keywords.key, []).append(i)
+            for prefixes in symptom._prefixes:
+                if prefixes is None:
+                    always.append(i)
+                    break
+                for prefix in prefixes:
+                    by_prefix.setdefault(prefix, set()).add(i)
+        automaton = ahocorasick.Automaton()
+        for prefix, ids in by_prefix.items():
+            automaton.add_word(prefix, (prefix, tuple(ids)))
+        if by_prefix:
+            automaton.make_automaton()
+        return by_key, automaton, tuple(always)
+
+    def candidates(self, text: str, hits: Hits) -> tuple[list[Symptom], set[str]]:
+        """The symptoms worth running on this message, in file order (most of hundreds are skipped),
+        and the pattern prefixes present in it (for `Symptom.find`)."""
+        by_key, automaton, always = self._symptom_index
+        ids = set(always)
+        for key in hits:
+            ids.update(by_key.get(key, ()))
+        prefixes: set[str] = set()
+        if len(automaton):
+            for _end, (prefix, found) in automaton.iter(text):
+                prefixes.add(prefix)
+                ids.update(found)
+        return [self.symptoms[i] for i in sorted(ids)], prefixes
 
     @property
     def min_department_confidence(self) -> float:
@@ -181,45 +235,74 @@ class TriageRules:
         return dept.names.get(locale or self.locale) or dept.names.get("en") or department_id
 
 
-def first_chars(pattern: re.Pattern[str]) -> frozenset[str] | None:
-    """The characters every match of `pattern` starts with, or None when that is not a short
-    literal set (a pattern starting with `.`, a negated class, an optional part …)."""
+def literal_prefixes(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Literal strings one of which every match of `pattern` contains — its leading literal, or
+    failing that its most selective mandatory literal part — or None when there is no such short set.
+    '(胸口|心口)[^，]{0,4}疼' → ('胸口', '心口'); 'chest\\s+pain' → ('chest',); '\\d+分钟' → ('分钟',)."""
     try:
         import re._parser as sre_parse  # Python 3.11+
         from re._constants import AT, BRANCH, IN, LITERAL, SUBPATTERN
     except ImportError:  # pragma: no cover - older Pythons
         return None
 
-    def of(items: list) -> set[str] | None:  # type: ignore[type-arg]
-        for op, arg in items:
-            if op is AT:  # \b, ^ … take no characters
-                continue
-            if op is LITERAL:
-                return {chr(arg)}
-            if op is IN:
-                chars = set()
-                for sub_op, sub_arg in arg:
-                    if sub_op is not LITERAL:
-                        return None
-                    chars.add(chr(sub_arg))
-                return chars
-            if op is SUBPATTERN:
-                return of(list(arg[-1]))
-            if op is BRANCH:
-                out: set[str] = set()
-                for branch in arg[1]:
-                    got = of(list(branch))
-                    if got is None:
-                        return None
-                    out |= got
-                return out
-            return None
+    def options(op, arg) -> set[str] | None:  # type: ignore[no-untyped-def]
+        """The literal strings a mandatory item starts with (None: not a literal item)."""
+        if op is IN:
+            chars = set()
+            for sub_op, sub_arg in arg:
+                if sub_op is not LITERAL:
+                    return None
+                chars.add(chr(sub_arg))
+            return chars
+        if op is SUBPATTERN:
+            return leading(list(arg[-1]))
+        if op is BRANCH:
+            out: set[str] = set()
+            for branch in arg[1]:
+                got = leading(list(branch))
+                if got is None:
+                    return None
+                out |= got
+            return out
         return None
 
+    def leading(items: list) -> set[str] | None:  # type: ignore[type-arg]
+        run = ""
+        for op, arg in items:
+            if op is AT and not run:  # \b, ^ … take no characters
+                continue
+            if op is LITERAL:
+                run += chr(arg)
+                continue
+            return {run} if run else options(op, arg)
+        return {run} if run else None
+
+    def gates(items: list) -> list[set[str]]:  # type: ignore[type-arg]
+        """Every mandatory literal part of a top-level sequence (each a set of alternatives)."""
+        found, run = [], ""
+        for op, arg in items:
+            if op is LITERAL:
+                run += chr(arg)
+                continue
+            if run:
+                found.append({run})
+                run = ""
+            got = options(op, arg)
+            if got:
+                found.append(got)
+        if run:
+            found.append({run})
+        return found
+
     try:
-        found = of(list(sre_parse.parse(pattern.pattern, pattern.flags)))
+        items = list(sre_parse.parse(pattern.pattern, pattern.flags))
     except Exception:
         return None
-    if found is None or len(found) > 40 or pattern.flags & re.IGNORECASE:
+    if pattern.flags & re.IGNORECASE:
         return None
-    return frozenset(found)
+    first = leading(items)
+    candidates = [g for g in ([first] if first else []) + gates(items) if g and "" not in g and len(g) <= 60]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda g: (min(len(x) for x in g), -len(g)))
+    return tuple(sorted(best))

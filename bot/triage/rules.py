@@ -18,15 +18,16 @@ from bot.yamlsrc import parse_yaml
 
 from bot.errors import ConfigError, ConfigProblem
 from bot.triage.model import (
-    AGE_UNITS_IN_MONTHS, LEVELS, AgePattern, Department, DepartmentLexicon, Negation, PatientCondition,
+    AGE_UNITS_IN_MONTHS, LEVELS, AgePattern, Department, DepartmentLexicon, Negation, NotNow, PatientCondition,
     PatientInText, Rule, Symptom, TriageRules,
 )
 from bot.triage.phrases import PhraseIndex, normalize
 
 _TRIAGE_KEYS = (
     "locale", "default_level", "emergency_numbers", "replies", "negation",
-    "patient_in_text", "symptoms", "rules",
+    "patient_in_text", "not_now", "symptoms", "rules",
 )
+_NOT_NOW_KEYS = ("past", "general", "hyperbole", "present")
 _SYMPTOM_KEYS = ("keywords", "patterns", "exclude")
 _RULE_KEYS = (
     "id", "level", "symptoms", "keywords", "patterns", "exclude", "requires_any", "requires_all",
@@ -268,6 +269,7 @@ class _Loader:
         replies = self._replies(doc)
         negation = self._negation(doc)
         patient_in_text = self._patient_in_text(doc)
+        not_now = self._not_now(doc)
         symptoms = self._symptoms(doc)
         extras = self._extra_files(locale, symptoms)
         declared = set(symptoms)
@@ -282,8 +284,20 @@ class _Loader:
         return TriageRules(
             locale=locale, default_level=default_level, emergency_numbers=numbers, replies=replies,
             negation=negation, patient_in_text=patient_in_text, symptoms=tuple(symptoms.values()),
-            rules=tuple(rules), departments=lexicon, phrases=self.phrases, source=self.file,
+            rules=tuple(rules), departments=lexicon, phrases=self.phrases, source=self.file, not_now=not_now,
         )
+
+    def _not_now(self, doc: Any) -> NotNow | None:
+        node = doc.get("not_now")
+        if node is None or self.mapping(node, "not_now", _NOT_NOW_KEYS, self.line(doc, "not_now")) is None:
+            return None
+        parts: dict[str, Symptom | None] = {}
+        for key in _NOT_NOW_KEYS:
+            body, field = node.get(key), f"not_now.{key}"
+            parts[key] = None
+            if body is not None and self.mapping(body, field, _SYMPTOM_KEYS, self.line(node, key)) is not None:
+                parts[key] = self.symptom(f"not_now:{key}", body, field, self.line(node, key))
+        return NotNow(**parts)
 
     def _numbers(self, doc: Any) -> dict[str, tuple[str, ...]]:
         node = doc.get("emergency_numbers")

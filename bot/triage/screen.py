@@ -8,19 +8,23 @@ Layers, each recorded in the explanation:
 1. **rules** of every shipped locale (a message in the other language than the conversation's, or mixed
    zh/en text, is screened too); the most severe assessment wins, numbers and reply come from it;
 2. **learned**: the linear model's red-flag and ambulance scores (bot.understand.learned). It may only
-   raise a level, never lower one: a red-flag score at or above its threshold makes the message at least
-   `emergency`, and with the ambulance score too, `emergency_ambulance`.
+   raise a level, never lower one: when the rules saw no emergency, a red-flag score at or above its
+   threshold makes the message `emergency`, and with the ambulance score too, `emergency_ambulance`.
+   It reads only messages of some length (one-word answers are not what it learned from), and only
+   when the rules found no emergency (it could not change that).
 Emergency numbers always come from the conversation's own locale file (the deployment's region), never
 from another language's defaults.
 """
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from dataclasses import dataclass, field, replace
 
 from bot.triage.engine import Assessment, PatientContext, assess, max_level
 from bot.triage.model import EMERGENCY_LEVELS, LEVEL_RANK, TriageRules
-from bot.understand.learned import LearnedModel, features
+from bot.understand.learned import MODELS_DIR, LearnedModel, features, load_model, long_enough
 from bot.understand.normalize import canonical
 
 
@@ -41,6 +45,17 @@ class Screening:
         return [{"layer": layer.name, "level": layer.level, **layer.detail} for layer in self.layers]
 
 
+_LATIN = re.compile(r"[A-Za-z][A-Za-z']*")
+_HAN = re.compile(r"[\u3400-\u9fff]+")
+_HAS_LETTERS = re.compile(r"[A-Za-z\u3400-\u9fff]")
+
+
+def _own_script(text: str, locale: str) -> str:
+    """What another language's rules read: only their own script (Chinese rules do not judge English
+    words, whose negation and tense they cannot read, and the other way round)."""
+    return _LATIN.sub(" ", text) if locale.split("-")[0] in ("zh", "ja", "ko") else _HAN.sub(" ", text)
+
+
 class Screener:
     def __init__(self, rules: dict[str, TriageRules], model: LearnedModel | None = None, base_locale: str = "zh-CN"):
         self.rules = rules
@@ -57,7 +72,13 @@ class Screener:
         layers: list[Layer] = []
         best: Assessment | None = None
         for name, rules in self._ordered(own):
-            result = assess(text, rules, context)
+            if rules is own:
+                result = assess(text, rules, context)
+            else:
+                foreign = _own_script(text, name)
+                if not _HAS_LETTERS.search(foreign):
+                    continue  # nothing in that language's script to read
+                result = assess(foreign, rules, context)
             if result.matched or rules is own:
                 layers.append(Layer(f"rules:{name}", result.level, {"matched": [m.rule for m in result.matched]}))
             if best is None or LEVEL_RANK[result.level] > LEVEL_RANK[best.level]:
@@ -65,7 +86,7 @@ class Screener:
         assert best is not None
         if best.is_emergency and best is not None:
             best = replace(best, emergency_numbers=self._numbers(own, best))
-        if self.model is not None:
+        if self.model is not None and not best.is_emergency and long_enough(canonical(text)):
             best = self._learned(text, best, own, layers)
         return Screening(best, tuple(layers))
 
@@ -87,7 +108,9 @@ class Screener:
         red, amb = self.model.heads["red_flag"], self.model.heads["ambulance"]
         p_red, p_amb = red.probability(feats), amb.probability(feats)
         level = best.level
-        if p_red >= red.threshold:
+        # The rules' own emergency level stands (their exact level is the better-measured one); the
+        # model raises only a message the rules did not see as an emergency.
+        if p_red >= red.threshold and not best.is_emergency:
             level = max_level(level, "emergency_ambulance" if p_amb >= amb.threshold else "emergency")
         layers.append(Layer("learned", level if level != best.level else "-", {
             "red_flag": round(p_red, 3), "ambulance": round(p_amb, 3),
@@ -100,4 +123,11 @@ class Screener:
                        department=best.department or "emergency", department_confidence=1.0)
 
 
-__all__ = ["EMERGENCY_LEVELS", "Layer", "Screener", "Screening"]
+@lru_cache(maxsize=1)
+def shipped_model() -> LearnedModel | None:
+    """The learned triage model shipped in bot/understand/models/ (None when absent), loaded once."""
+    path = MODELS_DIR / "triage.json"
+    return load_model(path) if path.is_file() else None
+
+
+__all__ = ["EMERGENCY_LEVELS", "Layer", "Screener", "Screening", "shipped_model"]

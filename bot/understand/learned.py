@@ -6,7 +6,8 @@ message's features are looked up in a dict, so it costs a few microseconds and l
 
 One model file holds several binary heads (e.g. `red_flag`, `ambulance`) over one feature space.
 Features, all binary, L2-normalised:
-- CJK runs: character 1-, 2- and 3-grams (Chinese has no spaces; n-grams carry the words);
+- CJK runs: character 2- and 3-grams, or the character of a one-character run (Chinese has no
+  spaces; n-grams carry the words);
 - Latin words: the word, adjacent word pairs, and character 3–5-grams inside a word (robust to typos
   such as "diabetis", "anaphylatic");
 - value flags from bot.understand.values ("temp>=39", "age<3m", "spo2<92"…).
@@ -27,11 +28,19 @@ _WORD = re.compile(r"[a-z][a-z']*")
 MODELS_DIR = Path(__file__).parent / "models"
 
 
+def long_enough(text: str) -> bool:
+    """The model was trained on descriptions, not on one-word answers ("我自己", "5", "yes"): it only
+    reads a message with at least 6 Chinese characters or 4 words."""
+    return len(_WORD.findall(text)) >= 4 or sum(len(r) for r in _CJK_RUN.findall(text)) >= 6
+
+
 def features(text: str) -> set[str]:
     """The feature set of one canonical message (see the module docstring)."""
     out: set[str] = set()
     for run in _CJK_RUN.findall(text):
-        for n in (1, 2, 3):
+        if len(run) == 1:
+            out.add("c" + run)
+        for n in (2, 3):  # single characters (了, 不, 来) say little and overfit
             out.update("c" + run[i:i + n] for i in range(len(run) - n + 1))
     words = _WORD.findall(text)
     for i, word in enumerate(words):
@@ -51,6 +60,7 @@ class Head:
     bias: float
     weights: dict[str, float]
     threshold: float  # probability at or above which the head "fires"
+    question: float = 1.0  # at or above this (but under `threshold`): worth a safety question
 
     def probability(self, feats: set[str]) -> float:
         if not feats:
@@ -80,6 +90,7 @@ class LearnedModel:
 def load_model(path: str | Path) -> LearnedModel:
     """Load a model file written by scripts/train_understanding.py."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    heads = {name: Head(name, float(h["bias"]), {f: float(w) for f, w in h["weights"].items()}, float(h["threshold"]))
+    heads = {name: Head(name, float(h["bias"]), {f: float(w) for f, w in h["weights"].items()}, float(h["threshold"]),
+                        float(h.get("question", 1.0)))
              for name, h in data["heads"].items()}
     return LearnedModel(data["name"], heads, data.get("trained_on", ""))

@@ -22,7 +22,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
           "八": 8, "九": 9}
 _NUMERAL = "零〇一二两三四五六七八九十百"
-_UNITS = ("度", "岁", "个月", "个多月", "个星期", "星期", "周", "礼拜", "天", "小时", "个小时", "分钟", "次", "斤",
+_UNITS = ("度", "岁", "个月", "个多月", "个半月", "个星期", "星期", "周", "礼拜", "天", "小时", "个小时", "分钟", "次", "斤",
           "公斤", "片", "粒", "颗", "瓶", "盒", "毫升", "mmol", "点")
 _MEASURES = ("血压", "高压", "低压", "血糖", "血氧", "氧饱和", "心率", "心跳", "脉搏", "体温", "温度", "烧到", "发烧",
              "烧了", "孕", "怀孕", "糖")
@@ -101,8 +101,10 @@ def _half_width(match: re.Match[str]) -> str:
     return " " if code == 0x3000 else chr(code - 0xFEE0)
 
 
+@lru_cache(maxsize=1024)
 def canonical(text: str) -> str:
-    """The canonical form of a message (see the module docstring)."""
+    """The canonical form of a message (see the module docstring); recent ones are remembered, since
+    the rules of each language and the learned layer all read the same message."""
     text = _FULL_WIDTH.sub(_half_width, text)
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)

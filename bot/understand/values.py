@@ -21,8 +21,10 @@ _BP = re.compile(r"(?:bp|血压|blood pressure|高压|pressure)\D{0,8}(\d{2,3})(
 _BP_BARE = re.compile(r"\b(\d{2,3})\s*/\s*(\d{2,3})\b")
 _GLUCOSE = re.compile(r"(?:血糖|糖|sugar|glucose|bg|bs|bgl)\D{0,8}" + _NUM)
 _SPO2 = re.compile(r"(?:血氧|氧饱和度?|o2|spo2|sats?|oxygen|ox)\D{0,8}" + _NUM)
-_AGE = re.compile(r"(\d{1,3})\s*(?:个多?月|个星期|星期|周|天|days?|weeks?|wks?|months?|mths?|mo)\s*(?:大|的|old|baby|宝宝|孩子|婴儿)?")
-_AGE_UNIT = re.compile(r"(个多?月|months?|mths?|mo)|(个星期|星期|周|weeks?|wks?)|(天|days?)")
+_AGE = re.compile(r"(?:(?:宝宝|婴儿|孩子|娃|儿子|女儿|baby|bub|son|daughter|my|our|his|her)\s*(?:才|刚|只有|出生|刚出生|生下来|is|was|is only|just)?\s*)"
+                  r"(\d{1,3})\s*(?:个[多半]?月|个星期|星期|周|天|days?|weeks?|wks?|months?|mths?|mo)"
+                  r"|(\d{1,3})\s*(?:个[多半]?月|个星期|星期|周|天|days?|weeks?|wks?|months?|mths?|mo)\s*(?:大|的宝宝|的孩子|的婴儿|的娃|old)")
+_AGE_UNIT = re.compile(r"(个[多半]?月|months?|mths?|mo)|(个星期|星期|周|weeks?|wks?)|(天|days?)")
 _BABY = re.compile(r"宝宝|婴儿|孩子|娃|新生儿|baby|bub|infant|newborn|son|daughter|little one|kid|old")
 _GESTATION = re.compile(r"(?:孕|怀孕|pregnant|gestation)\D{0,6}(\d{1,2})\s*(?:周|w|weeks?|wks?)|(\d{1,2})\s*(?:weeks?|wks?) pregnant")
 
@@ -90,8 +92,8 @@ def read_values(text: str) -> Values:
         unit = _AGE_UNIT.search(m.group())
         if unit is None:
             continue
-        n = float(m.group(1))
-        months = n if unit.group(1) else n / 4.345 if unit.group(2) else n / 30.4
+        n = float(m.group(1) or m.group(2))
+        months = (n + 0.5 * ("半" in unit.group(1))) if unit.group(1) else n / 4.345 if unit.group(2) else n / 30.4
         if months <= 36 and not _GESTATION.search(text[max(0, m.start() - 4):m.end()]):
             age = months
             break

@@ -1,0 +1,181 @@
+"""The triage side of the understanding layer: canonical text, values, the learned layer, screening in
+every language, "not now" readings, extra rule files and the eval command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.cli import main
+from bot.errors import ConfigError
+from bot.triage import load_all_triage, load_triage
+from bot.triage.engine import assess
+from bot.triage.model import Symptom, TriageRules, literal_prefixes
+from bot.triage.screen import Screener, shipped_model
+from bot.understand.learned import features, long_enough
+from bot.understand.normalize import canonical
+from bot.understand.values import read_values
+from tests.conftest import ROOT
+
+CONTENT = ROOT / "content"
+
+
+@pytest.fixture(scope="module")
+def screener() -> Screener:
+    return Screener(load_all_triage(CONTENT), shipped_model())
+
+
+@pytest.mark.parametrize("text, form", [
+    ("孩子發燒三十九度五", "孩子发烧39.5度"),       # Traditional, numerals, decimal after 度
+    ("孕二十周 肚子疼", "孕20周 肚子疼"),
+    ("血压一百九", "血压190"),                   # colloquial hundreds
+    ("３９度", "39度"),                          # full-width
+    ("一直咳嗽 一下子就倒了", "一直咳嗽 一下子就倒了"),  # 一 that is not a number stays
+    ("Chest   PAIN", "chest pain"),
+])
+def test_canonical_form(text: str, form: str) -> None:
+    assert canonical(text) == form
+
+
+@pytest.mark.parametrize("text, flags", [
+    ("宝宝45天发烧三十八度五", {"temp>=38", "age<3m", "age<12m"}),
+    ("my 6 week old has temp 102.5f", {"temp>=38", "temp>=39", "age<3m", "age<12m"}),
+    ("bp 190/120 headache", {"bp>=180"}),
+    ("sugar 450", {"glucose>=20"}),
+    ("血氧掉到88", {"spo2<92"}),
+    ("孕34周 头痛", {"pregnant>=20w"}),
+    ("孩子反复发烧一个礼拜了 一周", set()),          # a duration is not an age
+    ("我家宝宝才一个半月", {"age<3m", "age<12m"}),
+])
+def test_values_read_from_text(text: str, flags: set[str]) -> None:
+    assert set(read_values(canonical(text)).flags()) == flags
+
+
+def test_literal_prefixes_are_what_every_match_contains() -> None:
+    import re
+
+    assert literal_prefixes(re.compile("(胸口|心口)[^，]{0,4}疼")) == ("心口", "胸口")
+    assert literal_prefixes(re.compile(r"chest\s+(\w+\s+){0,2}pain")) == ("chest",)
+    assert literal_prefixes(re.compile(r"\d+分钟")) == ("分钟",)
+    assert literal_prefixes(re.compile(r".*")) is None
+
+
+def _brute_force(rules: TriageRules, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every pattern of every symptom on every message (no prefilter at all)."""
+    monkeypatch.setattr(TriageRules, "candidates", lambda self, text, hits: (list(self.symptoms), None))
+    monkeypatch.setattr(Symptom, "_pattern_may_match", lambda self, i, text, found: True)
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_the_prefilters_never_change_an_assessment(locale: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Aho-Corasick phrase scan and the literal-prefix gates only skip work: on every dev message
+    the assessment equals the one from running every regex."""
+    rules = load_triage(CONTENT, locale)
+    texts = [c["text"] for p in sorted((ROOT / "tests/triage/blind/dev").glob(f"{locale}_*.yml"))
+             for c in yaml.safe_load(p.read_text(encoding="utf-8"))["cases"]]
+    fast = [assess(t, rules) for t in texts]
+    _brute_force(rules, monkeypatch)
+    slow = [assess(t, rules) for t in texts]
+    assert [(a.level, a.matched) for a in fast] == [(a.level, a.matched) for a in slow]
+
+
+def test_every_message_is_screened_in_every_language(screener: Screener) -> None:
+    result = screener.screen("my husband just collapsed and he's not breathing", "zh-CN").assessment
+    assert result.level == "emergency_ambulance"
+    assert result.emergency_numbers == ("120",)  # the conversation's own region, not the en default
+    result = screener.screen("我爸突然说不出话了 嘴也歪了", "en").assessment
+    assert result.level == "emergency_ambulance"
+
+
+def test_other_languages_rules_do_not_misread_negation(screener: Screener) -> None:
+    # the zh-CN rules know the English phrase "chest pain" but not English negation: they read
+    # only Chinese script in an English conversation
+    assert not screener.screen("just a cough no chest pain or anything", "en").assessment.is_emergency
+
+
+@pytest.mark.parametrize("locale, text", [
+    ("zh-CN", "我19年心梗过一次 放了支架 现在能慢跑吗"),
+    ("zh-CN", "心梗和心绞痛有什么区别"),
+    ("zh-CN", "去年孩子高热惊厥过一回 现在好好的"),
+    ("en", "my dad had a stroke 3 yrs ago, mostly recovered, what foods are good for him"),
+    ("en", "what are the signs of a stroke"),
+    ("en", "my toddlers tantrums are gonna give me a heart attack"),
+])
+def test_not_now_readings_do_not_alarm(screener: Screener, locale: str, text: str) -> None:
+    screening = screener.screen(text, locale)
+    assert not screening.assessment.is_emergency, screening.explain()
+
+
+@pytest.mark.parametrize("locale, text", [
+    ("en", "my dad had a heart attack 2 years ago, now he has crushing chest pain and is sweating"),
+    ("zh-CN", "我爸前年心梗过 刚才又胸口剧痛 出冷汗"),
+])
+def test_a_past_event_does_not_hide_a_present_one(screener: Screener, locale: str, text: str) -> None:
+    assert screener.screen(text, locale).assessment.level == "emergency_ambulance"
+
+
+def test_the_learned_layer_only_raises_and_explains_itself(screener: Screener) -> None:
+    rules_only = Screener(screener.rules, None)
+    for text, locale in [("我爸刚才突然倒地 叫不醒", "zh-CN"), ("脚踝有点肿，昨天开始", "zh-CN"),
+                         ("my baby is floppy and won't feed, temp 38.5", "en")]:
+        with_model, without = screener.screen(text, locale), rules_only.screen(text, locale)
+        from bot.triage.model import LEVEL_RANK
+
+        assert LEVEL_RANK[with_model.assessment.level] >= LEVEL_RANK[without.assessment.level]
+    layers = screener.screen("脚踝有点肿，昨天开始 走路疼", "zh-CN").explain()
+    learned = next(layer for layer in layers if layer["layer"] == "learned")
+    assert 0.0 <= learned["red_flag"] <= 1.0 and "top_features" in learned
+
+
+def test_the_learned_layer_ignores_one_word_answers() -> None:
+    assert not long_enough(canonical("我自己")) and not long_enough(canonical("yes"))
+    assert long_enough(canonical("我爸胸口疼了半小时")) and long_enough(canonical("my chest hurts a lot"))
+    assert "c胸口" in features(canonical("我爸胸口疼")) and "wchest" in features("my chest hurts")
+
+
+def test_extra_rule_files_share_the_symptoms_and_report_their_own_lines(tmp_path: Path) -> None:
+    import shutil
+
+    content = tmp_path / "content"
+    shutil.copytree(CONTENT, content)
+    extra = content / "triage" / "en" / "zz_test.yml"
+    extra.write_text("symptoms:\n  zz_probe:\n    keywords: [zzprobe]\nrules:\n"
+                     "  - {id: zz_probe_chest, level: emergency, symptoms: [zz_probe], requires_any: [chest_pain]}\n",
+                     encoding="utf-8")
+    rules = load_triage(content, "en")
+    assert "zz_probe_chest" in [m.rule for m in assess("zzprobe and chest pain", rules).matched]
+    extra.write_text("symptoms:\n  chest_pain:\n    keywords: [x]\nrules:\n  - {id: zz, level: emergency, symptoms: [nope]}\n",
+                     encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_triage(content, "en")
+    text = str(err.value)
+    assert "zz_test.yml:2: symptoms.chest_pain" in text and "already declared" in text
+    assert "zz_test.yml:5" in text and "unknown symptom 'nope'" in text
+
+
+def test_triage_eval_prints_the_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labelled = tmp_path / "cases.yml"
+    labelled.write_text(yaml.safe_dump({"locale": "en", "cases": [
+        {"expect": "emergency_ambulance", "condition": "cardiac_arrest", "text": "he collapsed and is not breathing"},
+        {"expect": "ordinary", "kind": "everyday", "text": "i have had a runny nose for two days"},
+        {"expect": "emergency", "condition": "made_up", "text": "my elbow itches a little"},
+    ]}), encoding="utf-8")
+    assert main(["triage", "eval", str(labelled), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["en"]
+    assert figures["red_flags"] == 2 and figures["ordinary"] == 1
+    assert figures["recall_emergency_pct"] == 50.0 and figures["false_alarm_pct"] == 0.0
+    assert figures["dangerous_misses"] == 1
+    bad = tmp_path / "bad.yml"
+    bad.write_text("locale: en\ncases:\n  - {expect: urgent, text: x}\n", encoding="utf-8")
+    assert main(["triage", "eval", str(bad)]) == 2
+    assert "bad.yml: case 1" in capsys.readouterr().err
+
+
+def test_triage_json_names_every_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["triage", "我爸胸口压着疼 出冷汗", "--locale", "zh-CN", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["level"] == "emergency_ambulance"
+    assert [layer["layer"] for layer in result["layers"]][0] == "rules:zh-CN"

@@ -1,0 +1,151 @@
+"""Typed requests understood: the intents component (content/understand) and `carebot understand`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from bot.cli import main
+from bot.engine.answers import Invalid
+from bot.errors import ConfigError
+from bot.flow.compiler import AskSpec
+from bot.flow.model import Choice, Validation
+from bot.understand.intents import load_intents
+from tests.conftest import ROOT
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def intents():
+    return load_intents(ROOT / "content")
+
+
+def ask(type_: str, slot: str = "q", choices: tuple[str, ...] = (), lo: int | None = None, hi: int | None = None,
+        exact: bool = False) -> AskSpec:
+    return AskSpec(f"test.{slot}", slot, type_, [Choice(value=v, label=f"test.{v}") for v in choices],
+                   Validation(min=lo, max=hi), 2, None, False, exact=exact)
+
+
+def read(intents, spec: AskSpec, text: str):
+    return intents.read_answer(spec, "text", text, "", None, {}, NOW)
+
+
+@pytest.mark.parametrize("text, locale, flow", [
+    ("can I talk to a real person", "en", "human"),
+    ("機器人聽不懂 能不能找個真人", "zh-CN", "human"),            # traditional characters
+    ("remind me to take my pills at 8 every morning", "en", "medication_reminder"),
+    ("别再提醒我吃药了 药已经吃完了", "zh-CN", "reminder_stop"),
+    ("how much does an online consultation cost?", "en", "prices"),
+    ("在线问诊多少钱", "zh-CN", "prices"),
+    ("please delete all my data", "en", "forget_me"),
+    ("我的隐私你们是怎么保护的", "zh-CN", "privacy"),
+    ("stop sending me messages", "en", "opt_out"),
+    ("where is the menu", "en", "start"),
+    ("I want to withdraw my consent", "en", "revoke_consent"),
+    ("I need consultation with docter", "en", "intake"),       # a typo forgiven
+    ("我要投诉 那个医生态度太差了", "zh-CN", "complaint"),
+    ("can you reply in english", "zh-CN", "language"),          # an English request in a Chinese conversation
+])
+def test_requests_reach_their_flow(intents, text, locale, flow):
+    result = intents.classify(text, locale)
+    assert result.confident and result.flow == flow, result.why()
+
+
+def test_a_symptom_keeps_the_complaint_and_explains_itself(intents):
+    result = intents.classify("my knee hurts when i go down stairs", "en")
+    assert result.confident and result.intent == "consult_symptom" and result.flow == "intake"
+    assert result.slots == {"complaint": "my knee hurts when i go down stairs"}
+    cues = {e.cue: e.where for e in result.evidence}
+    assert "hurts" in cues and cues["hurts"].startswith("en.yml:")   # each cue names its file and line
+    assert "routes" in result.why()
+    data = result.to_dict()
+    assert data["flow"] == "intake" and data["evidence"] and data["why"]
+
+
+def test_unclear_text_does_not_route(intents):
+    for text in ("ok thanks", "嗯", "asdfgh"):
+        result = intents.classify(text, "en")
+        assert not result.confident and result.to_dict()["flow"] is None
+
+
+def test_typed_answers_mean_an_option(intents):
+    satisfaction = ask("scale", "satisfaction", lo=1, hi=5)
+    recommend = ask("scale", "recommend", lo=0, hi=10)
+    assert read(intents, satisfaction, "非常满意") == 5
+    assert read(intents, satisfaction, "非常滿意 謝謝") == 5
+    assert read(intents, satisfaction, "不太满意") == 2
+    assert read(intents, satisfaction, "very dissatisfied") == 1
+    assert read(intents, recommend, "I give 7 point") == 7
+    assert read(intents, recommend, "nine out of ten") == 9
+    assert read(intents, recommend, "九分吧") == 9
+    assert read(intents, recommend, "50/50 so 5") == 5
+    assert read(intents, recommend, "非常满意") == 10           # a five-point word placed on 0–10
+    who = ask("choice", "patient_is", ("self", "child", "parent", "other"))
+    assert read(intents, who, "myself lah") == "self"
+    assert read(intents, who, "给我爹问的") == "parent"
+    assert read(intents, who, "a colleague") == "other"
+    yes_no = ask("yes_no")
+    assert read(intents, yes_no, "没有 太忙了") is False
+    assert read(intents, yes_no, "去过门诊了 还是没好") is True
+    assert read(intents, yes_no, "yep went last week") is True
+
+
+def test_unclear_or_exact_questions_stay_refused(intents):
+    with pytest.raises(Invalid):
+        read(intents, ask("yes_no"), "hmm not sure")
+    with pytest.raises(Invalid):
+        read(intents, ask("yes_no", exact=True), "是的 孙子才六岁")   # consent: only in so many words
+    with pytest.raises(Invalid):
+        read(intents, ask("scale", lo=0, hi=10), "15")
+    assert read(intents, ask("yes_no", exact=True), "是的") is True
+
+
+def test_content_errors_name_file_and_line(tmp_path):
+    (tmp_path / "understand").mkdir()
+    (tmp_path / "understand" / "en.yml").write_text(
+        "threshold: 2\nintents:\n  human:\n    flow: human\n    patterns:\n      - { re: '(unclosed', weight: 2 }\n"
+        "  reminder:\n    flow: no_such_flow\n    cues: {2: [remind]}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_intents(tmp_path)
+    assert "en.yml:6" in str(err.value) and "not a valid regular expression" in str(err.value)
+    (tmp_path / "understand" / "en.yml").write_text(
+        "intents:\n  reminder:\n    flow: no_such_flow\n    cues: {2: [remind]}\n", encoding="utf-8")
+    problems = load_intents(tmp_path).missing_flows({"human", "medication_reminder"})
+    assert [str(p) for p in problems] == [
+        f"{tmp_path / 'understand' / 'en.yml'}:3: intents.reminder.flow: no flow 'no_such_flow'; "
+        "valid: human, medication_reminder"]
+
+
+def test_understand_command_json(capsys):
+    assert main(["understand", "can I talk to a real person", "--locale", "en", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["flow"] == "human" and result["confident"] and result["evidence"]
+
+
+def test_understand_command_plain(capsys):
+    assert main(["understand", "头疼三天了", "--locale", "zh-CN"]) == 0
+    out = capsys.readouterr().out
+    assert "flow:    intake" in out and '"complaint": "头疼三天了"' in out and "zh-CN.yml:" in out
+
+
+def test_understand_eval_scores_labelled_files(tmp_path, capsys):
+    cases = tmp_path / "en.yml"
+    cases.write_text(
+        "locale: en\ncases:\n"
+        "  - {expect: human, text: can i talk to a human pls}\n"
+        "  - {expect: prices, text: how much is it}\n"
+        "  - {expect: consult_symptom, text: my head hurts since yesterday}\n"
+        "  - {expect: opt_in, text: hello}\n"
+        "  - {expect: \"satisfaction:5\", text: 非常满意}\n"
+        "  - {expect: \"who:self\", text: just me}\n"
+        "  - {expect: \"yes_no:no\", text: nope}\n", encoding="utf-8")
+    assert main(["understand", "eval", str(cases), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)["en"]
+    assert figures["cases"] == 7 and figures["right"] == 6
+    assert figures["per_label"]["opt_in"] == {"right": 0, "cases": 1, "accuracy": 0.0}
+    assert figures["confusion"] == [{"expected": "opt_in", "got": "menu", "count": 1}]   # a greeting shows the menu
+    assert main(["understand", "eval", str(cases)]) == 0
+    assert "requests to the right flow 3/4" in capsys.readouterr().out
