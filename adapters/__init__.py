@@ -11,9 +11,15 @@ if TYPE_CHECKING:
 
 def default_adapters(settings: Settings) -> list[Adapter]:
     """The adapters `carebot run` serves: the web chat at /chat and the staff console at /console
-    (which also decides which staff may open a patient's uploaded photos)."""
+    (which also decides which staff may open a patient's uploaded photos), and the pager webhook
+    when CAREBOT_PAGER_WEBHOOK_URL is set."""
     from adapters.console import ConsoleAdapter
     from adapters.webchat import WebchatAdapter
 
     console = ConsoleAdapter(settings)
-    return [WebchatAdapter(settings, staff_media_access=console.staff_may_see_media), console]
+    adapters: list[Adapter] = [WebchatAdapter(settings, staff_media_access=console.staff_may_see_media), console]
+    if settings.pager_webhook_url:  # emergency pages to an SMS / phone / pager gateway
+        from adapters.pager import PagerWebhookAdapter
+
+        adapters.append(PagerWebhookAdapter(settings.pager_webhook_url, settings.pager_webhook_secret))
+    return adapters

@@ -12,10 +12,11 @@ from bot.care.actions import register_care_actions, register_handoff_actions
 from bot.care.config import CareSettings, load_care
 from bot.clock import Clock
 from bot.handoff.config import HandoffSettings, load_handoff
+from bot.handoff.paging import PAGER, Paging
 from bot.handoff.service import HandoffService
 from bot.coord import Coord, make_coord
 from bot.engine.engine import Engine
-from bot.errors import ConfigError
+from bot.errors import ConfigError, ConfigProblem
 from bot.flow.content import Content, load_content, missing_by_locale
 from bot.flow.loader import FlowSet, load_flows
 from bot.pipeline import EngineStage, Pipeline, RelayStage
@@ -82,6 +83,15 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
             problems.extend(intents.missing_flows(set(flows.flows)))
     except ConfigError as exc:
         problems.extend(exc.problems)
+    if triage and not care.region.numbers.ambulance:
+        problems.append(ConfigProblem(str(settings.content_dir / "care.yml"), 0, "region.numbers.ambulance",
+                                      'the region needs an ambulance number (e.g. region: {name: CN, numbers: '
+                                      '{ambulance: "120"}}): every emergency reply gives it, in every language'))
+    if triage and not any(p.file.endswith("handoff.yml") for p in problems) and handoff.on_call is None:
+        problems.append(ConfigProblem(str(settings.content_dir / "handoff.yml"), 0, "on_call",
+                                      "triage rules can raise an emergency, so someone must be on call: add "
+                                      "on_call: {timezone: Asia/Shanghai, shifts: [{staff: d_wu, start: \"00:00\", "
+                                      "end: \"00:00\"}]} (see docs/emergencies.md)"))
     if problems:
         raise ConfigError(problems)
     assert content is not None and flows is not None
@@ -91,7 +101,8 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
 def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
     engine = Engine(config.flows, config.content, constants={"care": config.care.model_dump()},
                     intents=config.intents)
-    stages = [SafetyStage(Screener(config.triage, shipped_model(), base_locale), config.content, base_locale),
+    region = config.care.region.number_lists() if config.care.region.numbers.ambulance else None
+    stages = [SafetyStage(Screener(config.triage, shipped_model(), base_locale, region), config.content, base_locale),
               RelayStage(engine), EngineStage(engine)]
     return engine, Pipeline(stages)
 
@@ -134,6 +145,8 @@ class CareBot:
         runtime.after_commit.append(handoff.after_commit)
         timers.handoff = handoff
         register_handoff_actions(actions, handoff)
+        handoff.paging = Paging(handoff, sender, config.care.region.numbers.ambulance,
+                                webhook=adapter_set.get(PAGER) is not None)
         return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff)
 
     async def start(self, background: bool = True) -> None:
@@ -141,6 +154,8 @@ class CareBot:
             await adapter.start(self.runtime)
         await self.sender.sweep()  # deliver what a previous process committed but never sent
         await self.handoff.sweep_undispatched()  # tickets opened just before a crash
+        if self.handoff.paging is not None:
+            await self.handoff.paging.sweep()  # emergencies whose page never went out
         if background:
             self.sender.start()
             self.timers.start()

@@ -16,6 +16,7 @@ from bot.engine.state import State
 from bot.types import Effect, Inbound, Outbound, Send, UpdateTicket
 
 PATIENT_INPUT = frozenset({"text", "choice", "media", "command"})
+STAFFED_SLOT = "_staffed_by"  # a person took the thread (assigned, or replied); cleared when it closes
 
 
 @dataclass
@@ -66,7 +67,9 @@ class RelayStage:
     Ticket news (queued, assigned, waiting, transferred) is told to the patient in their language."""
 
     NEWS = {"queued": "handoff.queued", "assigned": "handoff.assigned", "waiting": "handoff.waiting",
-            "transferred": "handoff.transferred"}
+            "transferred": "handoff.transferred",
+            # emergency paging (bot/handoff/paging.py): said only once it has happened
+            "paged": "paging.delivered", "acknowledged": "paging.acknowledged", "unreachable": "paging.unreachable"}
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -75,6 +78,8 @@ class RelayStage:
         inbound, state = ctx.inbound, ctx.state
         if inbound.kind == "staff_reply":
             p = inbound.payload
+            if not p.get("internal"):
+                state.slots[STAFFED_SLOT] = str(p.get("staff_name", "") or p.get("staff_id", ""))
             if p.get("internal"):  # an internal note never reaches the patient
                 return
             ctx.effects.append(Send(Outbound(
@@ -89,9 +94,12 @@ class RelayStage:
                 state.ticket_id = ""
                 state.triage_level = ""
                 state.episode.clear()
+                state.slots.pop(STAFFED_SLOT, None)
                 if inbound.payload.get("status", "resolved") == "resolved":
                     call_next(ctx)  # the engine runs the handoff_closed flow (the survey)
                 return
+            if event == "assigned":
+                state.slots[STAFFED_SLOT] = str(inbound.payload.get("staff_name", "") or "staff")
             if event in self.NEWS and state.mode == "human":
                 self._news(ctx, self.NEWS[event], inbound.payload)
             return

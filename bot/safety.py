@@ -14,9 +14,9 @@ from typing import Any
 from bot.engine.answers import Invalid, parse_yes_no
 from bot.engine.state import State
 from bot.flow.content import Content
-from bot.pipeline import Next, TurnContext
+from bot.pipeline import STAFFED_SLOT, Next, TurnContext
 from bot.triage import Assessment, PatientContext, max_level
-from bot.triage.model import LEVEL_RANK
+from bot.triage.model import EMERGENCY_LEVELS, LEVEL_RANK
 from bot.triage.screen import Screener, Screening
 from bot.understand.normalize import canonical
 from bot.understand.values import read_values
@@ -43,6 +43,10 @@ def patient_context(state: State) -> PatientContext:
 EPISODE_WINDOW = timedelta(hours=6)  # earlier messages that still count with the new one
 EPISODE_MESSAGES = 4  # at most this many earlier messages
 SAFETY_YES, SAFETY_NO = "safety_yes", "safety_no"
+CALLED_YES, CALLED_NO = "called_yes", "called_no"
+CALLED_WORDS = frozenset({"打了", "已经打了", "打过了", "拨了", "已拨打", "拨打了", "叫了", "叫了救护车", "救护车来了",
+                          "救护车在路上", "called", "i called", "already called", "i've called", "ive called",
+                          "ambulance is coming", "they're coming", "on the way"})
 CHECK_SLOT = "_safety_check"  # the question asked and the message it was about
 
 
@@ -82,6 +86,7 @@ class SafetyStage:
                     screening = joined
             state.episode = state.episode[-EPISODE_MESSAGES:] + [[ctx.now.isoformat(), text]]
         result = screening.assessment
+        waiting = state.mode == "human" and state.triage_level in EMERGENCY_LEVELS and not state.slots.get(STAFFED_SLOT)
         if result.level not in ("self_care", "consultation"):
             ctx.effects.append(RecordEvent("triage", {
                 "level": result.level, "department": result.department,
@@ -93,7 +98,28 @@ class SafetyStage:
         if self._partial(screening) and state.mode != "human":
             self._ask_check(ctx, text, locale)
             return
+        if waiting:  # after an emergency, until a person takes over, no message goes unanswered
+            self._stay_with(ctx, locale)
         call_next(ctx)
+
+    def _stay_with(self, ctx: TurnContext, locale: str) -> None:
+        """"Have you called 120?" — and what the answer means — while the emergency waits for a person.
+        The message itself still goes on to the urgent ticket (the relay stage)."""
+        value = str(ctx.inbound.payload.get("value", "")) if isinstance(ctx.inbound.payload, dict) else ""
+        key, buttons = "triage.after_emergency", (("common.yes", CALLED_YES), ("common.no", CALLED_NO))
+        said = canonical(ctx.inbound.text).strip(" 。.!！")
+        try:
+            if value in (CALLED_YES, CALLED_NO) or said:
+                called = value == CALLED_YES or said in CALLED_WORDS or (
+                    value != CALLED_NO and parse_yes_no(ctx.inbound.text, value))
+                key, buttons = ("triage.after_called", ()) if called else ("triage.after_not_called", buttons)
+        except Invalid:
+            pass
+        values = {"numbers": " / ".join(self._numbers(locale))}
+        ctx.effects.append(Send(Outbound(
+            op="say", address=ctx.state.address, key=key, text=self.content.render(key, locale, values),
+            buttons=tuple(Button(self.content.render(k, locale, {}), v, k) for k, v in buttons),
+            extra={"priority": "emergency"})))
 
     def _says_something(self, screening: Screening, text: str) -> bool:
         """A message worth keeping for the episode: a rule saw a symptom, the learned layer is at least
@@ -116,7 +142,7 @@ class SafetyStage:
 
     def _numbers(self, locale: str) -> list[str]:
         rules = self.screener.rules_for(locale)
-        return list(rules.emergency_numbers.get("default", ())) if rules is not None else []
+        return list(self.screener.number_lists(rules).get("default", ())) if rules is not None else []
 
     def _ask_check(self, ctx: TurnContext, text: str, locale: str) -> None:
         state = ctx.state

@@ -32,6 +32,8 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     outbox_lease_seconds: float = 30.0
     log_level: str = "INFO"
+    pager_webhook_url: str = ""  # the SMS / phone / pager gateway emergency pages are POSTed to
+    pager_webhook_secret: str = ""  # signs them (HMAC-SHA256); required with the URL
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,6 +60,8 @@ class Settings:
             rasa_action_url=_env("CAREBOT_RASA_ACTION_URL"),
             sqlite_synchronous=sync,
             outbox_lease_seconds=float(_env("CAREBOT_OUTBOX_LEASE", "30")),
+            pager_webhook_url=_env("CAREBOT_PAGER_WEBHOOK_URL"),
+            pager_webhook_secret=_env("CAREBOT_PAGER_WEBHOOK_SECRET"),
             log_level=_env("CAREBOT_LOG_LEVEL", "INFO").upper(),
         )
 

@@ -106,7 +106,7 @@ class Button:
 class Outbound:
     """One thing to do on a platform. `op` says what; adapters declare which ops they support."""
 
-    op: Literal["say", "delete", "restrict", "ban", "notify_staff", "typing"]
+    op: Literal["say", "delete", "restrict", "ban", "notify_staff", "page", "typing"]
     address: Address
     text: str = ""
     key: str = ""  # the content key this text was rendered from ("" for staff-written text)

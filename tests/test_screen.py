@@ -179,3 +179,31 @@ def test_triage_json_names_every_layer(capsys: pytest.CaptureFixture[str]) -> No
     result = json.loads(capsys.readouterr().out)
     assert result["level"] == "emergency_ambulance"
     assert [layer["layer"] for layer in result["layers"]][0] == "rules:zh-CN"
+
+
+def test_validate_needs_the_regions_ambulance_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    content = tmp_path / "content"
+    shutil.copytree(CONTENT, content)
+    care = content / "care.yml"
+    care.write_text(care.read_text(encoding="utf-8").replace('ambulance: "120"', 'ambulance: ""'), encoding="utf-8")
+    import os
+
+    env = {**os.environ, "CAREBOT_CONTENT": str(content)}
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "validate"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "care.yml" in out.stdout + out.stderr and "region.numbers.ambulance" in out.stdout + out.stderr
+
+
+def test_an_english_speaker_in_the_region_is_given_the_regions_number() -> None:
+    from bot.care.config import load_care
+
+    region = load_care(CONTENT).region.number_lists()
+    screener = Screener(load_all_triage(CONTENT), shipped_model(), region=region)
+    assert screener.screen("crushing chest pain and sweating", "en").assessment.emergency_numbers == ("120",)
+    suicide = screener.screen("i want to kill myself tonight, i have the pills ready", "en").assessment
+    assert suicide.emergency_numbers == ("120", "12356")

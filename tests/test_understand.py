@@ -149,3 +149,47 @@ def test_understand_eval_scores_labelled_files(tmp_path, capsys):
     assert figures["confusion"] == [{"expected": "opt_in", "got": "menu", "count": 1}]   # a greeting shows the menu
     assert main(["understand", "eval", str(cases)]) == 0
     assert "requests to the right flow 3/4" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, flow", [
+    ("我想资询一下医生", "intake"),                      # 资询 typed for 咨询
+    ("能不能帮我把晚上九点那个吃药的提省撤了", "reminder_stop"),  # 提省 for 提醒
+    ("我跟医生聊的内容会被别人看到吗 阴私的事情", "privacy"),    # 阴私 for 隐私
+])
+def test_homophones_are_read_as_the_word_meant(intents, text, flow):
+    result = intents.classify(text, "zh-CN")
+    assert result.confident and result.flow == flow, result.why()
+
+
+def test_a_negated_cue_counts_nothing_and_says_why(intents):
+    result = intents.classify("I don't want to delete my account, just stop all the messages", "en")
+    assert result.confident and result.flow == "opt_out", result.why()
+    taken_back = {e.cue: e.negated_by for e in result.evidence if e.negated_by}
+    assert taken_back.get("delete my account") == "dont"
+    assert all(e.weight == 0 for e in result.evidence if e.negated_by)
+    assert "taken back by" in str(next(e for e in result.evidence if e.negated_by))
+    assert result.to_dict()["evidence"][0].keys() >= {"negated_by"}
+    zh = intents.classify("我想找你们的工作人员 不是找医生", "zh-CN")
+    assert zh.confident and zh.flow == "human", zh.why()
+
+
+def test_negation_stops_at_the_end_of_a_clause_and_inside_a_cue(intents):
+    result = intents.classify("no reply for 2 days, this is not acceptable, how to complain", "en")
+    assert result.confident and result.flow == "complaint", result.why()
+    assert not any(e.negated_by for e in result.evidence if e.cue == "complain")
+    ask_symptom = intents.classify("头疼三天了 是不是感冒", "zh-CN")          # 不是 inside 是不是
+    assert not any(e.negated_by for e in ask_symptom.evidence)
+
+
+def test_a_time_of_day_is_not_read_in_every_i_am(intents):
+    assert intents.classify("I am having itchy red patches on my arms", "en").flow == "intake"
+    result = intents.classify("remind me at 8am for my pills", "en")
+    assert result.confident and result.flow == "medication_reminder"
+
+
+def test_homophones_must_be_chinese(tmp_path):
+    (tmp_path / "understand").mkdir()
+    (tmp_path / "understand" / "en.yml").write_text("homophones: {docter: doctor}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_intents(tmp_path)
+    assert "en.yml:1" in str(err.value.problems[0]) and "homophones" in str(err.value.problems[0])

@@ -11,6 +11,7 @@
     GET  /console/complaints · POST /console/complaints/{id}/handled
     GET  /console/stats                  first response, SLA, NPS, CSAT, complaints per department
     GET  /console/audit                  the audit log (admins)
+    POST /console/pages/{id}/{seen|ack}  emergency alerts (adapters/console/paging.py)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.routing import Mount, Route
 from adapters.console import views
 from adapters.console.charts import Bar, bar_chart
 from adapters.console.i18n import LOCALES
+from adapters.console.paging import paging_routes, paging_values
 from adapters.console.session import IDLE
 from adapters.console.web import LANG_COOKIE, PREFIX, Ctx, Refused, Web
 from bot.handoff.service import HandoffError, HandoffService
@@ -120,7 +122,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         f = filters(ctx)
         rows = await ctx.carebot.store.read(lambda c: views.inbox(c, ctx.me, ctx.now, **f))
         names = {m.id: m.signature for m in await ctx.carebot.handoff.all_staff()}
-        return {"rows": rows, "f": f, "names": names}
+        return {"rows": rows, "f": f, "names": names, **await paging_values(ctx)}
 
     async def inbox(ctx: Ctx) -> Response:
         return web.render(ctx, "inbox.html", **await inbox_values(ctx))
@@ -370,5 +372,6 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         Route("/stats", p(stats)),
         Route("/audit", p(audit_log, roles=("admin",))),
         Route("/static/{name}", static),
+        *paging_routes(web),
     ])]
 

@@ -64,7 +64,29 @@ class Proactive(_M):
     quiet_hours: QuietHours | None = QuietHours()
 
 
+class RegionNumbers(_M):
+    ambulance: str = ""      # 120 in mainland China, 999 in the UK, 911 in the US/Canada, 112 in the EU
+    police: str = ""
+    mental_health: str = ""  # a crisis line, e.g. 12356 (全国心理援助热线), 988 (US), 116 123 (UK)
+    poison_centre: str = ""
+
+
+class Region(_M):
+    """Where the deployment's patients are: emergency numbers go by region, not by language (an
+    English speaker in Shanghai is told 120)."""
+
+    name: str = ""
+    numbers: RegionNumbers = RegionNumbers()
+
+    def number_lists(self) -> dict[str, tuple[str, ...]]:
+        """The lists triage rules name: `default` (the ambulance), `mental_health`, `poison`, `police`."""
+        n = self.numbers
+        return {"default": (n.ambulance,) if n.ambulance else (), "mental_health": (n.mental_health,) if n.mental_health else (),
+                "poison": (n.poison_centre,) if n.poison_centre else (), "police": (n.police,) if n.police else ()}
+
+
 class CareSettings(_M):
+    region: Region = Region()
     consent: ConsentSettings = ConsentSettings()
     pricing: Pricing = Pricing()
     quota: Quota = Quota()

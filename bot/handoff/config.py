@@ -3,14 +3,14 @@ expert teams, canned replies and quality-review rules. Validated with file:line 
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.timeofday import HHMM, Duration, in_window
+from bot.timeofday import HHMM, Duration, on_days, uncovered_week
 from bot.flow.compiler import parse_duration
 from bot.yamlsrc import load_model
 
@@ -27,6 +27,14 @@ class Department(_M):
     offer_timeout: Duration = "10m"  # grab: re-offer (and widen to the backup) when nobody took it
     backup: str = ""  # department whose staff take breaches and unanswered offers
     team: str = ""  # team mode: the expert team
+
+
+def _time_zone(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except Exception:
+        raise ValueError(f"{v!r} is not a time zone; use an IANA name such as Asia/Shanghai") from None
+    return v
 
 
 class Sla(_M):
@@ -48,12 +56,7 @@ class Shift(_M):
     end: HHMM = "18:00"
 
     def on_duty(self, local: datetime) -> bool:
-        t = local.time()
-        if not in_window(self.start, self.end, t):
-            return False
-        # a night shift (20:00-08:00) belongs to the day it starts
-        started = local if t >= time.fromisoformat(self.start) else local - timedelta(days=1)
-        return DAYS[started.weekday()] in self.days
+        return on_days(self.days, self.start, self.end, local)  # a night shift belongs to the day it starts
 
 
 class Roster(_M):
@@ -63,15 +66,70 @@ class Roster(_M):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except Exception:
-            raise ValueError(f"{v!r} is not a time zone; use an IANA name such as Asia/Shanghai") from None
-        return v
+        return _time_zone(v)
 
     def on_duty(self, department: str, now: datetime) -> list[str]:
         local = now.astimezone(ZoneInfo(self.timezone))
         return [s.staff for s in self.shifts if s.department == department and s.on_duty(local)]
+
+
+class OnCallShift(_M):
+    """One person on the emergency on-call roster (急诊值班): a staff account of the console, or a
+    named person reached only through `contacts` (phone, pager) by the outgoing webhook."""
+
+    staff: str = ""
+    name: str = ""
+    contacts: dict[str, str] = {}  # e.g. {sms: "+86 138…", pager: "4711"}: passed to the webhook gateway
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
+    start: HHMM = "00:00"
+    end: HHMM = "00:00"  # start == end: the whole day
+
+    @model_validator(mode="after")
+    def _who(self) -> OnCallShift:
+        if not self.staff and not self.name:
+            raise ValueError("an on-call entry names `staff:` (a console account id) or `name:` with `contacts:`")
+        return self
+
+    @property
+    def who(self) -> str:
+        return self.staff or self.name
+
+    def on_duty(self, local: datetime) -> bool:
+        if self.start == self.end:
+            return DAYS[local.weekday()] in self.days
+        return on_days(self.days, self.start, self.end, local)
+
+
+class OnCall(_M):
+    """The emergency on-call roster and the paging ladder: the on-call person now → the next on-call
+    → the backup → every on-call person of the organisation, each rung `ack_timeout` long."""
+
+    timezone: str = "Asia/Shanghai"
+    ack_timeout: Duration = "2m"
+    shifts: list[OnCallShift] = Field(min_length=1)
+    backup: list[OnCallShift] = []  # the backup rung (their own days/hours; default: always)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _time_zone(v)
+
+    @model_validator(mode="after")
+    def _covered(self) -> OnCall:
+        gaps = uncovered_week(lambda local: any(s.on_duty(local) for s in self.shifts))
+        if gaps:
+            raise ValueError("nobody is on call for emergencies " + ", ".join(gaps) + f" ({self.timezone}); "
+                             "every hour of the week needs someone under on_call.shifts")
+        return self
+
+    def on_duty(self, now: datetime) -> list[OnCallShift]:
+        """Who is on call now, in roster order (the first is paged first)."""
+        local = now.astimezone(ZoneInfo(self.timezone))
+        return [s for s in self.shifts if s.on_duty(local)]
+
+    def backup_now(self, now: datetime) -> list[OnCallShift]:
+        local = now.astimezone(ZoneInfo(self.timezone))
+        return [s for s in self.backup if s.on_duty(local)]
 
 
 class Team(_M):
@@ -105,6 +163,7 @@ class HandoffSettings(_M):
     }
     business_hours: dict[str, str] = {"start": "08:00", "end": "20:00"}
     roster: Roster = Roster()
+    on_call: OnCall | None = None  # required wherever triage rules can raise an emergency (carebot validate)
     teams: dict[str, Team] = {}
     canned: dict[str, dict[str, str]] = {}  # short code → {locale: text}
     quality: Quality = Quality()

@@ -34,6 +34,7 @@ from bot.types import Address, Inbound, OpenTicket, UpdateTicket
 if TYPE_CHECKING:
     from bot.clock import Clock
     from bot.coord import Coord
+    from bot.handoff.paging import Paging
     from bot.runtime.runtime import Runtime
 
 log = logging.getLogger("carebot.handoff")
@@ -91,6 +92,7 @@ class HandoffService:
         self.coord = coord
         self.clock = clock
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.paging: Paging | None = None  # emergency paging (bot/handoff/paging.py), set by CareBot.build
 
     # -- following the runtime ---------------------------------------------------------------------
 
@@ -99,9 +101,17 @@ class HandoffService:
         on a task of its own (the turn's conversation is still locked)."""
         for i, effect in enumerate(commit.effects):
             if isinstance(effect, OpenTicket):
-                self._spawn(self.dispatch(commit.ticket_ids[i]))
+                self._spawn(self._opened(commit.ticket_ids[i], effect.reason))
             elif isinstance(effect, UpdateTicket) and (effect.message or effect.media) and commit.current_ticket:
                 self._spawn(self.on_patient_message(commit.current_ticket))
+            if isinstance(effect, UpdateTicket) and effect.priority == "urgent" and commit.current_ticket \
+                    and self.paging is not None:  # an emergency inside an open ticket: on-call, urgent clocks
+                self._spawn(self.paging.reroute(commit.current_ticket))
+
+    async def _opened(self, ticket_id: str, reason: str) -> None:
+        await self.dispatch(ticket_id)
+        if reason == "red_flag" and self.paging is not None:
+            await self.paging.start(ticket_id)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -462,8 +472,11 @@ class HandoffService:
 
     async def on_timer(self, timer_id: int, payload: dict[str, Any]) -> None:
         """A staff-side clock came due (the timer loop claimed it)."""
-        ticket = await self._ticket(str(payload.get("ticket", "")))
         kind = payload.get("handoff")
+        if kind == "page_ladder" and self.paging is not None:
+            await self.paging.on_timer(timer_id, payload)
+            return
+        ticket = await self._ticket(str(payload.get("ticket", "")))
         now = self.clock.now()
         still_open = ticket.status in OPEN
 

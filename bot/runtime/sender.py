@@ -15,6 +15,7 @@ import logging
 import random
 from collections import deque
 from datetime import timedelta
+from typing import Callable
 
 from bot import metrics
 from bot.adapter import AdapterSet
@@ -43,6 +44,7 @@ class Sender(Background):
         self._inflight: set[int] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self.on_sent: list[Callable[[Claimed], None]] = []  # told after a delivery is recorded (paging)
 
     def enqueue(self, rows: list[Claimed]) -> None:
         for row in rows:
@@ -114,6 +116,8 @@ class Sender(Background):
             if delivery.ok:
                 await self.store.outbox_sent(row.id, now, delivery.platform_message_id)
                 metrics.OUTBOX.labels(channel, "sent").inc()
+                for hook in self.on_sent:
+                    hook(row)
                 return
             give_up = not delivery.retryable or attempts >= self.max_attempts
             wait = delivery.retry_after or min(self.max_backoff, self.backoff * 2 ** (attempts - 1))

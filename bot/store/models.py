@@ -139,6 +139,10 @@ class Ticket(SQLModel, table=True):
     last_staff_at: datetime | None = _ts(default=None)
     escalations: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     closed_at: datetime | None = _ts(default=None)
+    # added by migration 0004 (paging): paging | delivered | acknowledged | unreachable ("" when not paged)
+    paging: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
+    acknowledged_by: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    acknowledged_at: datetime | None = _ts(default=None)
 
 
 class TicketMessage(SQLModel, table=True):

@@ -239,6 +239,16 @@ class Store:
                     data=json.dumps(data, ensure_ascii=False, default=str), at=now))
         return claimed
 
+    def outbox_row(self, conn: Connection, conversation_id: str, ob: Outbound, now: datetime, org: str = "default") -> Claimed:
+        """Write one outbox row from a transaction that is not a turn (a page to on-call staff),
+        leased to this worker like a turn's rows; hand the result to the sender after the commit."""
+        row_id = self._stmts.outbox_insert.execute(conn, dict(
+            org=org, conversation_id=conversation_id, channel=ob.address.channel, op=ob.op, content_key=ob.key,
+            payload=json.dumps(ob.to_dict(), ensure_ascii=False), status="sending", attempts=0,
+            next_attempt_at=now, lease_until=now + self.lease, claimed_by=self.worker_id, created_at=now,
+            platform_message_id="", last_error="")).fetchone()[0]
+        return Claimed(row_id, conversation_id, ob)
+
     def _cancel_timer(self, conn: Connection, conversation_id: str, name: str) -> None:
         self._stmts.timer_cancel.execute(conn, dict(cid=conversation_id, tname=name))
 

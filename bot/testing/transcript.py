@@ -7,6 +7,7 @@ memory adapter and a clock that only moves on `advance`. See docs/conversation-t
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import shutil
 import tempfile
@@ -196,7 +197,7 @@ class _Run:
 
     async def do_staff(self, arg: Any) -> None:
         """As a staff member through the hand-off service — {as: d_wang, take|reply|canned|note|
-        transfer|escalate|close: …} — or, without `as`, a bare staff reply/close event."""
+        transfer|escalate|close|seen|ack: …} — or, without `as`, a bare staff reply/close event."""
         if not isinstance(arg, dict):
             raise Failure("staff takes a mapping: {as: d_wang, reply: …} or {reply: …, name: …}")
         if "as" in arg:
@@ -237,8 +238,16 @@ class _Run:
                 await service.escalate(ticket, member, str(arg["escalate"]))
             elif arg.get("close"):
                 await service.close(ticket, member)
+            elif "seen" in arg or "ack" in arg:  # the console showed the emergency alert / it was acknowledged
+                if service.paging is None:
+                    raise Failure("no emergency paging in this configuration")
+                if "seen" in arg:
+                    await service.paging.seen(ticket, member)
+                elif await service.paging.acknowledge(ticket, member) != bool(arg.get("wins", True)):
+                    raise Failure(f"{member.id} ack: expected {'win' if arg.get('wins', True) else 'lose'}")
             else:
-                raise Failure("a staff step does one of take, reply, canned, note, transfer, escalate, close")
+                raise Failure("a staff step does one of take, reply, canned, note, transfer, escalate, close, "
+                              "seen, ack")
         except HandoffError as exc:
             if not arg.get("refused"):
                 raise Failure(f"{member.id}: {exc}") from None
@@ -409,7 +418,7 @@ class _Run:
         rows = await self.bot.store.read(lambda c: c.execute(
             sa.select(TIMER.c.name, TIMER.c.status).where(TIMER.c.conversation_id == conv)).all())
         status = want.get("status", "pending")
-        if not any(r.name == want["name"] and r.status == status for r in rows):
+        if not any(fnmatch.fnmatchcase(r.name, want["name"]) and r.status == status for r in rows):  # "sla:first:*"
             raise Failure(f"expected timer {want['name']} {status}; timers: {[(r.name, r.status) for r in rows]}")
 
 

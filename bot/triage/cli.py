@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from dataclasses import asdict
 
+from bot.care.config import load_care
 from bot.errors import ConfigError
 from bot.triage.engine import Assessment, PatientContext
 from bot.triage.evaluate import Case, Verdict, evaluate, load_cases, render
@@ -51,8 +53,13 @@ def _eval_parser() -> argparse.ArgumentParser:
 
 def build_screener(content: str | None, with_model: bool = True) -> Screener:
     """Every locale's rules plus (unless told not to) the shipped learned model."""
-    rules = load_all_triage(content or default_content_dir())
-    return Screener(rules, shipped_model() if with_model else None)
+    directory = Path(content) if content else default_content_dir()
+    rules = load_all_triage(directory)
+    region = None
+    if (directory / "care.yml").is_file():
+        care = load_care(directory)
+        region = care.region.number_lists() if care.region.numbers.ambulance else None
+    return Screener(rules, shipped_model() if with_model else None, region=region)
 
 
 def assessment_to_dict(result: Assessment, screening: Screening | None = None) -> dict:

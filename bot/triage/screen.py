@@ -57,9 +57,11 @@ def _own_script(text: str, locale: str) -> str:
 
 
 class Screener:
-    def __init__(self, rules: dict[str, TriageRules], model: LearnedModel | None = None, base_locale: str = "zh-CN"):
+    def __init__(self, rules: dict[str, TriageRules], model: LearnedModel | None = None, base_locale: str = "zh-CN",
+                 region: dict[str, tuple[str, ...]] | None = None):
         self.rules = rules
         self.model = model
+        self.region = region  # the deployment's numbers (content/care.yml region); else each file's own
         self.base_locale = base_locale if base_locale in rules else next(iter(rules), base_locale)
 
     def rules_for(self, locale: str) -> TriageRules | None:
@@ -94,13 +96,19 @@ class Screener:
         """The conversation's own rules first (ties keep its department and reply), then the others."""
         return [(own.locale, own)] + [(n, r) for n, r in self.rules.items() if r is not own]
 
-    @staticmethod
-    def _numbers(own: TriageRules, result: Assessment) -> tuple[str, ...]:
-        """The region's numbers from the conversation's own file, plus the lists the fired rules name."""
-        names = ["default"] + [n for rule in own.rules for m in result.matched if m.rule == rule.id for n in rule.numbers]
+    def number_lists(self, own: TriageRules) -> dict[str, tuple[str, ...]]:
+        """The region's number lists (content/care.yml), else the conversation's own rules file's."""
+        return self.region if self.region is not None else own.emergency_numbers
+
+    def _numbers(self, own: TriageRules, result: Assessment) -> tuple[str, ...]:
+        """The region's ambulance number, plus the lists the fired rules name (mental_health …)."""
+        fired = {m.rule for m in result.matched}
+        names = ["default"] + [n for rules in self.rules.values() for rule in rules.rules if rule.id in fired
+                               for n in rule.numbers]
         if any("suicid" in m.rule or "self_harm" in m.rule for m in result.matched):
             names.append("mental_health")
-        return tuple(dict.fromkeys(num for n in names for num in own.emergency_numbers.get(n, ())))
+        lists = self.number_lists(own)
+        return tuple(dict.fromkeys(num for n in names for num in lists.get(n, ())))
 
     def _learned(self, text: str, best: Assessment, own: TriageRules, layers: list[Layer]) -> Assessment:
         assert self.model is not None
@@ -117,7 +125,7 @@ class Screener:
             "thresholds": [red.threshold, amb.threshold], "top_features": red.top_features(feats)}))
         if level == best.level:
             return best
-        numbers = best.emergency_numbers or tuple(own.emergency_numbers.get("default", ()))
+        numbers = best.emergency_numbers or tuple(self.number_lists(own).get("default", ()))
         reply = own.replies.get(level, f"triage.{level}")
         return replace(best, level=level, emergency_numbers=numbers, reply_key=reply,
                        department=best.department or "emergency", department_confidence=1.0)

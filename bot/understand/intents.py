@@ -6,7 +6,9 @@ of a message (bot.understand.normalize) and
 
 - `classify(text, locale)` scores every intent: the sum of the weights of the distinct cues found
   (Chinese cues anywhere, Latin cues as whole words, one-letter typos forgiven in long Latin words)
-  plus the patterns that match. The best intent routes when its score reaches the file's `threshold`
+  plus the patterns that match. Chinese homophones typed for the intended word (资询 for 咨询) are
+  read as that word first; a cue just after a negator ("not", "don't", 不是 — "not delete my account,
+  just stop the messages") is taken back: it counts nothing. The best intent routes when its score reaches the file's `threshold`
   and leads the runner-up by `margin`; otherwise nothing routes. Every cue that counted is in the
   explanation with the file and line it came from.
 - `read_answer(spec, …)` reads a typed answer the strict reader (bot.engine.answers) refused: option
@@ -36,6 +38,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN_WORD = re.compile(r"[a-z0-9]+")
 _LATIN = 1 << 20  # Latin positions count words from here, after any Chinese character position
 _TYPO_MIN = 6  # Latin words this long may carry one typo ("docter", "servise")
+_NEGATION_REACH = {True: 3, False: 4}  # how far a negator reaches: Latin words, Chinese characters
 
 
 # -- the content file ----------------------------------------------------------------------------
@@ -82,8 +85,21 @@ class AnswerWords(_M):
 class Lexicon(_M):
     threshold: float = Field(2.0, description="the score an intent needs to route")
     margin: float = Field(0.5, description="its lead over the runner-up")
+    homophones: dict[str, str] = Field(
+        default_factory=dict, description="a Chinese word typed by sound → the word meant: 资询 → 咨询")
+    negators: list[str] = Field(
+        default_factory=list, description="words that take back a cue right after them: not, 不是")
     intents: dict[str, IntentSpec] = Field(default_factory=dict)
     answers: AnswerWords = Field(default_factory=AnswerWords)
+
+    @field_validator("homophones")
+    @classmethod
+    def _chinese_only(cls, value: dict[str, str]) -> dict[str, str]:
+        for wrong, right in value.items():
+            if not (_CJK.search(wrong) and _CJK.search(right)):
+                raise ValueError(f"{wrong!r} → {right!r}: homophones are Chinese words (Latin typos are "
+                                 f"forgiven by the matcher)")
+        return value
 
 
 # -- matching ------------------------------------------------------------------------------------
@@ -177,13 +193,15 @@ def _words(canon: str) -> list[str]:
 class Evidence(NamedTuple):
     intent: str
     cue: str
-    weight: float
+    weight: float  # what it counts: 0 when a negator took it back
     where: str
     fuzzy: bool = False
+    negated_by: str = ""
 
     def __str__(self) -> str:
         typo = " (typo forgiven)" if self.fuzzy else ""
-        return f"{self.intent} {self.weight:+g} {self.cue!r}{typo} [{self.where}]"
+        taken_back = f" (taken back by {self.negated_by!r})" if self.negated_by else ""
+        return f"{self.intent} {self.weight:+g} {self.cue!r}{typo}{taken_back} [{self.where}]"
 
 
 @dataclass(slots=True)
@@ -214,7 +232,7 @@ class Understanding:
                 "confident": self.confident, "score": round(self.score, 2),
                 "scores": {k: round(v, 2) for k, v in self.scores.items()}, "why": self.why(),
                 "evidence": [{"intent": e.intent, "cue": e.cue, "weight": e.weight, "where": e.where,
-                              "typo": e.fuzzy} for e in self.evidence]}
+                              "typo": e.fuzzy, "negated_by": e.negated_by or None} for e in self.evidence]}
 
 
 @dataclass(frozen=True)
@@ -237,12 +255,14 @@ class Intents:
     """Every locale's lexicon, indexed once. Build with `load_intents`."""
 
     locales: dict[str, _Locale] = field(default_factory=dict)
-    _intents: CueIndex = field(default_factory=CueIndex)
+    _intents: CueIndex = field(default_factory=CueIndex)  # payload (intent, weight); a negator's intent is None
     _patterns: list[tuple[re.Pattern[str], str, float, str]] = field(default_factory=list)
     _choices: CueIndex = field(default_factory=CueIndex)  # payload (slot, value)
     _yes_no: CueIndex = field(default_factory=CueIndex)  # payload True | False
     _scale: CueIndex = field(default_factory=CueIndex)  # payload 1–5
     _numbers: dict[str, int] = field(default_factory=dict)
+    _homophones: dict[str, str] = field(default_factory=dict)
+    _homophone_re: re.Pattern[str] | None = None
 
     def add(self, locale: str, lexicon: Lexicon, source: Source) -> None:
         name = Path(source.file).name
@@ -271,6 +291,17 @@ class Intents:
             for i, phrase in enumerate(phrases):
                 self._scale.add(phrase, point, where("answers", "scale", str(point), i))
         self._numbers.update({_latin_key(w) or canonical(w): n for w, n in words.numbers.items()})
+        for i, word in enumerate(lexicon.negators):
+            self._intents.add(word, (None, 0.0), where("negators", i))  # found in the same pass as cues
+        self._homophones.update({canonical(w): canonical(r) for w, r in lexicon.homophones.items()})
+        if self._homophones:
+            self._homophone_re = re.compile("|".join(map(re.escape, sorted(self._homophones, key=len, reverse=True))))
+
+    def _spelled(self, canon: str) -> str:
+        """The canonical text with every homophone replaced by the word meant (提省 → 提醒)."""
+        if self._homophone_re is None or not _CJK.search(canon):
+            return canon
+        return self._homophone_re.sub(lambda m: self._homophones[m.group()], canon)
 
     def spec_of(self, intent: str, locale: str) -> IntentSpec | None:
         """The intent as the conversation's locale defines it, else as another locale does."""
@@ -281,15 +312,24 @@ class Intents:
 
     def classify(self, text: str, locale: str) -> Understanding:
         """Which flow `text` asks for (see the module docstring)."""
-        canon = canonical(text)
+        canon = self._spelled(canonical(text))
         lex = (self.locales.get(locale) or next(iter(self.locales.values()))).lexicon if self.locales else Lexicon()
         evidence: list[Evidence] = []
         seen: set[tuple[str, str]] = set()
-        for hit in _longest(self._intents.find(canon, _words(canon))):
+        words = _words(canon)
+        hits = _longest(self._intents.find(canon, words))
+        negators = [h for h in hits if h.payload[0] is None]
+        if negators:
+            hits = [h for h in hits if h.payload[0] is not None]
+            negators = _free(negators, hits)
+        breaks = _clause_starts(canon) if negators else set()
+        for hit in sorted(hits, key=lambda h: h.at):
             intent, weight = hit.payload
             if (intent, hit.cue) not in seen:
                 seen.add((intent, hit.cue))
-                evidence.append(Evidence(intent, hit.cue, weight, hit.where, hit.fuzzy))
+                negator = _negator_before(hit, negators, breaks)
+                evidence.append(Evidence(intent, hit.cue, 0.0 if negator else weight, hit.where, hit.fuzzy,
+                                         negator.cue if negator else ""))
         for pattern, intent, weight, where in self._patterns:
             m = pattern.search(canon)
             if m:
@@ -337,7 +377,7 @@ class Intents:
 
     def answer(self, spec: Any, text: str) -> TypedAnswer | None:
         """What a typed answer means for this question, or None (see the module docstring)."""
-        canon = clean(canonical(text))
+        canon = clean(self._spelled(canonical(text)))
         if spec.type == "choice":
             values = {c.value for c in spec.choices}
             hits = [h for h in self._choices.find(canon, _words(canon))
@@ -400,6 +440,49 @@ def _longest(hits: list[Hit]) -> list[Hit]:
             else:
                 out.append(h)
     return out
+
+
+def _free(negators: list[Hit], hits: list[Hit]) -> list[Hit]:
+    """The negators that are not part of a cue (不是 inside 是不是 negates nothing)."""
+    return [n for n in negators if not any(h.at <= n.at and n.end <= h.end and h.cue != n.cue for h in hits)]
+
+
+_CLAUSE_END = re.compile(r"[,.;:!?，。；：！？、]")
+
+
+def _clause_starts(canon: str) -> set[int]:
+    """Where clauses begin, as Hit positions: Latin words after punctuation; Chinese characters after
+    punctuation or a space (Chinese typed on a phone often uses a space for a comma)."""
+    starts: set[int] = set()
+    text = canon.replace("'", "")
+    prev = 0
+    for i, m in enumerate(_LATIN_WORD.finditer(text)):
+        if _CLAUSE_END.search(text, prev, m.start()):
+            starts.add(_LATIN + i)
+        prev = m.end()
+    at, boundary = 0, False  # `at` counts characters of the text without spaces, as CueIndex.find does
+    for ch in canon:
+        if ch == " ":
+            boundary = True
+            continue
+        if _CLAUSE_END.match(ch):
+            boundary = True
+        elif boundary:
+            starts.add(at)
+            boundary = False
+        at += 1
+    return starts
+
+
+def _negator_before(hit: Hit, negators: list[Hit], clause_starts: set[int]) -> Hit | None:
+    """A negator ending at most _NEGATION_REACH words (Latin) or characters (Chinese) before the hit,
+    in the same clause ("not acceptable, how to complain" takes nothing back)."""
+    latin = hit.at >= _LATIN
+    for n in negators:
+        if ((n.at >= _LATIN) == latin and hit.at - _NEGATION_REACH[latin] <= n.end <= hit.at
+                and not any(n.end < b <= hit.at for b in clause_starts)):
+            return n
+    return None
 
 
 def _first(hits: list[Hit]) -> Hit | None:

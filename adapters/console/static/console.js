@@ -14,6 +14,34 @@
     }
   });
 
+  // Emergency alerts (adapters/console/paging.py): tell the server each one was displayed (that is a
+  // delivered page, and the patient is told), and sound until someone acknowledges.
+  function beep() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    try {
+      var ctx = new Ctx(), osc = ctx.createOscillator(), gain = ctx.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.2;
+      osc.connect(gain); gain.connect(ctx.destination);
+      osc.start(); osc.stop(ctx.currentTime + 0.6);
+    } catch (err) { /* a browser that blocks audio still shows the alert */ }
+  }
+  function showAlerts() {
+    var forms = document.querySelectorAll(".cb-alert[data-seen]");
+    forms.forEach(function (form) {
+      if (form.getAttribute("data-told")) return;
+      form.setAttribute("data-told", "1");
+      var data = new FormData();
+      data.append("csrf", form.querySelector("input[name=csrf]").value);
+      fetch(form.getAttribute("data-seen"), { method: "POST", body: data, credentials: "same-origin" });
+    });
+    if (forms.length) beep();
+  }
+  showAlerts();
+  var ringing = setInterval(function () {
+    if (document.querySelector(".cb-alert")) beep(); else clearInterval(ringing);
+  }, 5000);
+
   if (!feed || !window.EventSource || (page !== "inbox" && page !== "thread")) return;
 
   function refresh(selector, replaceWhole) {
@@ -45,6 +73,15 @@
   source.onmessage = function (e) {
     var event;
     try { event = JSON.parse(e.data); } catch (err) { return; }
+    if (event.type === "page" || event.type === "page_acknowledged" || event.type === "page_unanswered") {
+      if (page === "inbox") {
+        window.location.reload();  // the alert list and its sound come with the page
+      } else if (event.type === "page") {
+        beep();
+        window.location.assign("/console/inbox");
+      }
+      return;
+    }
     if (page === "inbox") {
       soon(function () { refresh("#cb-rows", true); });
     } else if (page === "thread" && event.ticket === ticket) {

@@ -1,0 +1,342 @@
+"""Paging on-call staff for an emergency ticket, with a ladder (急诊呼叫).
+
+    emergency ticket ──page──► the on-call person now ──ack_timeout──► the next on-call
+        ──ack_timeout──► the backup ──ack_timeout──► everyone on call in the organisation
+        ──ack_timeout──► ladder exhausted: the patient is told nobody can be reached, call 120 now
+
+A rung pages each of its people on every configured staff channel: the console (a durable alert,
+listed until acknowledged, pushed live over the `console` feed) and the pager webhook (an outbox row
+on channel `pager`, retried with backoff, signed by the adapter). A rung with nobody in it is
+skipped at once. The ladder's clock is a durable timer (`page:ladder:<ticket>`, payload `handoff:
+page_ladder`) like the SLA clocks. Every step is a ticket event (shown on the ticket) and an audit
+entry (append-only).
+
+The patient hears only what happened: "the on-call doctor has been alerted" once a page was
+delivered (the gateway answered 2xx, or a console displayed the alert), "Dr X has seen your message"
+once someone acknowledged, "nobody can be reached — call 120 now" when the ladder ran out. Each is
+said once: a conditional UPDATE of `ticket.paging` decides who says it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from bot.handoff.config import OnCall, OnCallShift
+from bot.store.store import AUDIT, EVENT, TICKET, TIMER, Claimed
+from bot.types import Address, Outbound
+
+if TYPE_CHECKING:
+    from bot.handoff.service import HandoffService, StaffMember
+    from bot.runtime.sender import Sender
+
+RUNGS = ("on_call", "next_on_call", "backup", "everyone")
+PAGER = "pager"  # the outbox channel of the pager webhook (adapters/pager)
+LIVE = ("paging", "delivered", "unreachable")  # states in which the alert is still open
+
+
+class Paging:
+    def __init__(self, service: HandoffService, sender: Sender, ambulance: str, *, webhook: bool):
+        self.service = service
+        self.sender = sender
+        self.ambulance = ambulance  # from content/care.yml region: the number the patient is told
+        self.webhook = webhook  # a pager adapter is configured: page by webhook too
+        sender.on_sent.append(self._on_sent)
+
+    @property
+    def on_call(self) -> OnCall | None:
+        return self.service.settings.on_call
+
+    def on_call_now(self) -> list[OnCallShift]:
+        """Who is on call for emergencies right now (the console shows it)."""
+        return self.on_call.on_duty(self.service.clock.now()) if self.on_call else []
+
+    # -- the ladder --------------------------------------------------------------------------------
+
+    async def start(self, ticket_id: str) -> bool:
+        """Page for an emergency ticket. Idempotent: only the first call starts the ladder."""
+        now = self.service.clock.now()
+        started = await self.service.store.write(lambda c: c.execute(TICKET.update().where(
+            TICKET.c.id == ticket_id, TICKET.c.paging == "").values(paging="paging")).rowcount == 1)
+        if started:
+            await self._audit(ticket_id, "page_ladder_started", {"at": now.isoformat()})
+            await self._rung(ticket_id, 0, [])
+        return bool(started)
+
+    async def sweep(self) -> int:
+        """Start the ladder for emergency tickets whose process died before paging."""
+        ids = await self.service.store.read(lambda c: c.execute(sa.select(TICKET.c.id).where(
+            TICKET.c.reason == "red_flag", TICKET.c.paging == "",
+            TICKET.c.status.in_(("pending", "assigned", "transferred", "escalated")))).scalars().all())
+        for ticket_id in ids:
+            await self.start(ticket_id)
+        return len(ids)
+
+    async def _people(self, rung: int, paged: list[str]) -> list[OnCallShift]:
+        """Whom a rung pages: only people some configured channel can reach."""
+        on_call, now = self.on_call, self.service.clock.now()
+        if on_call is None:
+            return []
+        duty = on_call.on_duty(now)
+        if rung == 0:
+            people = duty[:1]
+        elif rung == 1:
+            people = [p for p in duty if p.who not in paged]
+        elif rung == 2:
+            people = [p for p in on_call.backup_now(now) if p.who not in paged]
+        else:  # everyone on call in the organisation: emergency on-call, backup, every shift on duty now
+            roster = self.service.settings.roster
+            on_shift = [OnCallShift(staff=s) for d in {s.department for s in roster.shifts}
+                        for s in roster.on_duty(d, now)]
+            people = duty + on_call.backup_now(now) + on_shift
+        unique = list({p.who: p for p in people}.values())
+        if self.webhook:  # the gateway reaches anyone with an id or contacts
+            return unique
+        active = {m.id for m in await self.service.all_staff()}  # the console reaches active accounts only
+        return [p for p in unique if p.staff in active]
+
+    async def _rung(self, ticket_id: str, rung: int, paged: list[str]) -> None:
+        people = await self._people(rung, paged) if rung < len(RUNGS) else []
+        while not people and rung < len(RUNGS):
+            await self._event(ticket_id, "page_rung_empty", {"rung": RUNGS[rung]})
+            rung += 1
+            people = await self._people(rung, paged) if rung < len(RUNGS) else []
+        if not people:
+            await self._exhausted(ticket_id)
+            return
+        ticket = await self.service._ticket(ticket_id)
+        now = self.service.clock.now()
+        assert self.on_call is not None
+        due = now + timedelta(seconds=_secs(self.on_call.ack_timeout))
+        everyone = sorted(set(paged) | {p.who for p in people})
+
+        def q(conn: Connection) -> list[Claimed]:
+            row = conn.execute(sa.select(TICKET.c.paging, TICKET.c.acknowledged_by).where(TICKET.c.id == ticket_id)).first()
+            if row is None or row.acknowledged_by or row.paging not in LIVE:
+                return []
+            claimed = []
+            for person in people:
+                channels = (["console"] if person.staff else []) + (["webhook"] if self.webhook else [])
+                detail = {"rung": RUNGS[rung], "who": person.who, "channels": channels}
+                self.service._event(conn, ticket_id, now, "system", "paged", detail)
+                _audit(conn, now, "page", ticket_id, detail)
+                if self.webhook:
+                    claimed.append(self.service.store.outbox_row(conn, f"page:{ticket_id}", Outbound(
+                        op="page", address=Address(PAGER, person.who), extra={"ticket_id": ticket_id, "who": person.who,
+                        "page": {"type": "emergency_page", "ticket": ticket_id, "rung": RUNGS[rung],
+                                 "department": ticket.department, "priority": ticket.priority,
+                                 "to": {"staff": person.staff, "name": person.name, "contacts": person.contacts},
+                                 "paged_at": now.isoformat()}}), now))
+            self.service._timer(conn, ticket.conversation_id, f"page:ladder:{ticket_id}", due,
+                                {"handoff": "page_ladder", "ticket": ticket_id, "rung": rung + 1, "paged": everyone})
+            return claimed
+
+        claimed = await self.service.store.write(q)
+        self.sender.enqueue(claimed)
+        for person in people:
+            if person.staff:
+                await self.service.coord.publish("console", json.dumps({
+                    "type": "page", "ticket": ticket_id, "department": ticket.department,
+                    "priority": ticket.priority, "staff": person.staff, "rung": RUNGS[rung]}))
+
+    async def on_timer(self, timer_id: int, payload: dict[str, Any]) -> None:
+        """Nobody acknowledged within ack_timeout: the next rung (or the end of the ladder)."""
+        ticket = await self.service._ticket(str(payload.get("ticket", "")))
+        now = self.service.clock.now()
+        live = ticket.paging in LIVE and not ticket.acknowledged_by and ticket.status in (
+            "pending", "assigned", "transferred", "escalated")
+        rung = int(payload.get("rung", len(RUNGS)))
+
+        def q(conn: Connection) -> None:
+            conn.execute(TIMER.update().where(TIMER.c.id == timer_id).values(status="fired", fired_at=now))
+            if live:
+                detail = {"rung": RUNGS[rung - 1] if 0 < rung <= len(RUNGS) else "", "after": self.on_call.ack_timeout
+                          if self.on_call else ""}
+                self.service._event(conn, ticket.id, now, "system", "page_unanswered", detail)
+                _audit(conn, now, "page_unanswered", ticket.id, detail)
+
+        await self.service.store.write(q)
+        if live:
+            await self._rung(ticket.id, rung, list(payload.get("paged", [])))
+
+    async def _exhausted(self, ticket_id: str) -> None:
+        ticket = await self.service._ticket(ticket_id)
+        now = self.service.clock.now()
+
+        def q(conn: Connection) -> bool:
+            done = conn.execute(TICKET.update().where(
+                TICKET.c.id == ticket_id, TICKET.c.acknowledged_by == "",
+                TICKET.c.paging.in_(("paging", "delivered"))).values(paging="unreachable")).rowcount == 1
+            if done:
+                self.service._event(conn, ticket_id, now, "system", "page_ladder_exhausted", {})
+                _audit(conn, now, "page_ladder_exhausted", ticket_id, {})
+            return done
+
+        if await self.service.store.write(q):
+            await self.service._publish("page_unanswered", ticket_id, ticket.department, ticket.priority)
+            await self.service._tell_patient(ticket.conversation_id, {
+                "event": "unreachable", "ticket_id": ticket_id, "numbers": self.ambulance})
+
+    # -- delivery and acknowledgement ----------------------------------------------------------------
+
+    def _on_sent(self, row: Claimed) -> None:
+        """The sender recorded a delivery: a 2xx from the pager gateway is a delivered page."""
+        ob = row.outbound
+        if ob.address.channel == PAGER and ob.op == "page":
+            self.service._spawn(self.delivered(str(ob.extra.get("ticket_id", "")), str(ob.extra.get("who", "")),
+                                               "webhook"))
+
+    async def seen(self, ticket_id: str, staff: StaffMember) -> None:
+        """A console displayed the alert to a paged staff member (the browser says so)."""
+        from bot.handoff.service import HandoffError
+
+        if not self.may_acknowledge(staff, await self.service._ticket(ticket_id), await self.paged_staff(ticket_id)):
+            raise HandoffError("this emergency was not paged to you")
+        await self.delivered(ticket_id, staff.id, "console")
+
+    async def delivered(self, ticket_id: str, who: str, channel: str) -> None:
+        ticket = await self.service._ticket(ticket_id)
+        now = self.service.clock.now()
+
+        def q(conn: Connection) -> bool:
+            self.service._event(conn, ticket_id, now, "system", "page_delivered", {"who": who, "channel": channel})
+            _audit(conn, now, "page_delivered", ticket_id, {"who": who, "channel": channel})
+            return conn.execute(TICKET.update().where(
+                TICKET.c.id == ticket_id, TICKET.c.acknowledged_by == "",
+                TICKET.c.paging.in_(("paging", "unreachable"))).values(paging="delivered")).rowcount == 1
+
+        if await self.service.store.write(q) and ticket.status in ("pending", "assigned", "transferred", "escalated"):
+            await self.service._tell_patient(ticket.conversation_id, {"event": "paged", "ticket_id": ticket_id,
+                                                                     "numbers": self.ambulance})
+
+    def may_acknowledge(self, staff: StaffMember, ticket: Any, paged: list[str]) -> bool:
+        """Paged to them, on call now, or a ticket they may see anyway."""
+        return staff.id in paged or staff.id in {p.staff for p in self.on_call_now()} or \
+            self.service.can_view(staff, ticket)
+
+    async def paged_staff(self, ticket_id: str) -> list[str]:
+        from bot.handoff.service import EVENTS
+
+        rows = await self.service.store.read(lambda c: c.execute(sa.select(EVENTS.c.detail).where(
+            EVENTS.c.ticket_id == ticket_id, EVENTS.c.kind == "paged")).scalars().all())
+        return sorted({json.loads(d).get("who", "") for d in rows})
+
+    async def acknowledge(self, ticket_id: str, staff: StaffMember) -> bool:
+        """A paged person (or anyone who may see the ticket) acknowledges: the ladder stops, the
+        ticket becomes theirs, the patient is told who has seen the message. First one wins."""
+        from bot.handoff.service import HandoffError
+
+        ticket = await self.service._ticket(ticket_id)
+        if not self.may_acknowledge(staff, ticket, await self.paged_staff(ticket_id)):
+            raise HandoffError("this emergency was not paged to you")
+        now = self.service.clock.now()
+
+        def q(conn: Connection) -> bool:
+            done = conn.execute(TICKET.update().where(
+                TICKET.c.id == ticket_id, TICKET.c.acknowledged_by == "", TICKET.c.paging != "",
+                TICKET.c.status.in_(("pending", "assigned", "transferred", "escalated"))).values(
+                acknowledged_by=staff.id, acknowledged_at=now, paging="acknowledged", assignee=staff.id,
+                status="assigned", assigned_at=now)).rowcount == 1
+            if done:
+                detail = {"previous_assignee": ticket.assignee, "seconds": int((now - ticket.opened_at).total_seconds())}
+                self.service._event(conn, ticket_id, now, staff.id, "acknowledged", detail)
+                _audit(conn, now, "page_acknowledged", ticket_id, detail, actor=f"staff:{staff.id}")
+                self.service._cancel(conn, ticket.conversation_id, f"page:ladder:{ticket_id}")
+            return done
+
+        won = bool(await self.service.store.write(q))
+        if won:
+            await self.service._publish("page_acknowledged", ticket_id, ticket.department, ticket.priority, staff.id)
+            await self.service._tell_patient(ticket.conversation_id, {
+                "event": "acknowledged", "ticket_id": ticket_id, "staff_name": staff.signature})
+        return won
+
+    async def open_alerts(self, staff: StaffMember) -> list[dict[str, Any]]:
+        """Emergency alerts not yet acknowledged that this staff member should see (paged to them,
+        or their department's, or all for managers): the console lists them until acknowledged."""
+        rows = await self.service.store.read(lambda c: c.execute(sa.select(TICKET).where(
+            TICKET.c.paging.in_(LIVE), TICKET.c.acknowledged_by == "",
+            TICKET.c.status.in_(("pending", "assigned", "transferred", "escalated"))).order_by(TICKET.c.opened_at)).all())
+        alerts = []
+        for row in rows:
+            paged = await self.paged_staff(row.id)
+            if staff.role in ("admin", "operator") or self.may_acknowledge(staff, row, paged):
+                alerts.append({"ticket": row.id, "department": row.department, "opened_at": row.opened_at,
+                               "paging": row.paging, "paged": paged})
+        return alerts
+
+    # -- an emergency inside an open ticket ----------------------------------------------------------
+
+    async def reroute(self, ticket_id: str) -> bool:
+        """An emergency typed into an open, normal ticket: move it to on-call with the urgent clocks
+        (not the old department's normal ones), record why, and page. Once per ticket."""
+        ticket = await self.service._ticket(ticket_id)
+        if ticket.paging or ticket.status not in ("pending", "assigned", "transferred", "escalated"):
+            return False
+        now = self.service.clock.now()
+        sla = self.service.settings.sla_for("urgent")
+        first_due = now + timedelta(seconds=sla.seconds("first_response"))
+        resolution_due = now + timedelta(seconds=sla.seconds("resolution"))
+
+        def q(conn: Connection) -> bool:
+            triage = conn.execute(sa.select(EVENT.c.data).where(
+                EVENT.c.conversation_id == ticket.conversation_id, EVENT.c.kind == "triage").order_by(
+                EVENT.c.id.desc())).scalar()
+            done = conn.execute(TICKET.update().where(TICKET.c.id == ticket_id, TICKET.c.paging == "").values(
+                department="emergency", priority="urgent", assignee="", status="escalated", paging="paging",
+                first_response_due=first_due, resolution_due=resolution_due,
+                first_response_at=None, next_response_due=None)).rowcount == 1
+            if not done:
+                return False
+            found = json.loads(triage) if triage else {}
+            why = {"why": "emergency during an open ticket", "from_department": ticket.department,
+                   "from_priority": ticket.priority, "from_assignee": ticket.assignee,
+                   "level": found.get("level", ""), "rules": found.get("rules", [])}
+            self.service._event(conn, ticket_id, now, "system", "rerouted", why)
+            _audit(conn, now, "ticket_rerouted", ticket_id, why)
+            conn.execute(TIMER.update().where(TIMER.c.conversation_id == ticket.conversation_id,
+                                              TIMER.c.name.like(f"sla:%:{ticket_id}"),
+                                              TIMER.c.status == "pending").values(status="cancelled"))
+            conv = ticket.conversation_id
+            self.service._timer(conn, conv, f"sla:first:{ticket_id}", first_due - timedelta(
+                seconds=sla.seconds("remind_before")), {"handoff": "first_reminder", "ticket": ticket_id})
+            self.service._timer(conn, conv, f"sla:first_breach:{ticket_id}", first_due,
+                                {"handoff": "first_breach", "ticket": ticket_id})
+            self.service._timer(conn, conv, f"sla:resolution:{ticket_id}", resolution_due,
+                                {"handoff": "resolution_breach", "ticket": ticket_id})
+            return True
+
+        if not await self.service.store.write(q):
+            return False
+        await self.service._publish("ticket_escalated", ticket_id, "emergency", "urgent")
+        await self._rung(ticket_id, 0, [])
+        return True
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    async def _event(self, ticket_id: str, kind: str, detail: dict[str, Any]) -> None:
+        now = self.service.clock.now()
+
+        def q(conn: Connection) -> None:
+            self.service._event(conn, ticket_id, now, "system", kind, detail)
+            _audit(conn, now, kind, ticket_id, detail)
+
+        await self.service.store.write(q)
+
+    async def _audit(self, ticket_id: str, action: str, detail: dict[str, Any]) -> None:
+        await self.service.store.audit(self.service.clock.now(), "system", action, ticket_id, detail)
+
+
+def _audit(conn: Connection, at: Any, action: str, ticket_id: str, detail: dict[str, Any], actor: str = "system") -> None:
+    conn.execute(AUDIT.insert().values(org="default", at=at, actor=actor, action=action, subject=ticket_id,
+                                       detail=json.dumps(detail, ensure_ascii=False)))
+
+
+def _secs(duration: str) -> int:
+    from bot.flow.compiler import parse_duration
+
+    return parse_duration(duration)
