@@ -3,15 +3,15 @@ expert teams, canned replies and quality-review rules. Validated with file:line 
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.timeofday import HHMM, Duration, in_window
 from bot.flow.compiler import parse_duration
+from bot.timeofday import HHMM, Duration, TimeWindow
 from bot.yamlsrc import load_model
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -40,7 +40,7 @@ class Sla(_M):
         return parse_duration(getattr(self, field))
 
 
-class Shift(_M):
+class Shift(TimeWindow):
     staff: str
     department: str
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
@@ -48,12 +48,9 @@ class Shift(_M):
     end: HHMM = "18:00"
 
     def on_duty(self, local: datetime) -> bool:
-        t = local.time()
-        if not in_window(self.start, self.end, t):
-            return False
         # a night shift (20:00-08:00) belongs to the day it starts
-        started = local if t >= time.fromisoformat(self.start) else local - timedelta(days=1)
-        return DAYS[started.weekday()] in self.days
+        started = self.opened(local)
+        return started is not None and DAYS[started.weekday()] in self.days
 
 
 class Roster(_M):
@@ -103,7 +100,7 @@ class HandoffSettings(_M):
         "high": Sla(first_response="30m", next_response="1h", resolution="24h"),
         "normal": Sla(first_response="2h", next_response="4h", resolution="48h", remind_before="15m"),
     }
-    business_hours: dict[str, str] = {"start": "08:00", "end": "20:00"}
+    business_hours: TimeWindow = TimeWindow(start="08:00", end="20:00")  # in the roster's time zone
     roster: Roster = Roster()
     teams: dict[str, Team] = {}
     canned: dict[str, dict[str, str]] = {}  # short code → {locale: text}
@@ -122,6 +119,9 @@ class HandoffSettings(_M):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def in_business_hours(self, now: datetime) -> bool:
+        return self.business_hours.contains(now.astimezone(ZoneInfo(self.roster.timezone)).time())
 
     def department(self, department: str) -> Department:
         return self.departments.get(department, self.default)
