@@ -77,3 +77,8 @@ class ChatLog:
         query = sa.select(MESSAGE).where(MESSAGE.c.conversation_id == conversation_id, MESSAGE.c.seq > seq) \
             .order_by(MESSAGE.c.seq).limit(limit)
         return await self.store.read(lambda conn: [_entry(r) for r in conn.execute(query)])
+
+    async def erase(self, conversation_id: str) -> None:
+        """Delete the conversation's whole log (its patient asked to be forgotten)."""
+        await self.store.write(lambda conn: conn.execute(
+            MESSAGE.delete().where(MESSAGE.c.conversation_id == conversation_id)))
