@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.types import Delivery, Outbound
@@ -47,6 +48,13 @@ class Adapter(ABC):
         """Called once the runtime runs; keep the runtime to hand it parsed Inbounds."""
 
     async def stop(self) -> None:
+        return None
+
+    async def erase(self, conversation_id: str, now: datetime) -> None:
+        """The patient asked to be forgotten: delete what this adapter keeps for the conversation —
+        a message log, uploaded files and their rows, platform media ids — keeping at most ids and
+        times. The runtime calls it on every adapter (the conversation's channel or not), after
+        bot's own records are erased; it must be safe to call twice. Nothing is kept by default."""
         return None
 
 

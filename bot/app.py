@@ -139,7 +139,8 @@ class CareBot:
         cache_size = 0 if settings.redis_url else 50_000
         proactive = ProactivePolicy(config.care.proactive)
         runtime = Runtime(pipeline=pipeline, engine=engine, store=store, coord=coord, clock=clock,
-                          actions=actions, sender=sender, cache_size=cache_size, proactive=proactive)
+                          actions=actions, sender=sender, cache_size=cache_size, proactive=proactive,
+                          adapters=adapter_set)
         timers = TimerLoop(runtime, store, clock, proactive=proactive)
         handoff = HandoffService(config.handoff, store, runtime, coord, clock)
         runtime.after_commit.append(handoff.after_commit)

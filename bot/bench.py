@@ -23,11 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from adapters.memory import MemoryAdapter
 from bot.app import CareBot, build_pipeline, load_config
 from bot.runtime.gc_tuning import tune_for_server
 from bot.settings import Settings
 from bot.store.migrate import upgrade
+from bot.testing.memory import MemoryAdapter
 from bot.types import Address, Inbound
 
 SCRIPT = ["/checkin", "7", "是", "脚踝有点肿，昨天开始"]

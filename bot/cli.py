@@ -1,4 +1,10 @@
-"""The `carebot` command."""
+"""The `carebot` command.
+
+This module is the composition root: the one place in `bot/` that imports `adapters/`, and only
+inside the commands that need them (`run` serves the shipped web chat and staff console, `chat`
+runs the terminal adapter, `bench webchat` drives the web chat). The rest of `bot/` knows
+adapters only through the `Adapter` contract (`bot/adapter.py`); tests/test_layers.py holds it.
+"""
 
 from __future__ import annotations
 

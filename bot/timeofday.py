@@ -1,11 +1,12 @@
-"""Clock times in operator YAML ("08:00") and windows that may cross midnight (22:00-08:00)."""
+"""Clock times in operator YAML ("08:00") and the one daily time window behind business hours,
+quiet hours and roster shifts (排班), which may cross midnight (20:00-08:00)."""
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from typing import Annotated, Callable
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 
 def _hhmm(value: str) -> str:
@@ -19,10 +20,41 @@ def _hhmm(value: str) -> str:
 HHMM = Annotated[str, AfterValidator(_hhmm)]
 
 
-def in_window(start: str, end: str, t: time) -> bool:
-    """Is `t` in [start, end)? A window whose end is before its start runs across midnight."""
-    a, b = time.fromisoformat(start), time.fromisoformat(end)
-    return (a <= t < b) if a <= b else (t >= a or t < b)
+class TimeWindow(BaseModel):
+    """Every day from `start` up to (not including) `end`, on a local clock. An end before the
+    start runs across midnight: 20:00-08:00 holds 23:00 and 03:00, not 08:00. An end equal to the
+    start is the whole day (a 24-hour service)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: HHMM
+    end: HHMM
+
+    def contains(self, t: time) -> bool:
+        """Is the clock time `t` (no time zone: already local) inside the window?"""
+        a, b = time.fromisoformat(self.start), time.fromisoformat(self.end)
+        t = t.replace(tzinfo=None)
+        if a < b:
+            return a <= t < b
+        return t >= a or t < b  # across midnight, or the whole day when a == b
+
+    def opened(self, local: datetime) -> datetime | None:
+        """When the window that `local` falls in opened (so a night shift belongs to the day it
+        starts), or None when `local` is outside the window."""
+        if not self.contains(local.time()):
+            return None
+        a = time.fromisoformat(self.start)
+        start = local.replace(hour=a.hour, minute=a.minute, second=0, microsecond=0)
+        return start if start <= local else start - timedelta(days=1)
+
+    def closes(self, local: datetime) -> datetime | None:
+        """When the window that `local` falls in closes, or None when `local` is outside it."""
+        opened = self.opened(local)
+        if opened is None:
+            return None
+        b = time.fromisoformat(self.end)
+        end = opened.replace(hour=b.hour, minute=b.minute)
+        return end if end > opened else end + timedelta(days=1)
 
 
 def _duration(value: str) -> str:
@@ -41,11 +73,8 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 def on_days(days: list[str] | tuple[str, ...], start: str, end: str, local: datetime) -> bool:
     """Is the local time inside a weekly window (`days`, start-end)? A window across midnight
     (20:00-08:00) belongs to the day it starts: Monday's night shift covers Tuesday 03:00."""
-    t = local.time()
-    if not in_window(start, end, t):
-        return False
-    started = local if t >= time.fromisoformat(start) else local - timedelta(days=1)
-    return DAY_NAMES[started.weekday()] in days
+    opened = TimeWindow(start=start, end=end).opened(local)
+    return opened is not None and DAY_NAMES[opened.weekday()] in days
 
 
 def uncovered_week(covered: Callable[[datetime], bool]) -> list[str]:

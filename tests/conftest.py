@@ -17,12 +17,12 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 import sqlalchemy as sa
 
-from adapters.memory import MemoryAdapter
 from bot.app import CareBot, load_config
 from bot.clock import ManualClock
 from bot.coord import MemoryCoord
 from bot.settings import Settings
 from bot.store.migrate import upgrade
+from bot.testing.memory import MemoryAdapter
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("DATABASE_URL_TEST", "postgresql://postgres@127.0.0.1:5432/test")

@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from adapters.console import ConsoleAdapter
-from adapters.memory import MemoryAdapter
 from bot.app import CareBot
 from bot.clock import ManualClock
 from bot.handoff.models import Complaint
 from bot.server import create_app
 from bot.store.store import AUDIT, EVENT, TICKET
+from bot.testing.memory import MemoryAdapter
 from bot.types import Address, Outbound
 
 PASSWORD = "correct horse battery"

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 import sqlalchemy as sa
 
-from adapters.memory import MemoryAdapter
+from bot.testing.memory import MemoryAdapter
 from adapters.pager import PagerWebhookAdapter, verify
 from bot.app import CareBot, load_config
 from bot.clock import ManualClock

@@ -19,14 +19,16 @@ from adapters import default_adapters
 from adapters.console import ConsoleAdapter
 from adapters.webchat import WebchatAdapter
 from adapters.webchat.config import WebchatConfig
-from adapters.webchat.log import MESSAGE
+from adapters.webchat.log import MESSAGE, ChatLog
 from adapters.webchat.media import sniff
 from adapters.webchat.tokens import BadToken, TokenSigner
 from bot.app import CareBot
 from bot.server import create_app
 from bot.settings import Settings
 from bot.store.migrate import upgrade
+from bot.store.store import Store
 from bot.types import Address, Button, Inbound, Outbound
+from tests.conftest import T0
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89" \
@@ -314,3 +316,17 @@ def test_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("CAREBOT_WEBCHAT_MAX_TEXT", "lots")
     with pytest.raises(Exception, match="CAREBOT_WEBCHAT_MAX_TEXT"):
         WebchatConfig.from_env()
+
+
+@pytest.mark.postgres
+async def test_the_log_numbers_each_conversation_on_postgresql(pg_url: str) -> None:
+    store = Store(pg_url, worker_id="w-log")
+    log = ChatLog(store)
+    try:
+        first, new = await log.append("c1", "k1", "patient", {"text": "a"}, T0)
+        second, _ = await log.append("c1", "k2", "bot", {"text": "b"}, T0)
+        again, new_again = await log.append("c1", "k1", "patient", {"text": "a"}, T0)
+        assert (first.seq, second.seq, again.seq, new, new_again) == (1, 2, 1, True, False)
+        assert [e.seq for e in await log.after("c1", 0)] == [1, 2]
+    finally:
+        store.close()

@@ -17,11 +17,11 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from adapters.memory import MemoryAdapter
 from bot import metrics
 from bot.app import CareBot, load_config
 from bot.clock import Clock, ManualClock
 from bot.settings import Settings
+from bot.testing.memory import MemoryAdapter
 from bot.types import Delivery, Outbound
 from tests.conftest import ROOT, T0, write_flows, write_messages
 from tests.flows_common import ECHO_FLOWS, ECHO_MESSAGES

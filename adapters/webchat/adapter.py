@@ -16,12 +16,16 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import sqlalchemy as sa
 
 from adapters.webchat.config import WebchatConfig
 from adapters.webchat.hub import Frame, Hub
 from adapters.webchat.log import ChatLog
 from adapters.webchat.media import MediaStore, StoredMedia
+from adapters.webchat.models import WebchatErasure
 from adapters.webchat.tokens import BadToken, Session, TokenSigner
 from bot.adapter import Adapter, Capabilities, RatePolicy
 from bot.types import Address, Delivery, Inbound, Media, Outbound
@@ -39,6 +43,7 @@ RELAY_CHANNEL = "webchat"
 TYPING_AFTER = 0.3  # seconds a turn may take before the widget shows "typing…"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+ERASURE = WebchatErasure.__table__
 
 # Staff console hook: may this request read media of this conversation? (the console sets it)
 StaffMediaAccess = Callable[["Request", str], Awaitable[bool]]
@@ -180,12 +185,35 @@ class WebchatAdapter(Adapter):
         Raises BadToken for a forged or expired token and RateLimited for too many new sessions."""
         now = self.now_ts()
         if token:
-            return self.tokens.issue(now, self.tokens.verify(token, now).visitor)
+            return self.tokens.issue(now, (await self.check(token, ip)).session.visitor)
         await self._limit(f"webchat:ip:{ip}", self.config.ip_rate)
         return self.tokens.issue(now)
 
-    def check(self, token: str, ip: str) -> Visitor:
-        return Visitor(self.tokens.verify(token, self.now_ts()), ip)
+    async def check(self, token: str, ip: str) -> Visitor:
+        """The visitor a token names; BadToken when it is forged, expired, or its conversation
+        was erased ("forget me": nothing of it may be read with an old token)."""
+        assert self.runtime is not None
+        visitor = Visitor(self.tokens.verify(token, self.now_ts()), ip)
+        conv = visitor.conversation_id
+        if await self.runtime.store.read(lambda c: c.execute(
+                sa.select(ERASURE.c.conversation_id).where(ERASURE.c.conversation_id == conv)).first()):
+            raise BadToken("erased")
+        return visitor
+
+    async def erase(self, conversation_id: str, now: datetime) -> None:
+        """Forget me: the conversation's log and uploads (files and rows) go, and its visitor's
+        tokens are refused from now on. An open widget still shows the confirmation pushed to it."""
+        if self.runtime is None or self.log is None or self.media is None:
+            raise RuntimeError("web chat not started")
+        await self.media.erase(conversation_id)
+        await self.log.erase(conversation_id)
+
+        def record(conn: sa.Connection) -> None:
+            if conn.execute(sa.select(ERASURE.c.conversation_id).where(
+                    ERASURE.c.conversation_id == conversation_id)).first() is None:
+                conn.execute(ERASURE.insert().values(conversation_id=conversation_id, org="default", erased_at=now))
+
+        await self.runtime.store.write(record)
 
     async def _limit(self, key: str, rate: tuple[int, float]) -> None:
         assert self.runtime is not None

@@ -41,10 +41,11 @@ class ChatLog:
     def __init__(self, store: Store):
         self.store = store
         self._by_key = sa.select(MESSAGE).where(MESSAGE.c.idempotency_key == sa.bindparam("key"))
-        # one statement numbers and inserts (a turn's hot path); ON CONFLICT drops a resend
+        # one statement numbers and inserts (a turn's hot path); ON CONFLICT drops a resend.
+        # :cid appears twice: the CAST gives PostgreSQL one type for it (else "inconsistent types")
         self._insert = sa.text(
             "INSERT INTO webchat_message (org, conversation_id, seq, idempotency_key, sender, payload, created_at) "
-            "SELECT :org, :cid, COALESCE(MAX(seq), 0) + 1, :key, :sender, :payload, :at "
+            "SELECT :org, CAST(:cid AS VARCHAR), COALESCE(MAX(seq), 0) + 1, :key, :sender, :payload, :at "
             "FROM webchat_message WHERE conversation_id = :cid "
             "ON CONFLICT (idempotency_key) DO NOTHING RETURNING seq"
         ).bindparams(sa.bindparam("at", type_=UTCDateTime()))
@@ -76,3 +77,8 @@ class ChatLog:
         query = sa.select(MESSAGE).where(MESSAGE.c.conversation_id == conversation_id, MESSAGE.c.seq > seq) \
             .order_by(MESSAGE.c.seq).limit(limit)
         return await self.store.read(lambda conn: [_entry(r) for r in conn.execute(query)])
+
+    async def erase(self, conversation_id: str) -> None:
+        """Delete the conversation's whole log (its patient asked to be forgotten)."""
+        await self.store.write(lambda conn: conn.execute(
+            MESSAGE.delete().where(MESSAGE.c.conversation_id == conversation_id)))

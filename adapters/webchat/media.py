@@ -93,3 +93,16 @@ class MediaStore:
         if row is None:
             return None
         return StoredMedia(row.id, row.conversation_id, self.directory / row.path, row.mime, row.size, kind_of(row.mime))
+
+    async def erase(self, conversation_id: str) -> int:
+        """Delete the conversation's uploads, files and rows; returns how many."""
+
+        paths = await self.store.write(lambda conn: list(conn.execute(MEDIA.delete().where(
+            MEDIA.c.conversation_id == conversation_id).returning(MEDIA.c.path)).scalars()))
+
+        def unlink() -> None:
+            for relative in paths:
+                (self.directory / relative).unlink(missing_ok=True)
+
+        await asyncio.to_thread(unlink)
+        return len(paths)

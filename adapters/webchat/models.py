@@ -1,4 +1,5 @@
-"""The web chat's durable tables: the per-conversation message log and the uploaded media.
+"""The web chat's durable tables: the per-conversation message log, the uploaded media, and the
+conversations whose patient asked to be forgotten.
 
 The log is what the widget shows: bot and staff messages (appended by `WebchatAdapter.send`, unique
 on the outbox idempotency key, so a resend after a crash is dropped) and the patient's own messages
@@ -44,3 +45,13 @@ class WebchatMedia(SQLModel, table=True):
     mime: str = Field(max_length=64)
     size: int
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WebchatErasure(SQLModel, table=True):
+    """A conversation erased at its patient's request ("forget me"). Its visitor's tokens are
+    refused from then on, so a browser still holding one reads nothing and starts anew."""
+
+    __tablename__ = "webchat_erasure"
+    conversation_id: str = Field(primary_key=True, max_length=300)
+    org: str = Field(default="default", max_length=64)
+    erased_at: datetime = Field(sa_type=UTCDateTime)

@@ -92,11 +92,11 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
             return response
         return endpoint
 
-    def visitor(request: Request) -> Visitor:
+    async def visitor(request: Request) -> Visitor:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise BadToken("no token")
-        return adapter.check(token.strip(), _ip(request))
+        return await adapter.check(token.strip(), _ip(request))
 
     async def json_body(request: Request, limit: int) -> dict[str, Any] | None:
         try:
@@ -113,7 +113,7 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
         return JSONResponse({"token": s.token, "visitor": s.visitor, **limits()})
 
     async def send(request: Request) -> Response:
-        who = visitor(request)
+        who = await visitor(request)
         data = await json_body(request, config.max_text * 6 + 4096)
         if data is None:
             return JSONResponse(error("too_long", limit=config.max_text), status_code=413)
@@ -121,7 +121,7 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
         return JSONResponse(reply, status_code=_status(reply))
 
     async def poll(request: Request) -> Response:
-        who = visitor(request)
+        who = await visitor(request)
         try:
             after = int(request.query_params.get("after", "0"))
             wait = min(POLL_SECONDS, float(request.query_params.get("wait", POLL_SECONDS)))
@@ -139,7 +139,7 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
         return JSONResponse({"messages": frames})
 
     async def upload(request: Request) -> Response:
-        who = visitor(request)
+        who = await visitor(request)
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > config.max_upload_bytes:
             return JSONResponse(error("too_large", limit=config.max_upload_bytes), status_code=413)
@@ -154,7 +154,7 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
         assert adapter.media is not None
         stored = await adapter.media.get(request.path_params["media_id"])
         try:
-            who: Visitor | None = visitor(request)
+            who: Visitor | None = await visitor(request)
         except BadToken:
             who = None
         if stored is None or not await adapter.may_read(request, who, stored) or not stored.path.is_file():

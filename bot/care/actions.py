@@ -6,9 +6,8 @@ the same name replaces one.
 
 from __future__ import annotations
 
-import json
 import statistics
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,8 +16,6 @@ from bot.actions.base import ActionContext, ActionResult
 from bot.actions.registry import ActionRegistry
 from bot.care.config import CareSettings
 from bot.triage import TriageRules, assess
-
-ERASED = "[erased]"
 
 
 def register_care_actions(registry: ActionRegistry, care: CareSettings, triage: dict[str, TriageRules],
@@ -102,25 +99,6 @@ def register_care_actions(registry: ActionRegistry, care: CareSettings, triage: 
             registry.register(name, fn)
 
 
-def erase_conversation(conn: sa.Connection, conversation_id: str, now: datetime) -> None:
-    from bot.store.store import AUDIT, EVENT, OUTBOX, TICKET, TICKET_MSG, TIMER
-
-    tickets = [r.id for r in conn.execute(sa.select(TICKET.c.id).where(TICKET.c.conversation_id == conversation_id))]
-    if tickets:
-        conn.execute(TICKET_MSG.update().where(TICKET_MSG.c.ticket_id.in_(tickets)).values(body=ERASED, media=""))
-        conn.execute(TICKET.update().where(TICKET.c.id.in_(tickets)).values(summary="{}"))
-    conn.execute(EVENT.update().where(EVENT.c.conversation_id == conversation_id).values(data="{}"))
-    rows = conn.execute(sa.select(OUTBOX.c.id, OUTBOX.c.payload).where(OUTBOX.c.conversation_id == conversation_id)).all()
-    for row in rows:
-        payload = json.loads(row.payload)
-        payload["text"] = ERASED
-        conn.execute(OUTBOX.update().where(OUTBOX.c.id == row.id).values(payload=json.dumps(payload)))
-    conn.execute(TIMER.update().where(TIMER.c.conversation_id == conversation_id,
-                                      TIMER.c.status == "pending").values(status="cancelled", payload="{}"))
-    conn.execute(AUDIT.insert().values(org="default", at=now.astimezone(timezone.utc), actor="patient",
-                                       action="erase", subject=conversation_id, detail="{}"))
-
-
 def _num(value: float) -> Any:
     return int(value) if float(value).is_integer() else value
 
@@ -138,12 +116,12 @@ def register_handoff_actions(registry: ActionRegistry, handoff: Any) -> None:
         return ActionResult(slots={"complaint_id": complaint_id})
 
     async def forget(ctx: ActionContext) -> ActionResult:
-        """Erase what the patient told us; keep ids, times and the audit trail (what happened,
-        never what was said). An open hand-off ends too — after this turn, since the conversation
-        is busy with it now — and without a survey."""
+        """Erase what the patient told us and sent, in bot's records and in every adapter (see
+        bot/care/erasure.py); keep ids, times and the audit trail. An open hand-off ends too — after
+        this turn, since the conversation is busy with it now — and without a survey."""
         if ctx.store is None:
             return ActionResult(ok=False, error="no store")
-        await ctx.store.write(lambda conn: erase_conversation(conn, ctx.conversation_id, ctx.now))
+        await handoff.runtime.erase(ctx.conversation_id, ctx.now)
         open_tickets = await ctx.store.read(lambda c: c.execute(sa.select(TICKET.c.id).where(
             TICKET.c.conversation_id == ctx.conversation_id,
             TICKET.c.status.in_(("pending", "assigned", "transferred", "escalated")))).scalars().all())

@@ -3,13 +3,12 @@ promise, online-care policy, proactive-message limits. Validated with file:line 
 
 from __future__ import annotations
 
-from datetime import time
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.timeofday import HHMM, in_window
+from bot.timeofday import HHMM, TimeWindow
 from bot.yamlsrc import load_model
 
 
@@ -48,15 +47,11 @@ class Policy(_M):
     prescriptions_first_visit: bool = False
 
 
-class QuietHours(_M):
+class QuietHours(TimeWindow):
+    """No proactive message in these hours, on the deployment's clock (`Settings.timezone`)."""
+
     start: HHMM = "22:00"
     end: HHMM = "08:00"
-
-    def contains(self, t: time) -> bool:
-        return in_window(self.start, self.end, t)
-
-    def end_time(self) -> time:
-        return time.fromisoformat(self.end)
 
 
 class Proactive(_M):

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.timeofday import HHMM, Duration, on_days, uncovered_week
 from bot.flow.compiler import parse_duration
+from bot.timeofday import HHMM, Duration, TimeWindow, on_days, uncovered_week
 from bot.yamlsrc import load_model
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -48,7 +48,7 @@ class Sla(_M):
         return parse_duration(getattr(self, field))
 
 
-class Shift(_M):
+class Shift(TimeWindow):
     staff: str
     department: str
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = list(DAYS)
@@ -161,7 +161,7 @@ class HandoffSettings(_M):
         "high": Sla(first_response="30m", next_response="1h", resolution="24h"),
         "normal": Sla(first_response="2h", next_response="4h", resolution="48h", remind_before="15m"),
     }
-    business_hours: dict[str, str] = {"start": "08:00", "end": "20:00"}
+    business_hours: TimeWindow = TimeWindow(start="08:00", end="20:00")  # in the roster's time zone
     roster: Roster = Roster()
     on_call: OnCall | None = None  # required wherever triage rules can raise an emergency (carebot validate)
     teams: dict[str, Team] = {}
@@ -181,6 +181,9 @@ class HandoffSettings(_M):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def in_business_hours(self, now: datetime) -> bool:
+        return self.business_hours.contains(now.astimezone(ZoneInfo(self.roster.timezone)).time())
 
     def department(self, department: str) -> Department:
         return self.departments.get(department, self.default)

@@ -242,7 +242,7 @@ class HandoffService:
         if assignee:
             member = await self.staff(assignee)
             event["staff_name"] = member.signature if member else assignee
-        if not assignee and not self._business_hours(now):
+        if not assignee and not self.settings.in_business_hours(now):
             event["out_of_hours"] = True
         if ticket.reason != "red_flag":  # an emergency was told to call 120, not to wait for us
             await self._tell_patient(ticket.conversation_id, event)
@@ -510,7 +510,7 @@ class HandoffService:
             await self.store.write(again)
             await self._tell_patient(ticket.conversation_id, {
                 "event": "waiting", "ticket_id": ticket.id, "position": await self.queue_position(ticket.id),
-                "minutes": await self.expected_minutes(ticket), "out_of_hours": not self._business_hours(now)})
+                "minutes": await self.expected_minutes(ticket), "out_of_hours": not self.settings.in_business_hours(now)})
         else:
             await self.store.write(mark)
 
@@ -541,15 +541,6 @@ class HandoffService:
         if len(waits) >= 20:
             return max(1, round(waits[len(waits) // 2]))
         return max(1, self.settings.sla_for(ticket.priority).seconds("first_response") // 60)
-
-    def _business_hours(self, now: datetime) -> bool:
-        from datetime import time as dtime
-        from zoneinfo import ZoneInfo
-
-        local = now.astimezone(ZoneInfo(self.settings.roster.timezone)).time()
-        start = dtime.fromisoformat(self.settings.business_hours.get("start", "00:00"))
-        end = dtime.fromisoformat(self.settings.business_hours.get("end", "23:59"))
-        return start <= local < end
 
     async def _tell_patient(self, conversation_id: str, payload: dict[str, Any]) -> None:
         conv = await self._conversation(conversation_id)

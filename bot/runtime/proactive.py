@@ -30,10 +30,7 @@ class ProactivePolicy:
     def postpone_until(self, now: datetime) -> datetime | None:
         """The end of the quiet hours `now` falls in, or None when it is not quiet."""
         quiet = self.settings.quiet_hours
-        if quiet is None or not quiet.contains(now.timetz().replace(tzinfo=None)):
-            return None
-        end = datetime.combine(now.date(), quiet.end_time(), tzinfo=now.tzinfo)
-        return end if end > now else end + timedelta(days=1)
+        return None if quiet is None else quiet.closes(now)
 
     async def hold_until(self, state: State, store: Any, now: datetime) -> tuple[datetime, str] | None:
         """When a proactive turn must wait, until when and why. Holding (rather than dropping) keeps

@@ -16,10 +16,13 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Literal
 
 from bot import metrics
 from bot.actions.base import ActionContext, ActionResult
+from bot.adapter import AdapterSet
+from bot.care.erasure import erase_records
 from bot.clock import Clock
 from bot.coord import Coord
 from bot.engine.engine import Engine
@@ -49,7 +52,8 @@ class Outcome:
 class Runtime:
     def __init__(self, *, pipeline: Pipeline, engine: Engine, store: Store, coord: Coord, clock: Clock,
                  actions: ActionRegistry | None = None, sender: Sender | None = None,
-                 cache_size: int = 50_000, lock_ttl: float = 30.0, proactive: ProactivePolicy | None = None):
+                 cache_size: int = 50_000, lock_ttl: float = 30.0, proactive: ProactivePolicy | None = None,
+                 adapters: AdapterSet | None = None):
         self.pipeline = pipeline
         self.engine = engine
         self.store = store
@@ -59,6 +63,7 @@ class Runtime:
         self.sender = sender
         self.lock_ttl = lock_ttl
         self.proactive = proactive
+        self.adapters = adapters or AdapterSet()
         self._cache: OrderedDict[str, State] = OrderedDict()
         self._cache_size = cache_size
         self._mailboxes: dict[str, deque[tuple[Inbound, asyncio.Future[Outcome], int | None]]] = {}
@@ -66,6 +71,14 @@ class Runtime:
         # the same conversation (schedule work instead)
         self.after_commit: list[Callable[[TurnCommit], None]] = []
         self.listeners: list[asyncio.Queue[tuple[Inbound, Outcome]]] = []
+
+    async def erase(self, conversation_id: str, now: datetime) -> None:
+        """Forget a conversation ("forget me"): the patient's text leaves bot's records, then every
+        adapter erases what it keeps (`Adapter.erase`: the web chat's log and uploads). Ids, times
+        and the audit trail stay."""
+        await self.store.write(lambda conn: erase_records(conn, conversation_id, now))
+        for adapter in list(self.adapters.adapters.values()):
+            await adapter.erase(conversation_id, now)
 
     async def handle(self, inbound: Inbound, *, timer_id: int | None = None) -> Outcome:
         """Process one inbound message; returns once its effects are committed (safe to ack).

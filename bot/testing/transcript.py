@@ -19,7 +19,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from adapters.memory import MemoryAdapter
 from bot.app import CareBot, Config
 from bot.clock import ManualClock
 from bot.coord import MemoryCoord
@@ -28,6 +27,7 @@ from bot.flow.compiler import parse_duration
 from bot.settings import Settings
 from bot.store.migrate import upgrade
 from bot.store.store import EVENT, TICKET, TIMER
+from bot.testing.memory import MemoryAdapter
 from bot.types import Media, Outbound
 from bot.yamlsrc import Source, load_yaml
 

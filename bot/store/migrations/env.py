@@ -3,12 +3,11 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import bot.store.models  # noqa: F401  (registers the tables)
-import adapters.webchat.models  # noqa: F401  (the web chat log and media)
-import bot.handoff.models  # noqa: F401  (staff, ticket history, reviews, complaints)
 from bot.store.db import make_engine
+from bot.store.migrate import register_tables
 
 config = context.config
+register_tables()
 target_metadata = SQLModel.metadata
 
 

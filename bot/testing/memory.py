@@ -1,4 +1,5 @@
-"""The memory adapter: a platform that lives in a list. It behaves like a careful real platform:
+"""The memory adapter: a platform that lives in a list, for tests, benchmarks and the
+conversation-test runner (it lives with them, so `bot/` needs nothing from `adapters/`). It behaves like a careful real platform:
 it keeps a duplicate check on the idempotency key (as WeCom's msgid / a send token would), and it
 can be told to fail, so tests see retries and ordering for real."""
 
