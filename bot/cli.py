@@ -87,6 +87,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         config = load_config(settings)
     except ConfigError as exc:
         return _report(exc)
+    lazy_problems = [p for rules in config.triage.values() for p in rules.compile_all()]
+    if lazy_problems:  # patterns are compiled on first use at run time; validate compiles them all
+        print("\n".join(lazy_problems), file=sys.stderr)
+        return 1
     n_msgs = {loc: len(msgs) for loc, msgs in config.content.messages.items()}
     print(f"OK: {len(config.flows.flows)} flows, messages {n_msgs}, "
           f"triage rules for {sorted(config.triage) or 'no locale'}")

@@ -134,11 +134,7 @@ class SafetyStage:
         return [t for at, t in state.episode if _parse(at) >= since]
 
     def _partial(self, screening: Screening, rules_needed: bool = True) -> bool:
-        learned = next((layer for layer in screening.layers if layer.name == "learned"), None)
-        medical = bool(screening.assessment.matched or screening.assessment.department)
-        if learned is None or self.screener.model is None or (rules_needed and not medical):
-            return False  # the model alone, with no rule or department word seeing a symptom, is not enough
-        return float(learned.detail.get("red_flag", 0.0)) >= self.screener.model.heads["red_flag"].question
+        return self.screener.wants_question(screening, rules_needed)
 
     def _numbers(self, locale: str) -> list[str]:
         rules = self.screener.rules_for(locale)

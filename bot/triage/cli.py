@@ -136,7 +136,7 @@ def run_eval(argv: list[str]) -> int:
         why = "; ".join(f"{layer['layer']}={layer['level']}" + (f" {layer.get('matched')}" if layer.get("matched") else "")
                         + (f" p={layer['red_flag']}" if "red_flag" in layer else "")
                         for layer in screening.explain())
-        return Verdict(a.level, a.emergency_numbers, why)
+        return Verdict(a.level, a.emergency_numbers, why, asked=screener.wants_question(screening))
 
     reports = evaluate(cases, judge)
     print(render(reports, show=args.show))

@@ -38,6 +38,7 @@ class Verdict:
     level: str
     numbers: tuple[str, ...]
     explain: str = ""
+    asked: bool = False  # a safety question (with the emergency number) instead of an emergency level
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Report:
     red_exact: int = 0
     ordinary: int = 0
     false_alarms: int = 0
+    red_asked: int = 0  # red flags below an emergency level that got the safety question
+    ordinary_asked: int = 0
     by_condition: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     confusion: Counter = field(default_factory=Counter)  # (expected, got) -> n
     misses: list[tuple[Case, Verdict]] = field(default_factory=list)
@@ -60,6 +63,7 @@ class Report:
             if verdict.level in RED:
                 self.false_alarms += 1
                 self.alarms.append((case, verdict))
+            self.ordinary_asked += verdict.asked
             return
         self.red += 1
         caught = verdict.level in RED and bool(verdict.numbers)
@@ -69,6 +73,7 @@ class Report:
         counts[0] += caught
         counts[1] += 1
         if not caught:
+            self.red_asked += verdict.asked
             self.misses.append((case, verdict))
 
     def figures(self) -> dict:
@@ -80,6 +85,8 @@ class Report:
             "recall_emergency_pct": pct(self.red_caught, self.red),
             "exact_level_pct": pct(self.red_exact, self.red),
             "false_alarm_pct": pct(self.false_alarms, self.ordinary),
+            "route_shown_pct": pct(self.red_caught + self.red_asked, self.red),
+            "ordinary_asked_pct": pct(self.ordinary_asked, self.ordinary),
             "dangerous_misses": len(self.misses),
             "conditions": len(self.by_condition),
             "per_condition": {c: {"caught": n[0], "of": n[1]} for c, n in sorted(self.by_condition.items())},
@@ -125,7 +132,9 @@ def render(reports: dict[str, Report], show: int = 30) -> str:
         lines += [f"== {locale}: {r.red} red flags over {f['conditions']} conditions, {r.ordinary} ordinary",
                   f"   red flags at emergency+ with a number: {r.red_caught}/{r.red} = {f['recall_emergency_pct']}%",
                   f"   at their exact level:                  {r.red_exact}/{r.red} = {f['exact_level_pct']}%",
-                  f"   ordinary raised to an emergency:       {r.false_alarms}/{r.ordinary} = {f['false_alarm_pct']}%"]
+                  f"   ordinary raised to an emergency:       {r.false_alarms}/{r.ordinary} = {f['false_alarm_pct']}%",
+                  f"   red flags shown the route (emergency or safety question): {f['route_shown_pct']}%; "
+                  f"ordinary asked the safety question: {f['ordinary_asked_pct']}%"]
         weak = sorted(((n[0] / n[1], c, n) for c, n in r.by_condition.items() if n[0] < n[1]))[:12]
         if weak:
             lines.append("   weakest conditions: " + ", ".join(f"{c} {n[0]}/{n[1]}" for _, c, n in weak))

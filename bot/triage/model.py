@@ -53,7 +53,8 @@ class Symptom:
 
     @cached_property
     def _prefixes(self) -> tuple[frozenset[str] | None, ...]:
-        return tuple(None if (p := literal_prefixes(pattern)) is None else frozenset(p) for pattern in self.patterns)
+        return tuple(None if (p := (pattern.prefixes if isinstance(pattern, LazyRegex) else literal_prefixes(pattern)))
+                     is None else frozenset(p) for pattern in self.patterns)
 
     def _pattern_may_match(self, i: int, text: str, found: frozenset[str] | set[str] | None) -> bool:
         prefixes = self._prefixes[i]
@@ -176,6 +177,19 @@ class TriageRules:
     source: str
     not_now: NotNow | None = None
 
+    def compile_all(self) -> list[str]:
+        """Compile every lazily compiled pattern now; the problems (for `carebot validate`)."""
+        problems = []
+        for symptom in self.symptoms:
+            for i, pattern in enumerate(symptom.patterns):
+                if isinstance(pattern, LazyRegex):
+                    try:
+                        pattern.compiled()
+                    except re.error as err:
+                        problems.append(f"{self.source}: symptoms.{symptom.name}.patterns[{i}]: "
+                                        f"invalid regex {pattern.pattern!r}: {err}")
+        return problems
+
     @cached_property
     def quiet(self) -> Any:
         """The assessment of a message in which nothing at all was found (the default level)."""
@@ -235,7 +249,32 @@ class TriageRules:
         return dept.names.get(locale or self.locale) or dept.names.get("en") or department_id
 
 
-def literal_prefixes(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+class LazyRegex:
+    """A pattern checked at load (parsed: a syntax error is reported with its file and line) and
+    compiled on first use. A locale has hundreds of triage patterns and most never run on a given
+    day (their literal is absent), so start-up does not pay for compiling them.
+    `carebot validate` compiles every one (`TriageRules.compile_all`)."""
+
+    __slots__ = ("pattern", "prefixes", "_compiled")
+
+    def __init__(self, pattern: str):
+        import re._parser as sre_parse  # Python 3.11+
+
+        tree = sre_parse.parse(pattern, 0)  # raises re.error, as re.compile would
+        self.pattern = pattern
+        self.prefixes = literal_prefixes(tree)
+        self._compiled: re.Pattern[str] | None = None
+
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern)
+        return self._compiled
+
+    def finditer(self, text: str):  # type: ignore[no-untyped-def]
+        return self.compiled().finditer(text)
+
+
+def literal_prefixes(pattern: re.Pattern[str] | Any) -> tuple[str, ...] | None:
     """Literal strings one of which every match of `pattern` contains — its leading literal, or
     failing that its most selective mandatory literal part — or None when there is no such short set.
     '(胸口|心口)[^，]{0,4}疼' → ('胸口', '心口'); 'chest\\s+pain' → ('chest',); '\\d+分钟' → ('分钟',)."""
@@ -294,12 +333,17 @@ def literal_prefixes(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
             found.append({run})
         return found
 
-    try:
-        items = list(sre_parse.parse(pattern.pattern, pattern.flags))
-    except Exception:
-        return None
-    if pattern.flags & re.IGNORECASE:
-        return None
+    if isinstance(pattern, re.Pattern):
+        if pattern.flags & re.IGNORECASE:
+            return None
+        try:
+            items = list(sre_parse.parse(pattern.pattern, pattern.flags))
+        except Exception:
+            return None
+    else:  # an already parsed tree (LazyRegex)
+        if pattern.state.flags & re.IGNORECASE:
+            return None
+        items = list(pattern)
     first = leading(items)
     candidates = [g for g in ([first] if first else []) + gates(items) if g and "" not in g and len(g) <= 60]
     if not candidates:

@@ -18,7 +18,7 @@ from bot.yamlsrc import parse_yaml
 
 from bot.errors import ConfigError, ConfigProblem
 from bot.triage.model import (
-    AGE_UNITS_IN_MONTHS, LEVELS, AgePattern, Department, DepartmentLexicon, Negation, NotNow, PatientCondition,
+    AGE_UNITS_IN_MONTHS, LEVELS, AgePattern, Department, DepartmentLexicon, LazyRegex, Negation, NotNow, PatientCondition,
     PatientInText, Rule, Symptom, TriageRules,
 )
 from bot.triage.phrases import PhraseIndex, normalize
@@ -153,11 +153,11 @@ class _Loader:
             return None
         return value
 
-    def compile(self, regex: str, line: int, field: str) -> re.Pattern[str] | None:
+    def compile(self, regex: str, line: int, field: str, lazy: bool = False) -> Any:
         try:
             # No IGNORECASE: text is lower-cased before matching, and case-sensitive patterns let the
             # regex engine skip ahead to positions where the first character can match.
-            return re.compile(regex)
+            return LazyRegex(regex) if lazy else re.compile(regex)
         except re.error as err:
             self.problem(line, field, f"invalid regex {regex!r}: {err}")
             return None
@@ -167,7 +167,7 @@ class _Loader:
         patterns = []
         for i, p in enumerate(self.strings(node, "patterns", f"{field}.patterns")):
             pline = self.line(node["patterns"], i) if isinstance(node.get("patterns"), list) else line
-            patterns.append(self.compile(p, pline, f"{field}.patterns[{i}]"))
+            patterns.append(self.compile(p, pline, f"{field}.patterns[{i}]", lazy=True))
         if None in patterns:
             return None
         if not keywords and not patterns:

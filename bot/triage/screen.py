@@ -8,8 +8,9 @@ Layers, each recorded in the explanation:
 1. **rules** of every shipped locale (a message in the other language than the conversation's, or mixed
    zh/en text, is screened too); the most severe assessment wins, numbers and reply come from it;
 2. **learned**: the linear model's red-flag and ambulance scores (bot.understand.learned). It may only
-   raise a level, never lower one: when the rules saw no emergency, a red-flag score at or above its
-   threshold makes the message `emergency`, and with the ambulance score too, `emergency_ambulance`.
+   raise a level, never lower one: when the rules saw a symptom but no emergency, a red-flag score at
+   or above its threshold makes the message `emergency`, and with the ambulance score too,
+   `emergency_ambulance`. On a message no rule recognised it raises nothing (the safety stage may ask).
    It reads only messages of some length (one-word answers are not what it learned from), and only
    when the rules found no emergency (it could not change that).
 Emergency numbers always come from the conversation's own locale file (the deployment's region), never
@@ -110,6 +111,18 @@ class Screener:
         lists = self.number_lists(own)
         return tuple(dict.fromkeys(num for n in names for num in lists.get(n, ())))
 
+    def wants_question(self, screening: Screening, evidence_needed: bool = True) -> bool:
+        """A partial signal worth one yes/no safety question: no emergency, the learned red-flag score
+        at least at its question level, and (unless told otherwise) a rule or a department word saw
+        something medical — the model alone on a non-medical message is not enough."""
+        learned = next((layer for layer in screening.layers if layer.name == "learned"), None)
+        if learned is None or self.model is None or screening.assessment.is_emergency:
+            return False
+        medical = bool(screening.assessment.matched or screening.assessment.department)
+        if evidence_needed and not medical:
+            return False
+        return float(learned.detail.get("red_flag", 0.0)) >= self.model.heads["red_flag"].question
+
     def _learned(self, text: str, best: Assessment, own: TriageRules, layers: list[Layer]) -> Assessment:
         assert self.model is not None
         feats = features(canonical(text))
@@ -118,7 +131,10 @@ class Screener:
         level = best.level
         # The rules' own emergency level stands (their exact level is the better-measured one); the
         # model raises only a message the rules did not see as an emergency.
-        if p_red >= red.threshold and not best.is_emergency:
+        # and only where a rule saw something (any level): the model alone, on a message no rule
+        # recognised ("my son is 6 weeks old"), is not evidence enough to sound an alarm; the safety
+        # stage may still ask its yes/no question.
+        if p_red >= red.threshold and not best.is_emergency and best.matched:
             level = max_level(level, "emergency_ambulance" if p_amb >= amb.threshold else "emergency")
         layers.append(Layer("learned", level if level != best.level else "-", {
             "red_flag": round(p_red, 3), "ambulance": round(p_amb, 3),
