@@ -13,13 +13,15 @@ from bot.care.config import CareSettings, load_care
 from bot.clock import Clock
 from bot.handoff.config import HandoffSettings, load_handoff
 from bot.handoff.paging import PAGER, Paging
+from bot.handoff.relay import RelayStage
 from bot.handoff.service import HandoffService
 from bot.coord import Coord, make_coord
 from bot.engine.engine import Engine
 from bot.errors import ConfigError, ConfigProblem
 from bot.flow.content import Content, load_content, missing_by_locale
 from bot.flow.loader import FlowSet, load_flows
-from bot.pipeline import EngineStage, Pipeline, RelayStage
+from bot.group import GroupStage
+from bot.pipeline import EngineStage, Pipeline
 from bot.runtime.proactive import ProactivePolicy
 from bot.runtime.runtime import Runtime
 from bot.runtime.sender import Sender
@@ -27,7 +29,9 @@ from bot.runtime.timers import TimerLoop
 from bot.safety import SafetyStage
 from bot.settings import Settings
 from bot.store.store import Store
+from bot.timer_names import PAGE, SLA
 from bot.triage import TriageRules, load_all_triage
+from bot.triage.guidance import Guidance, load_guidance
 from bot.understand.intents import Intents, load_intents
 from bot.triage.screen import Screener, shipped_model
 
@@ -44,6 +48,7 @@ class Config:
     care: CareSettings = field(default_factory=CareSettings)
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
     intents: Intents | None = None  # content/understand: typed requests and answers
+    guidance: Guidance | None = None  # content/guidance: what to do while waiting, per red flag
 
 
 def load_config(settings: Settings, root: Path | None = None) -> Config:
@@ -83,6 +88,12 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
             problems.extend(intents.missing_flows(set(flows.flows)))
     except ConfigError as exc:
         problems.extend(exc.problems)
+    guidance = None
+    if content is not None:
+        try:
+            guidance = load_guidance(settings.content_dir, content.locales, triage, settings.base_locale)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if triage and not care.region.numbers.ambulance:
         problems.append(ConfigProblem(str(settings.content_dir / "care.yml"), 0, "region.numbers.ambulance",
                                       'the region needs an ambulance number (e.g. region: {name: CN, numbers: '
@@ -95,15 +106,18 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
     if problems:
         raise ConfigError(problems)
     assert content is not None and flows is not None
-    return Config(content, flows, triage, care, handoff, intents if intents and intents.locales else None)
+    return Config(content, flows, triage, care, handoff, intents if intents and intents.locales else None,
+                  guidance if guidance and guidance.kinds else None)
 
 
 def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
     engine = Engine(config.flows, config.content, constants={"care": config.care.model_dump()},
                     intents=config.intents)
     region = config.care.region.number_lists() if config.care.region.numbers.ambulance else None
-    stages = [SafetyStage(Screener(config.triage, shipped_model(), base_locale, region), config.content, base_locale),
-              RelayStage(engine), EngineStage(engine)]
+    safety = SafetyStage(Screener(config.triage, shipped_model(), base_locale, region), config.content, base_locale,
+                         guidance=config.guidance, region_numbers=config.care.region.numbers.model_dump())
+    stages = [safety,
+              GroupStage(), RelayStage(engine), EngineStage(engine)]
     return engine, Pipeline(stages)
 
 
@@ -144,10 +158,11 @@ class CareBot:
         timers = TimerLoop(runtime, store, clock, proactive=proactive)
         handoff = HandoffService(config.handoff, store, runtime, coord, clock)
         runtime.after_commit.append(handoff.after_commit)
-        timers.handoff = handoff
         register_handoff_actions(actions, handoff)
         handoff.paging = Paging(handoff, sender, config.care.region.numbers.ambulance,
                                 webhook=adapter_set.get(PAGER) is not None)
+        timers.register(SLA, handoff.clocks.on_timer)
+        timers.register(PAGE, handoff.paging.on_timer)
         return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff)
 
     async def start(self, background: bool = True) -> None:

@@ -167,7 +167,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
     import getpass
 
     from bot.app import CareBot
-    from bot.handoff.service import HandoffError
+    from bot.handoff.staff import HandoffError
     from bot.store.migrate import upgrade
 
     settings = _settings(args)

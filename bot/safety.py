@@ -14,9 +14,11 @@ from typing import Any
 from bot.engine.answers import Invalid, parse_yes_no
 from bot.engine.state import State
 from bot.flow.content import Content
-from bot.pipeline import STAFFED_SLOT, Next, TurnContext
+from bot.handoff.relay import STAFFED_SLOT
+from bot.pipeline import Next, TurnContext
 from bot.triage import Assessment, PatientContext, max_level
 from bot.triage.model import EMERGENCY_LEVELS, LEVEL_RANK
+from bot.triage.guidance import Guidance
 from bot.triage.screen import Screener, Screening
 from bot.understand.normalize import canonical
 from bot.understand.values import read_values
@@ -60,20 +62,23 @@ class SafetyStage:
       the emergency path, no → the turn goes on with the message the question was about.
     """
 
-    def __init__(self, screener: Screener, content: Content, base_locale: str):
+    def __init__(self, screener: Screener, content: Content, base_locale: str,
+                 guidance: Guidance | None = None, region_numbers: dict[str, str] | None = None):
         self.screener = screener
         self.content = content
         self.base_locale = base_locale
+        self.guidance = guidance  # what to do while waiting, per red flag (content/guidance)
+        self.region_numbers = region_numbers or {}  # content/care.yml region.numbers
 
-    def __call__(self, ctx: TurnContext, call_next: Next) -> None:
+    async def __call__(self, ctx: TurnContext, call_next: Next) -> None:
         inbound, state = ctx.inbound, ctx.state
         locale = state.locale or self.base_locale
         check = state.slots.pop(CHECK_SLOT, None)
-        if isinstance(check, dict) and inbound.kind in SCREENED and self._answer_check(ctx, check, call_next):
+        if isinstance(check, dict) and inbound.kind in SCREENED and await self._answer_check(ctx, check, call_next):
             return
         text = inbound.text.strip()
         if inbound.kind not in SCREENED or not text or text.startswith("/") or self.screener.rules_for(locale) is None:
-            call_next(ctx)
+            await call_next(ctx)
             return
         screening = self.screener.screen(text, locale, patient_context(state))
         if self._says_something(screening, text):
@@ -100,7 +105,7 @@ class SafetyStage:
             return
         if waiting:  # after an emergency, until a person takes over, no message goes unanswered
             self._stay_with(ctx, locale)
-        call_next(ctx)
+        await call_next(ctx)
 
     def _stay_with(self, ctx: TurnContext, locale: str) -> None:
         """"Have you called 120?" — and what the answer means — while the emergency waits for a person.
@@ -151,7 +156,7 @@ class SafetyStage:
                                          buttons=buttons, extra={"priority": "emergency"})))
         ctx.effects.append(RecordEvent("safety_check", {"asked": True}))
 
-    def _answer_check(self, ctx: TurnContext, check: dict, call_next: Next) -> bool:
+    async def _answer_check(self, ctx: TurnContext, check: dict, call_next: Next) -> bool:
         """Act on the answer to the safety question; False when the message is not an answer (it is
         then screened as a new message)."""
         state, inbound = ctx.state, ctx.inbound
@@ -174,7 +179,7 @@ class SafetyStage:
             return True
         ctx.inbound = replace(inbound, kind=check.get("kind", "text"), text=str(check.get("text", "")),
                               payload=check.get("payload") or {})
-        call_next(ctx)
+        await call_next(ctx)
         return True
 
     def _emergency(self, ctx: TurnContext, result: Assessment, screening: Screening, words: list[str]) -> None:
@@ -186,7 +191,8 @@ class SafetyStage:
         ctx.effects.append(Send(Outbound(
             op="say", address=state.address, key=key,
             text=self.content.render(key, state.locale or self.base_locale, reply_ctx),
-            extra={"priority": "emergency"})))
+            extra={"priority": "emergency", "call": numbers})))  # call: tap-to-call, ambulance first
+        self._guidance(ctx, result)
         for frame in state.stack:  # no more intake questions: the emergency comes first
             if frame.timer:
                 ctx.effects.append(CancelTimer(frame.timer))
@@ -201,6 +207,18 @@ class SafetyStage:
                          "layers": screening.explain(), "patient_words": words,
                          "slots": {k: v for k, v in state.slots.items() if not k.startswith("_")}}))
             state.mode = "human"
+
+    def _guidance(self, ctx: TurnContext, result: Assessment) -> None:
+        """What to do while waiting (content/guidance), for the kinds of red flag that fired."""
+        if self.guidance is None:
+            return
+        locale = ctx.state.locale or self.base_locale
+        label = self.content.lookup("common.source", locale)
+        for kind in self.guidance.kinds_for(m.rule for m in result.matched):
+            text = self.guidance.render(kind, locale, self.region_numbers, label.source if label else "Source")
+            sources = len(self.guidance.kinds[kind].sources)  # the text's last lines: a widget shows them small
+            ctx.effects.append(Send(Outbound(op="say", address=ctx.state.address, key=f"guidance.{kind}", text=text,
+                                             extra={"priority": "emergency", "guidance": kind, "sources": sources})))
 
 
 def _parse(at: str) -> datetime:

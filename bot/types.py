@@ -29,8 +29,10 @@ InboundKind = Literal[
 class Address:
     """Where a conversation lives on one platform.
 
-    A conversation is one (channel, chat_id, thread_id) — in a group the whole group shares the chat,
-    and `user_id` says who spoke. In a direct chat chat_id and user_id are usually the same person.
+    A direct chat is one conversation per (channel, chat_id, thread_id); chat_id and user_id are
+    usually the same person. In a group (`is_group`) the bot replies to the group's chat (chat_id,
+    thread_id) but each member has a conversation of their own — their flow stack, slots, tickets
+    and timers — so `conversation_id` adds `user_id` there (bot/group.py).
     """
 
     channel: str
@@ -43,7 +45,10 @@ class Address:
     @property
     def conversation_id(self) -> str:
         base = f"{self.org}:{self.channel}:{self.chat_id}"
-        return f"{base}:{self.thread_id}" if self.thread_id else base
+        if self.thread_id:
+            base = f"{base}:{self.thread_id}"
+        # a group member's own conversation; a direct chat's id is unchanged (no migration)
+        return f"{base}/{self.user_id}" if self.is_group and self.user_id else base
 
     def to_dict(self) -> dict[str, Any]:
         return {"channel": self.channel, "chat_id": self.chat_id, "user_id": self.user_id,
@@ -75,6 +80,11 @@ class Inbound:
     payload: dict[str, Any] = field(default_factory=dict)
     media: Media | None = None
     locale: str = ""  # a hint from the platform (user language), may be empty
+    # In a group: the message mentions the bot or replies to one of the bot's messages. The adapter
+    # sets it (and removes the mention from `text`); commands and button presses are addressed by
+    # their kind. In a group the bot answers only addressed messages (bot/group.py). Unused in a
+    # direct chat, where every message is for the bot.
+    addressed: bool = False
 
     @property
     def dedupe_key(self) -> str:

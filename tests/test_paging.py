@@ -25,7 +25,7 @@ from bot.clock import ManualClock
 from bot.coord import MemoryCoord
 from bot.errors import ConfigError
 from bot.handoff.config import load_handoff
-from bot.handoff.service import EVENTS
+from bot.handoff.tickets import EVENTS
 from bot.settings import Settings
 from bot.store.migrate import upgrade
 from bot.store.store import AUDIT, OUTBOX, TICKET

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.console.web import PREFIX, Ctx, Refused, Web
-from bot.handoff.service import HandoffError
+from bot.handoff.staff import HandoffError
 
 
 async def paging_values(ctx: Ctx) -> dict[str, Any]:

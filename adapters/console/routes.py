@@ -33,7 +33,8 @@ from adapters.console.i18n import LOCALES
 from adapters.console.paging import paging_routes, paging_values
 from adapters.console.session import IDLE
 from adapters.console.web import LANG_COOKIE, PREFIX, Ctx, Refused, Web
-from bot.handoff.service import HandoffError, HandoffService
+from bot.handoff.service import HandoffService
+from bot.handoff.staff import MANAGERS, SEES_ALL, HandoffError
 from bot.handoff.stats import stats_for
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
-MANAGERS = ("admin", "operator")
 ACTIONS = ("take", "reply", "note", "transfer", "escalate", "close")
 LOGIN_RATE = {"ip": (20, 900.0), "id": (5, 900.0)}  # attempts per seconds
 SSE_LIFETIME = 600.0  # the browser reconnects (and the session is checked again) after this
@@ -366,8 +366,8 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         Route("/patients/{conversation_id:path}", p(patient_page)),
         Route("/reviews", p(reviews, roles=MANAGERS)),
         Route("/reviews/{review_id:int}", p(review, roles=MANAGERS), methods=["POST"]),
-        Route("/complaints", p(complaints, roles=(*MANAGERS, "customer_service"))),
-        Route("/complaints/{complaint_id:int}/handled", p(complaint_handled, roles=(*MANAGERS, "customer_service")),
+        Route("/complaints", p(complaints, roles=SEES_ALL)),
+        Route("/complaints/{complaint_id:int}/handled", p(complaint_handled, roles=SEES_ALL),
               methods=["POST"]),
         Route("/stats", p(stats)),
         Route("/audit", p(audit_log, roles=("admin",))),

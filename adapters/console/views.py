@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from bot.handoff.models import Complaint, Review, Staff, TicketEvent
-from bot.handoff.service import OPEN, PRIORITY_RANK, StaffMember
+from bot.handoff.staff import SEES_ALL, StaffMember
+from bot.handoff.tickets import OPEN, PRIORITY_RANK
 from bot.store.store import AUDIT, CONV, EVENT, TICKET, TICKET_MSG
 
 STAFF = Staff.__table__
@@ -83,8 +84,8 @@ def clocks(ticket: Any, now: datetime) -> list[Clock]:
 
 
 def visible(staff: StaffMember) -> Any:
-    """The SQL twin of `HandoffService.can_view`."""
-    if staff.role in ("admin", "operator", "customer_service"):
+    """The SQL twin of `bot.handoff.staff.can_view`."""
+    if staff.role in SEES_ALL:
         return sa.true()
     return sa.or_(TICKET.c.department.in_(list(staff.departments)), TICKET.c.assignee == staff.id)
 

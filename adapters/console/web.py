@@ -28,7 +28,7 @@ from adapters.console.session import COOKIE, IDLE, ConsoleSession, SessionSigner
 
 if TYPE_CHECKING:
     from bot.app import CareBot
-    from bot.handoff.service import StaffMember
+    from bot.handoff.staff import StaffMember
     from bot.settings import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -76,6 +76,22 @@ def error(code: str, client_id: str = "", **extra: Any) -> Frame:
     return {"type": "error", "code": code, "id": client_id, **extra}
 
 
+def emergency_fields(extra: dict[str, Any]) -> dict[str, Any]:
+    """What the widget needs from an emergency message: its style (`priority`), the numbers to offer as
+    tap-to-call buttons (`call`, ambulance first) and, for what-to-do-while-waiting steps, `guidance`
+    (the kind) and `sources` (how many of the text's last lines cite where the steps come from)."""
+    fields: dict[str, Any] = {}
+    if extra.get("priority") == "emergency":
+        fields["priority"] = "emergency"
+    numbers = extra.get("call")
+    if isinstance(numbers, (list, tuple)):
+        fields["call"] = [str(n) for n in numbers if str(n).strip()]
+    if extra.get("guidance"):
+        fields["guidance"] = str(extra["guidance"])
+        fields["sources"] = int(extra.get("sources") or 0)  # the text's last lines say where it comes from
+    return fields
+
+
 def media_frame(media: Media | StoredMedia | None) -> dict[str, Any] | None:
     """How the widget finds a picture: an upload by id (fetched with the session token), or a URL."""
     if media is None:
@@ -150,6 +166,7 @@ class WebchatAdapter(Adapter):
         payload = {"text": outbound.text, "key": outbound.key, "sender_name": outbound.sender_name,
                    "buttons": [{"label": b.label, "value": b.value} for b in outbound.buttons],
                    "media": media_frame(outbound.media)}
+        payload.update(emergency_fields(outbound.extra))
         entry, _new = await self.log.append(conv, idempotency_key, outbound.sender, payload,
                                             self.runtime.clock.now(), outbound.address.org)
         # pushed even when not new: harmless (widgets drop a seq they have) and covers a crash

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from bot.actions.base import ActionContext, ActionResult
 from bot.actions.registry import ActionRegistry
 from bot.care.config import CareSettings
+from bot.handoff.tickets import OPEN
 from bot.triage import TriageRules, assess
 
 
@@ -124,9 +125,9 @@ def register_handoff_actions(registry: ActionRegistry, handoff: Any) -> None:
         await handoff.runtime.erase(ctx.conversation_id, ctx.now)
         open_tickets = await ctx.store.read(lambda c: c.execute(sa.select(TICKET.c.id).where(
             TICKET.c.conversation_id == ctx.conversation_id,
-            TICKET.c.status.in_(("pending", "assigned", "transferred", "escalated")))).scalars().all())
+            TICKET.c.status.in_(OPEN))).scalars().all())
         for ticket_id in open_tickets:
-            handoff._spawn(handoff.abandon(ticket_id, "patient_erased_data"))
+            handoff.spawn(handoff.abandon(ticket_id, "patient_erased_data"))
         return ActionResult()
 
     for name, fn in (("care.complaint", complaint), ("care.forget", forget)):

@@ -40,6 +40,7 @@ from bot.errors import StepError
 from bot.flow.compiler import AskSpec, CompiledFlow, Instr
 from bot.flow.content import Content
 from bot.flow.loader import FlowSet, normalize
+from bot.timer_names import WAIT, kind_of
 from bot.understand.intents import Intents
 from bot.types import (
     Button, CallAction, CancelTimer, Effect, Inbound, OpenTicket, Outbound, RecordEvent,
@@ -228,7 +229,8 @@ class Engine:
             top.wait, top.timer = "", ""
             top.at = cf.code[instr.target].label
             return
-        flow = self.flows.timers.get(name)
+        # a `timer: med` trigger also answers the templated names of that kind (`med:p42`)
+        flow = self.flows.timers.get(name) or self.flows.timers.get(kind_of(name))
         if flow:
             self._start(turn, flow)
 
@@ -421,11 +423,11 @@ class Engine:
         payload = dict(ins.a["payload"](ctx) or {})
         if ins.a["flow"]:
             payload["flow"] = ins.a["flow"]
-        turn.effects.append(ScheduleTimer(ins.a["timer"], due, payload))
+        turn.effects.append(ScheduleTimer(ins.a["timer"](ctx), due, payload))
         return pc + 1
 
     def _op_cancel(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
-        turn.effects.append(CancelTimer(ins.a["timer"]))
+        turn.effects.append(CancelTimer(ins.a["timer"](turn.context())))
         return pc + 1
 
     def _op_tag(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> int:
@@ -443,7 +445,7 @@ class Engine:
         return pc + 1
 
     def _op_wait(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> None:
-        name = f"wait:{cf.id}:{ins.label}"
+        name = f"{WAIT}:{cf.id}:{ins.label}"
         turn.effects.append(ScheduleTimer(name, turn.now + timedelta(seconds=ins.a["seconds"]), {"name": name}))
         frame.wait, frame.timer = "wait", name
         return None

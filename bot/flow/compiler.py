@@ -13,6 +13,7 @@ from typing import Any
 from bot.flow import model as m
 from bot.flow.expr import Compiled, ExprError, compile_condition, compile_template, compile_value
 from bot.flow.model import AskBody, Choice, Validation
+from bot.timer_names import RESERVED, kind_of
 from bot.yamlsrc import Loc, Source, field_path
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -122,6 +123,15 @@ class FlowCompiler:
         except ExprError as exc:
             self.problems.append(self.source.problem(loc, str(exc)))
             return lambda _ctx: ""
+
+    def timer_name(self, source: str, loc: Loc) -> Compiled:
+        """A timer's name, a template so one conversation can hold many (`med:{{ plan_id }}`). Its
+        kind (the part before the first `:`) must not be one the runtime routes elsewhere."""
+        kind = kind_of(source)
+        if kind in RESERVED:
+            self.problems.append(self.source.problem(loc, f"timer {source!r}: the kind {kind!r} is the runtime's "
+                                                          f"own ({', '.join(sorted(RESERVED))}); choose another name"))
+        return self.template(source, loc)
 
     def value(self, value: Any, loc: Loc) -> Compiled:
         try:
@@ -272,7 +282,7 @@ class FlowCompiler:
             self.problems.append(self.source.problem(
                 (*loc, "schedule"), "give exactly one of `in:` (a duration) or `at:` (an expression)"))
         self.emit("schedule", loc, {
-            "timer": body.timer,
+            "timer": self.timer_name(body.timer, (*loc, "schedule", "timer")),
             "seconds": self.duration(body.in_, (*loc, "schedule", "in")) if body.in_ else None,
             "at": self.expr(body.at, (*loc, "schedule", "at")) if body.at else None,
             "flow": body.flow, "loc": (*loc, "schedule", "flow"),
@@ -280,7 +290,7 @@ class FlowCompiler:
         })
 
     def step_cancel(self, step: m.CancelStep, loc: Loc) -> None:
-        self.emit("cancel", loc, {"timer": step.cancel})
+        self.emit("cancel", loc, {"timer": self.timer_name(step.cancel, (*loc, "cancel"))})
 
     def step_tag(self, step: m.TagStep, loc: Loc) -> None:
         self.emit("tag", loc, {"add": tuple(step.tag)})

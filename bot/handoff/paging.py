@@ -26,13 +26,18 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from bot.flow.compiler import parse_duration
+from bot.handoff import clocks, tickets
 from bot.handoff.config import OnCall, OnCallShift
-from bot.store.store import AUDIT, EVENT, TICKET, TIMER, Claimed
+from bot.handoff.staff import MANAGERS, HandoffError, StaffMember, can_view
+from bot.handoff.tickets import EVENTS, OPEN
+from bot.store.store import EVENT, TICKET, Claimed
 from bot.types import Address, Outbound
 
 if TYPE_CHECKING:
-    from bot.handoff.service import HandoffService, StaffMember
+    from bot.handoff.service import HandoffService
     from bot.runtime.sender import Sender
+    from bot.store.store import DueTimer
 
 RUNGS = ("on_call", "next_on_call", "backup", "everyone")
 PAGER = "pager"  # the outbox channel of the pager webhook (adapters/pager)
@@ -71,7 +76,7 @@ class Paging:
         """Start the ladder for emergency tickets whose process died before paging."""
         ids = await self.service.store.read(lambda c: c.execute(sa.select(TICKET.c.id).where(
             TICKET.c.reason == "red_flag", TICKET.c.paging == "",
-            TICKET.c.status.in_(("pending", "assigned", "transferred", "escalated")))).scalars().all())
+            TICKET.c.status.in_(OPEN))).scalars().all())
         for ticket_id in ids:
             await self.start(ticket_id)
         return len(ids)
@@ -108,10 +113,10 @@ class Paging:
         if not people:
             await self._exhausted(ticket_id)
             return
-        ticket = await self.service._ticket(ticket_id)
+        ticket = await self.service.tickets.get(ticket_id)
         now = self.service.clock.now()
         assert self.on_call is not None
-        due = now + timedelta(seconds=_secs(self.on_call.ack_timeout))
+        due = now + timedelta(seconds=parse_duration(self.on_call.ack_timeout))
         everyone = sorted(set(paged) | {p.who for p in people})
 
         def q(conn: Connection) -> list[Claimed]:
@@ -122,8 +127,8 @@ class Paging:
             for person in people:
                 channels = (["console"] if person.staff else []) + (["webhook"] if self.webhook else [])
                 detail = {"rung": RUNGS[rung], "who": person.who, "channels": channels}
-                self.service._event(conn, ticket_id, now, "system", "paged", detail)
-                _audit(conn, now, "page", ticket_id, detail)
+                tickets.event(conn, ticket_id, now, "system", "paged", detail)
+                tickets.audit(conn, now, "page", ticket_id, detail)
                 if self.webhook:
                     claimed.append(self.service.store.outbox_row(conn, f"page:{ticket_id}", Outbound(
                         op="page", address=Address(PAGER, person.who), extra={"ticket_id": ticket_id, "who": person.who,
@@ -131,8 +136,8 @@ class Paging:
                                  "department": ticket.department, "priority": ticket.priority,
                                  "to": {"staff": person.staff, "name": person.name, "contacts": person.contacts},
                                  "paged_at": now.isoformat()}}), now))
-            self.service._timer(conn, ticket.conversation_id, f"page:ladder:{ticket_id}", due,
-                                {"handoff": "page_ladder", "ticket": ticket_id, "rung": rung + 1, "paged": everyone})
+            clocks.set_clock(conn, ticket.conversation_id, clocks.ladder_name(ticket_id), due,
+                             {"handoff": "page_ladder", "ticket": ticket_id, "rung": rung + 1, "paged": everyone}, now)
             return claimed
 
         claimed = await self.service.store.write(q)
@@ -143,28 +148,29 @@ class Paging:
                     "type": "page", "ticket": ticket_id, "department": ticket.department,
                     "priority": ticket.priority, "staff": person.staff, "rung": RUNGS[rung]}))
 
-    async def on_timer(self, timer_id: int, payload: dict[str, Any]) -> None:
-        """Nobody acknowledged within ack_timeout: the next rung (or the end of the ladder)."""
-        ticket = await self.service._ticket(str(payload.get("ticket", "")))
+    async def on_timer(self, timer: DueTimer) -> None:
+        """A `page:ladder:` clock came due: nobody acknowledged within ack_timeout, so the next rung
+        (or the end of the ladder)."""
+        payload = timer.payload
+        ticket = await self.service.tickets.get(str(payload.get("ticket", "")))
         now = self.service.clock.now()
-        live = ticket.paging in LIVE and not ticket.acknowledged_by and ticket.status in (
-            "pending", "assigned", "transferred", "escalated")
+        live = ticket.paging in LIVE and not ticket.acknowledged_by and ticket.status in OPEN
         rung = int(payload.get("rung", len(RUNGS)))
 
         def q(conn: Connection) -> None:
-            conn.execute(TIMER.update().where(TIMER.c.id == timer_id).values(status="fired", fired_at=now))
+            clocks.fired(conn, timer.id, now)
             if live:
                 detail = {"rung": RUNGS[rung - 1] if 0 < rung <= len(RUNGS) else "", "after": self.on_call.ack_timeout
                           if self.on_call else ""}
-                self.service._event(conn, ticket.id, now, "system", "page_unanswered", detail)
-                _audit(conn, now, "page_unanswered", ticket.id, detail)
+                tickets.event(conn, ticket.id, now, "system", "page_unanswered", detail)
+                tickets.audit(conn, now, "page_unanswered", ticket.id, detail)
 
         await self.service.store.write(q)
         if live:
             await self._rung(ticket.id, rung, list(payload.get("paged", [])))
 
     async def _exhausted(self, ticket_id: str) -> None:
-        ticket = await self.service._ticket(ticket_id)
+        ticket = await self.service.tickets.get(ticket_id)
         now = self.service.clock.now()
 
         def q(conn: Connection) -> bool:
@@ -172,13 +178,13 @@ class Paging:
                 TICKET.c.id == ticket_id, TICKET.c.acknowledged_by == "",
                 TICKET.c.paging.in_(("paging", "delivered"))).values(paging="unreachable")).rowcount == 1
             if done:
-                self.service._event(conn, ticket_id, now, "system", "page_ladder_exhausted", {})
-                _audit(conn, now, "page_ladder_exhausted", ticket_id, {})
+                tickets.event(conn, ticket_id, now, "system", "page_ladder_exhausted", {})
+                tickets.audit(conn, now, "page_ladder_exhausted", ticket_id, {})
             return done
 
         if await self.service.store.write(q):
-            await self.service._publish("page_unanswered", ticket_id, ticket.department, ticket.priority)
-            await self.service._tell_patient(ticket.conversation_id, {
+            await self.service.publish("page_unanswered", ticket_id, ticket.department, ticket.priority)
+            await self.service.tell_patient(ticket.conversation_id, {
                 "event": "unreachable", "ticket_id": ticket_id, "numbers": self.ambulance})
 
     # -- delivery and acknowledgement ----------------------------------------------------------------
@@ -187,40 +193,36 @@ class Paging:
         """The sender recorded a delivery: a 2xx from the pager gateway is a delivered page."""
         ob = row.outbound
         if ob.address.channel == PAGER and ob.op == "page":
-            self.service._spawn(self.delivered(str(ob.extra.get("ticket_id", "")), str(ob.extra.get("who", "")),
+            self.service.spawn(self.delivered(str(ob.extra.get("ticket_id", "")), str(ob.extra.get("who", "")),
                                                "webhook"))
 
     async def seen(self, ticket_id: str, staff: StaffMember) -> None:
         """A console displayed the alert to a paged staff member (the browser says so)."""
-        from bot.handoff.service import HandoffError
-
-        if not self.may_acknowledge(staff, await self.service._ticket(ticket_id), await self.paged_staff(ticket_id)):
+        if not self.may_acknowledge(staff, await self.service.tickets.get(ticket_id), await self.paged_staff(ticket_id)):
             raise HandoffError("this emergency was not paged to you")
         await self.delivered(ticket_id, staff.id, "console")
 
     async def delivered(self, ticket_id: str, who: str, channel: str) -> None:
-        ticket = await self.service._ticket(ticket_id)
+        ticket = await self.service.tickets.get(ticket_id)
         now = self.service.clock.now()
 
         def q(conn: Connection) -> bool:
-            self.service._event(conn, ticket_id, now, "system", "page_delivered", {"who": who, "channel": channel})
-            _audit(conn, now, "page_delivered", ticket_id, {"who": who, "channel": channel})
+            tickets.event(conn, ticket_id, now, "system", "page_delivered", {"who": who, "channel": channel})
+            tickets.audit(conn, now, "page_delivered", ticket_id, {"who": who, "channel": channel})
             return conn.execute(TICKET.update().where(
                 TICKET.c.id == ticket_id, TICKET.c.acknowledged_by == "",
                 TICKET.c.paging.in_(("paging", "unreachable"))).values(paging="delivered")).rowcount == 1
 
-        if await self.service.store.write(q) and ticket.status in ("pending", "assigned", "transferred", "escalated"):
-            await self.service._tell_patient(ticket.conversation_id, {"event": "paged", "ticket_id": ticket_id,
+        if await self.service.store.write(q) and ticket.status in OPEN:
+            await self.service.tell_patient(ticket.conversation_id, {"event": "paged", "ticket_id": ticket_id,
                                                                      "numbers": self.ambulance})
 
     def may_acknowledge(self, staff: StaffMember, ticket: Any, paged: list[str]) -> bool:
         """Paged to them, on call now, or a ticket they may see anyway."""
         return staff.id in paged or staff.id in {p.staff for p in self.on_call_now()} or \
-            self.service.can_view(staff, ticket)
+            can_view(staff, ticket)
 
     async def paged_staff(self, ticket_id: str) -> list[str]:
-        from bot.handoff.service import EVENTS
-
         rows = await self.service.store.read(lambda c: c.execute(sa.select(EVENTS.c.detail).where(
             EVENTS.c.ticket_id == ticket_id, EVENTS.c.kind == "paged")).scalars().all())
         return sorted({json.loads(d).get("who", "") for d in rows})
@@ -228,9 +230,7 @@ class Paging:
     async def acknowledge(self, ticket_id: str, staff: StaffMember) -> bool:
         """A paged person (or anyone who may see the ticket) acknowledges: the ladder stops, the
         ticket becomes theirs, the patient is told who has seen the message. First one wins."""
-        from bot.handoff.service import HandoffError
-
-        ticket = await self.service._ticket(ticket_id)
+        ticket = await self.service.tickets.get(ticket_id)
         if not self.may_acknowledge(staff, ticket, await self.paged_staff(ticket_id)):
             raise HandoffError("this emergency was not paged to you")
         now = self.service.clock.now()
@@ -238,20 +238,20 @@ class Paging:
         def q(conn: Connection) -> bool:
             done = conn.execute(TICKET.update().where(
                 TICKET.c.id == ticket_id, TICKET.c.acknowledged_by == "", TICKET.c.paging != "",
-                TICKET.c.status.in_(("pending", "assigned", "transferred", "escalated"))).values(
+                TICKET.c.status.in_(OPEN)).values(
                 acknowledged_by=staff.id, acknowledged_at=now, paging="acknowledged", assignee=staff.id,
                 status="assigned", assigned_at=now)).rowcount == 1
             if done:
                 detail = {"previous_assignee": ticket.assignee, "seconds": int((now - ticket.opened_at).total_seconds())}
-                self.service._event(conn, ticket_id, now, staff.id, "acknowledged", detail)
-                _audit(conn, now, "page_acknowledged", ticket_id, detail, actor=f"staff:{staff.id}")
-                self.service._cancel(conn, ticket.conversation_id, f"page:ladder:{ticket_id}")
+                tickets.event(conn, ticket_id, now, staff.id, "acknowledged", detail)
+                tickets.audit(conn, now, "page_acknowledged", ticket_id, detail, actor=f"staff:{staff.id}")
+                clocks.cancel(conn, ticket.conversation_id, clocks.ladder_name(ticket_id))
             return done
 
         won = bool(await self.service.store.write(q))
         if won:
-            await self.service._publish("page_acknowledged", ticket_id, ticket.department, ticket.priority, staff.id)
-            await self.service._tell_patient(ticket.conversation_id, {
+            await self.service.publish("page_acknowledged", ticket_id, ticket.department, ticket.priority, staff.id)
+            await self.service.tell_patient(ticket.conversation_id, {
                 "event": "acknowledged", "ticket_id": ticket_id, "staff_name": staff.signature})
         return won
 
@@ -260,11 +260,11 @@ class Paging:
         or their department's, or all for managers): the console lists them until acknowledged."""
         rows = await self.service.store.read(lambda c: c.execute(sa.select(TICKET).where(
             TICKET.c.paging.in_(LIVE), TICKET.c.acknowledged_by == "",
-            TICKET.c.status.in_(("pending", "assigned", "transferred", "escalated"))).order_by(TICKET.c.opened_at)).all())
+            TICKET.c.status.in_(OPEN)).order_by(TICKET.c.opened_at)).all())
         alerts = []
         for row in rows:
             paged = await self.paged_staff(row.id)
-            if staff.role in ("admin", "operator") or self.may_acknowledge(staff, row, paged):
+            if staff.role in MANAGERS or self.may_acknowledge(staff, row, paged):
                 alerts.append({"ticket": row.id, "department": row.department, "opened_at": row.opened_at,
                                "paging": row.paging, "paged": paged})
         return alerts
@@ -274,8 +274,8 @@ class Paging:
     async def reroute(self, ticket_id: str) -> bool:
         """An emergency typed into an open, normal ticket: move it to on-call with the urgent clocks
         (not the old department's normal ones), record why, and page. Once per ticket."""
-        ticket = await self.service._ticket(ticket_id)
-        if ticket.paging or ticket.status not in ("pending", "assigned", "transferred", "escalated"):
+        ticket = await self.service.tickets.get(ticket_id)
+        if ticket.paging or ticket.status not in OPEN:
             return False
         now = self.service.clock.now()
         sla = self.service.settings.sla_for("urgent")
@@ -296,23 +296,15 @@ class Paging:
             why = {"why": "emergency during an open ticket", "from_department": ticket.department,
                    "from_priority": ticket.priority, "from_assignee": ticket.assignee,
                    "level": found.get("level", ""), "rules": found.get("rules", [])}
-            self.service._event(conn, ticket_id, now, "system", "rerouted", why)
-            _audit(conn, now, "ticket_rerouted", ticket_id, why)
-            conn.execute(TIMER.update().where(TIMER.c.conversation_id == ticket.conversation_id,
-                                              TIMER.c.name.like(f"sla:%:{ticket_id}"),
-                                              TIMER.c.status == "pending").values(status="cancelled"))
-            conv = ticket.conversation_id
-            self.service._timer(conn, conv, f"sla:first:{ticket_id}", first_due - timedelta(
-                seconds=sla.seconds("remind_before")), {"handoff": "first_reminder", "ticket": ticket_id})
-            self.service._timer(conn, conv, f"sla:first_breach:{ticket_id}", first_due,
-                                {"handoff": "first_breach", "ticket": ticket_id})
-            self.service._timer(conn, conv, f"sla:resolution:{ticket_id}", resolution_due,
-                                {"handoff": "resolution_breach", "ticket": ticket_id})
+            tickets.event(conn, ticket_id, now, "system", "rerouted", why)
+            tickets.audit(conn, now, "ticket_rerouted", ticket_id, why)
+            clocks.cancel_sla(conn, ticket.conversation_id, ticket_id)
+            clocks.start_response_clocks(conn, ticket.conversation_id, ticket_id, sla, first_due, resolution_due, now)
             return True
 
         if not await self.service.store.write(q):
             return False
-        await self.service._publish("ticket_escalated", ticket_id, "emergency", "urgent")
+        await self.service.publish("ticket_escalated", ticket_id, "emergency", "urgent")
         await self._rung(ticket_id, 0, [])
         return True
 
@@ -322,21 +314,10 @@ class Paging:
         now = self.service.clock.now()
 
         def q(conn: Connection) -> None:
-            self.service._event(conn, ticket_id, now, "system", kind, detail)
-            _audit(conn, now, kind, ticket_id, detail)
+            tickets.event(conn, ticket_id, now, "system", kind, detail)
+            tickets.audit(conn, now, kind, ticket_id, detail)
 
         await self.service.store.write(q)
 
     async def _audit(self, ticket_id: str, action: str, detail: dict[str, Any]) -> None:
         await self.service.store.audit(self.service.clock.now(), "system", action, ticket_id, detail)
-
-
-def _audit(conn: Connection, at: Any, action: str, ticket_id: str, detail: dict[str, Any], actor: str = "system") -> None:
-    conn.execute(AUDIT.insert().values(org="default", at=at, actor=actor, action=action, subject=ticket_id,
-                                       detail=json.dumps(detail, ensure_ascii=False)))
-
-
-def _secs(duration: str) -> int:
-    from bot.flow.compiler import parse_duration
-
-    return parse_duration(duration)

@@ -150,7 +150,7 @@ class Runtime:
                 if hold is not None:
                     await self.store.postpone_timer(timer_id, hold[0], now, before.conversation_id, hold[1])
                     return Outcome("postponed")
-            state, effects = self.pipeline.run(before, inbound, now)
+            state, effects = await self.pipeline.run(before, inbound, now)
             state, effects = await self._run_actions(state, effects, inbound, now)
             if self.proactive is not None and is_proactive(inbound):
                 effects = self.proactive.mark_sent(effects)

@@ -3,6 +3,10 @@
 A timer is claimed (with a lease) before it runs and marked fired in the same transaction as the
 turn it caused, whose inbox row (`timer:<id>`) makes a second run impossible. A worker that dies
 after claiming leaves the lease to run out; another worker then fires it — once.
+
+A timer is routed by its kind (the part of its name before the first `:`, `bot/timer_names.py`):
+a kind with a registered handler goes to it (the hand-off's `sla` clocks, the paging ladder's
+`page`); every other timer is a flow's and takes the turn road above.
 """
 
 from __future__ import annotations
@@ -10,20 +14,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from bot import metrics
 from bot.clock import Clock
 from bot.runtime.background import Background
 from bot.runtime.proactive import ProactivePolicy, is_proactive
 from bot.store.store import DueTimer, Store
+from bot.timer_names import kind_of
 from bot.types import Inbound
 
 if TYPE_CHECKING:
-    from bot.handoff.service import HandoffService
     from bot.runtime.runtime import Runtime
 
 log = logging.getLogger("carebot.timers")
+
+TimerHandler = Callable[[DueTimer], Awaitable[None]]
 
 
 class TimerLoop(Background):
@@ -34,8 +40,14 @@ class TimerLoop(Background):
         self.clock = clock
         self.interval = interval
         self.proactive = proactive
-        self.handoff: HandoffService | None = None  # staff-side clocks (SLA, re-offer) go there
+        self.handlers: dict[str, TimerHandler] = {}
         self._wake = asyncio.Event()
+
+    def register(self, kind: str, handler: TimerHandler) -> None:
+        """Send due timers of this kind to `handler` (which marks them fired) instead of a flow."""
+        if kind in self.handlers:
+            raise ValueError(f"timer kind {kind!r} already has a handler")
+        self.handlers[kind] = handler
 
     def inbound_for(self, timer: DueTimer) -> Inbound:
         assert timer.address is not None
@@ -62,8 +74,9 @@ class TimerLoop(Background):
         if timer.address is None:  # its conversation is gone (erased)
             await self.store.release_timer(timer.id)
             return 0
-        if "handoff" in timer.payload and self.handoff is not None:
-            await self.handoff.on_timer(timer.id, timer.payload)
+        handler = self.handlers.get(kind_of(timer.name))
+        if handler is not None:
+            await handler(timer)
             return 1
         inbound = self.inbound_for(timer)
         if self.proactive is not None and is_proactive(inbound):

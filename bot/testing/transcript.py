@@ -28,10 +28,10 @@ from bot.settings import Settings
 from bot.store.migrate import upgrade
 from bot.store.store import EVENT, TICKET, TIMER
 from bot.testing.memory import MemoryAdapter
-from bot.types import Media, Outbound
+from bot.types import Address, Media, Outbound
 from bot.yamlsrc import Source, load_yaml
 
-ACTIONS = ("user", "click", "media", "event", "staff", "advance", "expect", "locale_hint")
+ACTIONS = ("user", "member", "click", "media", "event", "staff", "advance", "expect", "locale_hint")
 
 
 @dataclass
@@ -152,10 +152,14 @@ class _Run:
         self.clock = clock
         self.locale = locale
         self.group = group
-        self.chat = "patient"
+        self.chat = "group" if group else "patient"  # a group test: members write in one chat
         self.user = "patient"
         self.pending: list[Outbound] = []
         self.seen = 0
+
+    def _conversation_id(self) -> str:
+        """The conversation of the patient speaking now (in a group: the current member's)."""
+        return Address(self.adapter.channel, self.chat, self.user, is_group=self.group).conversation_id
 
     async def _send(self, **kw: Any) -> None:
         inbound = self.adapter.inbound(self.chat, user_id=self.user, locale=self.locale, is_group=self.group,
@@ -169,9 +173,19 @@ class _Run:
         self.seen = len(self.adapter.sent)
         self.pending.extend(s.outbound for s in new)
 
-    async def do_user(self, text: Any) -> None:
-        text = str(text)
-        await self._send(text=text, kind="command" if text.startswith("/") else "text")
+    async def do_user(self, arg: Any) -> None:
+        """A typed message; in a group `{text: …, mention: true}` mentions the bot and
+        `{text: …, reply: true}` replies to one of its messages (both address the bot)."""
+        arg = arg if isinstance(arg, dict) else {"text": arg}
+        text = str(arg.get("text", ""))
+        await self._send(text=text, kind="command" if text.startswith("/") else "text",
+                         addressed=bool(arg.get("mention") or arg.get("reply")))
+
+    async def do_member(self, name: Any) -> None:
+        """In a group test: the member who speaks from now on (state checks read their conversation)."""
+        if not self.group:
+            raise Failure("`member` is for group tests: set `group: true` on the test")
+        self.user = str(name)
 
     async def do_click(self, value: Any) -> None:
         value = str(value)
@@ -186,6 +200,7 @@ class _Run:
     async def do_media(self, arg: Any) -> None:
         arg = arg if isinstance(arg, dict) else {"ref": str(arg)}
         await self._send(kind="media", text=str(arg.get("caption", "")),
+                         addressed=bool(arg.get("mention") or arg.get("reply")),
                          media=Media(kind=arg.get("kind", "image"), ref=str(arg.get("ref", "test.jpg")),
                                      mime=str(arg.get("mime", "image/jpeg"))))
 
@@ -211,7 +226,7 @@ class _Run:
                                       "internal": bool(arg.get("internal", False))})
 
     async def _as_staff(self, arg: dict[str, Any]) -> None:
-        from bot.handoff.service import HandoffError
+        from bot.handoff.staff import HandoffError
 
         service = self.bot.handoff
         member = await service.staff(str(arg["as"]))
@@ -257,7 +272,7 @@ class _Run:
         await self._settle()
 
     async def _open_ticket(self) -> str:
-        conv = self.adapter.inbound(self.chat, user_id=self.user).address.conversation_id
+        conv = self._conversation_id()
         await self.bot.settle()
         row = await self.bot.store.read(lambda c: c.execute(
             sa.select(TICKET.c.id).where(TICKET.c.conversation_id == conv).order_by(
@@ -282,8 +297,8 @@ class _Run:
     async def do_expect(self, exp: Any) -> None:
         if not isinstance(exp, dict):
             raise Failure(f"expect takes a mapping, got {exp!r}")
-        message_checks = {k: exp[k] for k in ("key", "contains", "text", "buttons", "sender_name", "not_contains")
-                          if k in exp}
+        message_checks = {k: exp[k] for k in ("key", "contains", "text", "buttons", "sender_name", "not_contains",
+                                              "to") if k in exp}
         if exp.get("none"):
             if self.pending:
                 raise Failure("expected no message, got: " + " | ".join(
@@ -307,7 +322,7 @@ class _Run:
                               "ticket_events"}
         if unknown:
             raise Failure(f"unknown expectation {sorted(unknown)}; valid: key, contains, not_contains, text, "
-                          "buttons, sender_name, none, slot, mode, tags, locale, level, stack, ticket, record, timer, "
+                          "buttons, sender_name, to, none, slot, mode, tags, locale, level, stack, ticket, record, timer, "
                           "review, ticket_events")
 
     def _expect_message(self, checks: dict[str, Any]) -> None:
@@ -330,6 +345,8 @@ class _Run:
             return False
         if "sender_name" in checks and ob.sender_name != str(checks["sender_name"]):
             return False
+        if "to" in checks and ob.address.user_id != str(checks["to"]):  # the member a group reply is for
+            return False
         if "buttons" in checks:
             want = [str(b) for b in checks["buttons"]]
             have = [b.value for b in ob.buttons]
@@ -339,7 +356,7 @@ class _Run:
         return True
 
     async def _state(self) -> dict[str, Any]:
-        conv = self.adapter.inbound(self.chat, user_id=self.user).address.conversation_id
+        conv = self._conversation_id()
         data, _ = await self.bot.store.load(conv)
         if data is None:
             raise Failure("no conversation yet")
@@ -365,7 +382,7 @@ class _Run:
                 raise Failure(f"flow stack: expected {checks['stack']}, got {have}")
 
     async def _expect_ticket(self, want: Any) -> None:
-        conv = self.adapter.inbound(self.chat, user_id=self.user).address.conversation_id
+        conv = self._conversation_id()
         rows = await self.bot.store.read(lambda c: c.execute(
             sa.select(TICKET).where(TICKET.c.conversation_id == conv).order_by(TICKET.c.opened_at)).all())
         if want is None or want is False:
@@ -381,7 +398,7 @@ class _Run:
 
     async def _expect_record(self, want: Any) -> None:
         want = want if isinstance(want, dict) else {"kind": str(want)}
-        conv = self.adapter.inbound(self.chat, user_id=self.user).address.conversation_id
+        conv = self._conversation_id()
         rows = await self.bot.store.read(lambda c: c.execute(
             sa.select(EVENT.c.kind, EVENT.c.data).where(EVENT.c.conversation_id == conv)).all())
         for row in rows:
@@ -391,7 +408,7 @@ class _Run:
         raise Failure(f"expected a record {want}; records: {[(r.kind, r.data) for r in rows]}")
 
     async def _expect_review(self, want: Any) -> None:
-        from bot.handoff.service import REVIEWS
+        from bot.handoff.complaints import REVIEWS
 
         ticket = await self._open_ticket()
         rows = await self.bot.store.read(lambda c: c.execute(
@@ -403,7 +420,7 @@ class _Run:
         raise Failure(f"expected a review {want}; reviews: {[(r.source, r.reasons) for r in rows]}")
 
     async def _expect_ticket_events(self, want: Any) -> None:
-        from bot.handoff.service import EVENTS
+        from bot.handoff.tickets import EVENTS
 
         ticket = await self._open_ticket()
         kinds = await self.bot.store.read(lambda c: c.execute(
@@ -414,7 +431,7 @@ class _Run:
 
     async def _expect_timer(self, want: Any) -> None:
         want = want if isinstance(want, dict) else {"name": str(want)}
-        conv = self.adapter.inbound(self.chat, user_id=self.user).address.conversation_id
+        conv = self._conversation_id()
         rows = await self.bot.store.read(lambda c: c.execute(
             sa.select(TIMER.c.name, TIMER.c.status).where(TIMER.c.conversation_id == conv)).all())
         status = want.get("status", "pending")

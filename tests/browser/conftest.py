@@ -19,12 +19,13 @@ import pytest
 from adapters.webchat import WebchatAdapter
 from adapters.webchat.config import WebchatConfig
 from bot.app import CareBot
+from bot.clock import Clock
 from bot.server import create_app
 from bot.settings import Settings
 from bot.store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = Path(os.environ.get("CAREBOT_ARTIFACTS", ROOT / "test-artifacts"))  # screenshots
 CHROMIUM = os.environ.get("CAREBOT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -45,7 +46,7 @@ def free_port() -> int:
 class LiveServer:
     """carebot serving on 127.0.0.1 in a thread of its own; `call` runs a coroutine on its loop."""
 
-    def __init__(self, tmp_path: Path, **config: Any):
+    def __init__(self, tmp_path: Path, clock: Clock | None = None, **config: Any):
         import uvicorn
 
         url = f"sqlite:///{tmp_path / 'browser.db'}"
@@ -53,7 +54,7 @@ class LiveServer:
         self.settings = replace(Settings(), database_url=url, flows_dir=ROOT / "flows", content_dir=ROOT / "content",
                                 secret="browser-test-" + uuid.uuid4().hex, worker_id=f"b-{uuid.uuid4().hex[:4]}")
         self.adapter = WebchatAdapter(self.settings, replace(WebchatConfig(), media_dir=tmp_path / "media", **config))
-        self.bot = CareBot.build(self.settings, [self.adapter])
+        self.bot = CareBot.build(self.settings, [self.adapter], clock=clock)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(create_app(self.bot), host="127.0.0.1", port=self.port,

@@ -7,11 +7,14 @@
   var feed = body.getAttribute("data-live");
   var page = body.getAttribute("data-page");
 
+  var leaving = false;  // a form is being sent: a live reload now would cancel it (e.g. Acknowledge)
   document.addEventListener("submit", function (e) {
     var button = e.submitter;
     if (button && button.classList.contains("cb-danger") && !window.confirm(button.textContent.trim() + "?")) {
       e.preventDefault();
+      return;
     }
+    leaving = true;
   });
 
   // Emergency alerts (adapters/console/paging.py): tell the server each one was displayed (that is a
@@ -74,6 +77,7 @@
     var event;
     try { event = JSON.parse(e.data); } catch (err) { return; }
     if (event.type === "page" || event.type === "page_acknowledged" || event.type === "page_unanswered") {
+      if (leaving) return;  // the page being loaded shows the news
       if (page === "inbox") {
         window.location.reload();  // the alert list and its sound come with the page
       } else if (event.type === "page") {

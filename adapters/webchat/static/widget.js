@@ -23,6 +23,7 @@
       typing: "正在输入…", staff_typing: "医生正在输入…", connecting: "正在连接…", reconnecting: "连接已断开，正在重新连接…",
       sending: "发送中…", failed: "未发送", image: "图片", report: "报告（PDF）", open: "打开",
       image_from: "{who}发送的图片", choices: "可选回复",
+      emergency: "紧急", guidance: "等待时可以做的事", call: "拨打 {number}", calls: "急救电话", hide: "收起",
       err_too_long: "消息太长了（最多 {limit} 个字），请分几条发送。",
       err_too_large: "文件太大了（最大 {limit}），请压缩后再试。",
       err_bad_type: "只能上传图片（JPG、PNG、GIF、WebP）或 PDF 报告。",
@@ -39,6 +40,7 @@
       typing: "Typing…", staff_typing: "The doctor is typing…", connecting: "Connecting…", reconnecting: "Connection lost, reconnecting…",
       sending: "Sending…", failed: "Not sent", image: "Image", report: "Report (PDF)", open: "Open",
       image_from: "Image from {who}", choices: "Quick replies",
+      emergency: "Emergency", guidance: "While you wait", call: "Call {number}", calls: "Emergency numbers", hide: "Hide",
       err_too_long: "That message is too long (at most {limit} characters). Please split it up.",
       err_too_large: "That file is too large (at most {limit}). Please make it smaller.",
       err_bad_type: "Only photos (JPG, PNG, GIF, WebP) or PDF reports can be uploaded.",
@@ -140,6 +142,9 @@
   var typing = el("div", "cb-typing");
   typing.setAttribute("role", "status");
   typing.hidden = true;
+  // after an emergency, its numbers stay in reach above the conversation, however far it scrolls
+  var sosBar = el("div", "cb-sos");
+  sosBar.hidden = true;
   var alertBox = el("div", "cb-alert");
   alertBox.setAttribute("role", "alert");
   alertBox.hidden = true;
@@ -168,6 +173,7 @@
 
   panel.appendChild(header);
   panel.appendChild(status);
+  panel.appendChild(sosBar);
   panel.appendChild(logBox);
   panel.appendChild(typing);
   panel.appendChild(alertBox);
@@ -210,6 +216,7 @@
     attach.setAttribute("aria-label", t("attach"));
     attach.title = t("attach");
     Array.prototype.forEach.call(logBox.querySelectorAll(".cb-msg"), relabel);
+    labelCalls(sosBar);
     if (!typing.hidden) typing.textContent = typing.getAttribute("data-staff") ? t("staff_typing") : t("typing");
     showStatus();
   }
@@ -239,6 +246,50 @@
     if (time) time.textContent = formatTime(time.getAttribute("datetime"));
     var buttons = node.querySelector(".cb-buttons");
     if (buttons) buttons.setAttribute("aria-label", t("choices"));
+    var urgent = node.querySelector(".cb-urgent");
+    if (urgent) urgent.textContent = node.classList.contains("cb-guidance") ? "✚ " + t("guidance") : "⚠ " + t("emergency");
+    labelCalls(node);
+  }
+
+  function labelCalls(node) {
+    Array.prototype.forEach.call(node.querySelectorAll(".cb-call-label"), function (label) {
+      label.textContent = fill(t("call"), { number: label.parentNode.getAttribute("data-number") });
+    });
+    Array.prototype.forEach.call(node.querySelectorAll(".cb-calls"), function (box) { box.setAttribute("aria-label", t("calls")); });
+    var hide = node.querySelector(".cb-sos-hide");
+    if (hide) hide.setAttribute("aria-label", t("hide"));
+  }
+
+  // a phone handset, drawn (an emoji may be missing from the device's fonts)
+  function phoneIcon() {
+    var NS = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", "cb-call-icon");
+    var path = document.createElementNS(NS, "path");
+    path.setAttribute("d", "M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2a1 1 0 0 1 1-.25 11.4 11.4 0 0 0 3.6.57 1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.46.57 3.6a1 1 0 0 1-.25 1z");
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
+  // tel: links for an emergency message's numbers (Outbound.extra["call"]), the ambulance first;
+  // only digits and + * # reach the href, whatever the server sent
+  function callNode(numbers) {
+    var box = el("div", "cb-calls");
+    box.setAttribute("role", "group");
+    numbers.forEach(function (number, i) {
+      var dial = String(number).replace(/[^0-9+*#]/g, "");
+      if (!dial) return;
+      var a = el("a", "cb-call" + (i ? " cb-call-more" : ""));
+      a.href = "tel:" + dial;
+      a.setAttribute("data-number", String(number));
+      a.appendChild(phoneIcon());
+      a.appendChild(el("span", "cb-call-label"));
+      box.appendChild(a);
+    });
+    return box;
   }
 
   function formatTime(iso) {
@@ -255,6 +306,9 @@
     var staff = sender.indexOf("staff:") === 0;
     var cls = sender === "patient" ? "cb-patient" : (staff ? "cb-staff" : "cb-bot");
     var node = el("article", "cb-msg " + cls);
+    var emergency = m.priority === "emergency";
+    if (emergency) node.classList.add(m.guidance ? "cb-guidance" : "cb-emergency");
+    if (m.guidance) node.setAttribute("data-guidance", m.guidance);
     node.setAttribute("data-sender", sender);
     if (m.sender_name) node.setAttribute("data-sender-name", m.sender_name);
     if (m.seq) node.setAttribute("data-seq", String(m.seq));
@@ -262,6 +316,7 @@
     if (m.client_id) node.setAttribute("data-client-id", m.client_id);
     var meta = el("div", "cb-meta");
     if (staff) meta.appendChild(el("span", "cb-badge"));
+    if (emergency) meta.appendChild(el("span", "cb-urgent"));
     meta.appendChild(el("span", "cb-who"));
     if (m.at) {
       var time = el("time");
@@ -271,8 +326,10 @@
       meta.appendChild(el("span", "cb-state"));
     }
     node.appendChild(meta);
-    if (m.text) node.appendChild(el("div", "cb-text", m.text));
+    if (m.text && m.guidance) node.appendChild(guidanceNode(m.text, m.sources || 0));
+    else if (m.text) node.appendChild(el("div", "cb-text", m.text));
     if (m.media) node.appendChild(mediaNode(m.media, whoLabel(sender, m.sender_name || "")));
+    if (emergency && m.call && m.call.length) node.appendChild(callNode(m.call));
     if (m.buttons && m.buttons.length) {
       var group = el("div", "cb-buttons");
       group.setAttribute("role", "group");
@@ -292,6 +349,35 @@
     }
     relabel(node);
     return node;
+  }
+
+  // what to do while waiting: the title line, the steps, then its sources (the last lines) in small print
+  function guidanceNode(text, sources) {
+    var lines = text.split("\n");
+    var cited = sources > 0 && sources < lines.length ? lines.splice(lines.length - sources, sources) : [];
+    var box = el("div", "cb-text");
+    box.appendChild(el("strong", "cb-guidance-title", lines.shift()));
+    if (lines.length) box.appendChild(document.createTextNode(lines.join("\n")));  // the title is a block
+    if (cited.length) {
+      var small = el("div", "cb-sources");
+      cited.forEach(function (line) {
+        var row = el("div");
+        line.split(/(https?:\/\/\S+)/).forEach(function (part) {
+          if (/^https?:\/\//.test(part)) {
+            var a = el("a", "", part);
+            a.href = part;
+            a.target = "_blank";
+            a.rel = "noopener noreferrer";
+            row.appendChild(a);
+          } else if (part) {
+            row.appendChild(document.createTextNode(part));
+          }
+        });
+        small.appendChild(row);
+      });
+      box.appendChild(small);
+    }
+    return box;
   }
 
   function mediaNode(media, who) {
@@ -331,6 +417,7 @@
       dropPending(m.client_id);
     }
     if (m.sender !== "patient") hideTyping();
+    if (m.priority === "emergency" && m.call && m.call.length) showSos(m.call);
     var node = messageNode(m);
     // in seq order, ahead of messages still being sent
     var after = null;
@@ -343,6 +430,17 @@
     logBox.insertBefore(node, after);
     scrollDown();
     if (contiguous < maxSeq()) askForGap();
+  }
+
+  function showSos(numbers) {
+    sosBar.textContent = "";
+    sosBar.appendChild(callNode(numbers));
+    var hide = el("button", "cb-sos-hide", "×");
+    hide.type = "button";
+    hide.addEventListener("click", function () { sosBar.hidden = true; });
+    sosBar.appendChild(hide);
+    labelCalls(sosBar);
+    sosBar.hidden = false;
   }
 
   function maxSeq() {
@@ -490,6 +588,7 @@
     save("token", null);
     seen = {};
     contiguous = 0;
+    sosBar.hidden = true;
     Array.prototype.forEach.call(logBox.querySelectorAll(".cb-msg:not(.cb-pending)"), function (n) { n.remove(); });
   }
 

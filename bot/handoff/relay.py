@@ -1,0 +1,83 @@
+"""The hand-off relay: the pipeline stage between safety and the engine while a person has the thread.
+
+Staff replies and ticket news (`Inbound` kinds `staff_reply` and `staff_event`, sent by
+`HandoffService`) become messages to the patient here, in the patient's language; the patient's
+own messages become ticket messages while the conversation's mode is `human`.
+"""
+
+from __future__ import annotations
+
+from bot.engine.engine import Engine
+from bot.pipeline import PATIENT_INPUT, Next, TurnContext
+from bot.types import Outbound, Send, UpdateTicket
+
+STAFFED_SLOT = "_staffed_by"  # a person took the thread (assigned, or replied); cleared when it closes
+
+
+class RelayStage:
+    """While a human handles the thread, the patient's messages go to the ticket and flows pause;
+    a staff reply goes to the patient on their own channel, marked with the doctor's name. Flows
+    marked `during_handoff: true` (opt-out, forget me, revoke consent) still answer their triggers.
+    Ticket news (queued, assigned, waiting, transferred) is told to the patient in their language."""
+
+    NEWS = {"queued": "handoff.queued", "assigned": "handoff.assigned", "waiting": "handoff.waiting",
+            "transferred": "handoff.transferred",
+            # emergency paging (bot/handoff/paging.py): said only once it has happened
+            "paged": "paging.delivered", "acknowledged": "paging.acknowledged", "unreachable": "paging.unreachable"}
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    async def __call__(self, ctx: TurnContext, call_next: Next) -> None:
+        inbound, state = ctx.inbound, ctx.state
+        if inbound.kind == "staff_reply":
+            p = inbound.payload
+            if not p.get("internal"):
+                state.slots[STAFFED_SLOT] = str(p.get("staff_name", "") or p.get("staff_id", ""))
+            if p.get("internal"):  # an internal note never reaches the patient
+                return
+            ctx.effects.append(Send(Outbound(
+                op="say", address=state.address, text=inbound.text, sender=f"staff:{p.get('staff_id', '')}",
+                sender_name=str(p.get("staff_name", "")), media=inbound.media)))
+            return
+        if inbound.kind == "staff_event":
+            event = inbound.payload.get("event")
+            if event == "closed":
+                state.mode = "bot"
+                state.last_ticket_id = state.ticket_id or str(inbound.payload.get("ticket_id", ""))
+                state.ticket_id = ""
+                state.triage_level = ""
+                state.episode.clear()
+                state.slots.pop(STAFFED_SLOT, None)
+                if inbound.payload.get("status", "resolved") == "resolved":
+                    await call_next(ctx)  # the engine runs the handoff_closed flow (the survey)
+                return
+            if event == "assigned":
+                state.slots[STAFFED_SLOT] = str(inbound.payload.get("staff_name", "") or "staff")
+            if event in self.NEWS and state.mode == "human":
+                self._news(ctx, self.NEWS[event], inbound.payload)
+            return
+        if state.mode == "human" and inbound.kind in PATIENT_INPUT:
+            flow = self.engine.trigger_for(inbound)
+            if flow is not None and self.engine.flows.get(flow).flow.during_handoff:
+                await call_next(ctx)
+                return
+            top = state.top  # the answer to a question such a flow asked (forget me? yes)
+            if top is not None and top.wait and self.engine.flows.get(top.flow).flow.during_handoff:
+                await call_next(ctx)
+                return
+            ctx.effects.append(UpdateTicket(message=inbound.text or str(inbound.payload.get("value", "")),
+                                            media=inbound.media))
+            return
+        await call_next(ctx)
+
+    def _news(self, ctx: TurnContext, key: str, payload: dict) -> None:  # type: ignore[type-arg]
+        content = self.engine.content
+        values = {**payload, "minutes": payload.get("minutes", ""), "position": payload.get("position", "")}
+        keys = [key]
+        if payload.get("out_of_hours"):
+            keys.append("handoff.out_of_hours")
+        for k in keys:
+            ctx.effects.append(Send(Outbound(
+                op="say", address=ctx.state.address, key=k,
+                text=content.render(k, ctx.state.locale, values))))

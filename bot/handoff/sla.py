@@ -1,0 +1,74 @@
+"""What happens when a staff-side clock comes due (`clocks.py` lists them), and how long a waiting
+patient is told to expect.
+
+Remind staff before a breach; escalate on a breach; re-offer an untaken grab ticket (to the
+department's backup pool); tell a waiting patient their queue position, again and again until
+someone takes the ticket. A clock of a ticket no longer open is marked fired and does nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from bot.handoff import clocks, tickets
+
+if TYPE_CHECKING:
+    from bot.handoff.service import HandoffService
+    from bot.store.store import DueTimer
+
+
+class SlaClocks:
+    def __init__(self, service: HandoffService):
+        self.service = service
+
+    async def on_timer(self, timer: DueTimer) -> None:
+        """An `sla:` clock came due (the timer loop claimed it)."""
+        s = self.service
+        kind = timer.payload.get("handoff")
+        ticket = await s.tickets.get(str(timer.payload.get("ticket", "")))
+        now = s.clock.now()
+        still_open = ticket.status in tickets.OPEN
+
+        def mark(conn: Connection, event: str = "") -> None:
+            clocks.fired(conn, timer.id, now)
+            if event and still_open:
+                tickets.event(conn, ticket.id, now, "system", event, {"clock": kind})
+
+        if not still_open:
+            await s.store.write(mark)
+            return
+        if kind in ("first_reminder", "next_reminder"):
+            await s.store.write(lambda c: mark(c, "reminded"))
+            await s.publish("sla_reminder", ticket.id, ticket.department, ticket.priority, ticket.assignee)
+        elif kind in ("first_breach", "next_breach", "resolution_breach"):
+            await s.store.write(lambda c: mark(c, "breached"))
+            await s.escalate(ticket.id, None, f"sla_{kind}")
+        elif kind == "reoffer" and not ticket.assignee:
+            await s.store.write(lambda c: mark(c, "reoffered"))
+            backup = s.settings.department(ticket.department).backup
+            await s.publish("ticket_reoffered", ticket.id, backup or ticket.department, ticket.priority)
+        elif kind == "patient_update" and not ticket.assignee:
+            sla = s.settings.sla_for(ticket.priority)
+
+            def again(conn: Connection) -> None:
+                mark(conn)
+                clocks.set_sla(conn, ticket.conversation_id, "waiting", ticket.id,
+                               now + timedelta(seconds=sla.seconds("patient_update_every")), now)
+
+            await s.store.write(again)
+            await s.tell_patient(ticket.conversation_id, {
+                "event": "waiting", "ticket_id": ticket.id, "position": await s.tickets.queue_position(ticket.id),
+                "minutes": await self.expected_minutes(ticket), "out_of_hours": not s.settings.in_business_hours(now)})
+        else:
+            await s.store.write(mark)
+
+    async def expected_minutes(self, ticket: Any) -> int:
+        """The median first response of the department's last two weeks, else the SLA promise."""
+        s = self.service
+        waits = await s.tickets.first_responses_since(ticket.department, s.clock.now() - timedelta(days=14))
+        if len(waits) >= 20:
+            return max(1, round(waits[len(waits) // 2]))
+        return max(1, s.settings.sla_for(ticket.priority).seconds("first_response") // 60)
