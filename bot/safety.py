@@ -188,6 +188,7 @@ class SafetyStage:
         key = result.reply_key if self.content.has(result.reply_key) else FALLBACK_REPLY
         reply_ctx: dict[str, Any] = {"numbers": " / ".join(numbers), "emergency_numbers": numbers,
                                      "level": result.level, **state.slots}
+        told = len(ctx.effects)
         ctx.effects.append(Send(Outbound(
             op="say", address=state.address, key=key,
             text=self.content.render(key, state.locale or self.base_locale, reply_ctx),
@@ -201,11 +202,13 @@ class SafetyStage:
         if state.mode == "human":
             ctx.effects.append(UpdateTicket(message=text, priority="urgent"))
         else:
+            said = [e.outbound.text for e in ctx.effects[told:] if isinstance(e, Send) and e.outbound.text]
             ctx.effects.append(OpenTicket(
                 department=result.department or "emergency", priority="urgent", reason="red_flag",
                 summary={"triage_level": result.level, "rules": [m.rule for m in result.matched],
                          "layers": screening.explain(), "patient_words": words,
-                         "slots": {k: v for k, v in state.slots.items() if not k.startswith("_")}}))
+                         "slots": {k: v for k, v in state.slots.items() if not k.startswith("_")}},
+                transcript=tuple(("patient", w) for w in words) + tuple(("bot", t) for t in said)))
             state.mode = "human"
 
     def _guidance(self, ctx: TurnContext, result: Assessment) -> None:

@@ -200,6 +200,9 @@ class OpenTicket(Effect):
     priority: str = "normal"
     reason: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    # the ticket's first messages, in order, as (author, body): "patient" or "bot" — an emergency
+    # ticket opens with the patient's own words and what the bot told them
+    transcript: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,3 +207,27 @@ def test_an_english_speaker_in_the_region_is_given_the_regions_number() -> None:
     assert screener.screen("crushing chest pain and sweating", "en").assessment.emergency_numbers == ("120",)
     suicide = screener.screen("i want to kill myself tonight, i have the pills ready", "en").assessment
     assert suicide.emergency_numbers == ("120", "12356")
+
+
+async def test_an_emergency_ticket_opens_with_the_patients_words_and_what_the_bot_said(make_bot) -> None:
+    """The ticket tells the story (issue 9): not "no messages yet" but the episode's words."""
+    import sqlalchemy as sa
+
+    from bot.store.store import TICKET, TICKET_MSG
+
+    bot, platform, _ = make_bot(shipped=True)
+    await bot.start(background=False)
+    try:
+        await bot.runtime.handle(platform.inbound("p1", "你好", locale="zh-CN"))
+        await bot.runtime.handle(platform.inbound("p1", "我家宝宝才一个半月", locale="zh-CN"))
+        await bot.runtime.handle(platform.inbound("p1", "今天发烧了 三十八度五", locale="zh-CN"))
+        await bot.settle()
+        rows = await bot.store.read(lambda c: c.execute(
+            sa.select(TICKET_MSG.c.author, TICKET_MSG.c.body).join(TICKET, TICKET.c.id == TICKET_MSG.c.ticket_id)
+            .where(TICKET.c.reason == "red_flag").order_by(TICKET_MSG.c.id)).all())
+        authors = [r.author for r in rows]
+        assert [r.body for r in rows if r.author == "patient"] == ["我家宝宝才一个半月", "今天发烧了 三十八度五"]
+        assert authors[:2] == ["patient", "patient"] and "bot" in authors
+        assert any("120" in r.body for r in rows if r.author == "bot")
+    finally:
+        await bot.stop()

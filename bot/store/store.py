@@ -217,6 +217,9 @@ class Store:
                     id=ticket, org=org, conversation_id=c.conversation_id, status="pending",
                     department=effect.department, priority=effect.priority, reason=effect.reason,
                     summary=json.dumps(effect.summary, ensure_ascii=False, default=str), opened_at=now))
+                for author, body in effect.transcript:
+                    conn.execute(TICKET_MSG.insert().values(org=org, ticket_id=ticket, author=author, body=body,
+                                                            media="", at=now))
             elif isinstance(effect, UpdateTicket) and ticket:
                 values: dict[str, Any] = {}
                 if effect.priority:
