@@ -94,7 +94,10 @@ def browser() -> Iterator[Any]:
     except ImportError:
         _missing("the playwright package is not installed")
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # The browser keeps the real clock when the suite runs under libfaketime (night-time runs of
+        # `make test`): Chromium aborts on a faked CLOCK_REALTIME, and only the server's time matters.
+        browser_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "FAKETIME")}
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=browser_env)
         yield chromium
         chromium.close()
 
