@@ -65,9 +65,9 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
         flows = load_flows([settings.flows_dir], content, root=root)
     except ConfigError as exc:
         problems.extend(exc.problems)
-    care = CareSettings()
+    care, care_loaded = CareSettings(), False
     try:
-        care = load_care(settings.content_dir)
+        care, care_loaded = load_care(settings.content_dir), True
     except ConfigError as exc:
         problems.extend(exc.problems)
     handoff = HandoffSettings()
@@ -94,7 +94,7 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
             guidance = load_guidance(settings.content_dir, content.locales, triage, settings.base_locale)
         except ConfigError as exc:
             problems.extend(exc.problems)
-    if triage and not care.region.numbers.ambulance:
+    if triage and care_loaded and not care.region.numbers.ambulance:  # (a broken care.yml is reported already)
         problems.append(ConfigProblem(str(settings.content_dir / "care.yml"), 0, "region.numbers.ambulance",
                                       'the region needs an ambulance number (e.g. region: {name: CN, numbers: '
                                       '{ambulance: "120"}}): every emergency reply gives it, in every language'))

@@ -219,6 +219,22 @@ def test_a_doctor_of_another_department_gets_403_and_the_denial_is_audited(derm:
     assert derm.ticket_of("p1").assignee == ""
 
 
+def test_the_paged_on_call_doctor_reads_the_emergency_before_acknowledging_it(derm: Setup) -> None:
+    """Nobody should have to accept an emergency blind: the on-call doctor (here internal medicine,
+    on call Monday 17:00 Shanghai) opens the emergency ticket and sees the patient's own words."""
+    derm.staff("d_sun", "Dr Sun", title="Attending", departments=("internal_medicine",))
+    derm.patient("p9", "你好", "我爸胸口压着疼 一直出冷汗")
+    ticket = derm.ticket_of("p9")
+    assert ticket.reason == "red_flag"
+    on_call = Browser(derm)
+    on_call.login("d_sun")
+    page = on_call.get(f"/console/tickets/{ticket.id}")
+    assert page.status_code == 200 and "我爸胸口压着疼 一直出冷汗" in page.text and "120" in page.text
+    gyn = Browser(derm)
+    gyn.login("d_gu")  # neither paged nor on call: still refused
+    assert gyn.get(f"/console/tickets/{ticket.id}").status_code == 403
+
+
 def test_every_view_of_patient_data_is_audited(derm: Setup) -> None:
     ticket = derm.hand_off("p1")
     doctor = Browser(derm)

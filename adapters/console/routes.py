@@ -180,10 +180,18 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         ticket = await ctx.carebot.store.read(lambda c: views.ticket(c, ticket_id))
         if ticket is None:
             raise Refused(ctx.t("no_such_ticket"), status=404)
-        if not HandoffService.can_view(ctx.me, ticket):
+        if not HandoffService.can_view(ctx.me, ticket) and not await _paged_to(ctx, ticket):
             await ctx.audit("denied", ticket.id, {"page": "ticket", "department": ticket.department})
             raise Refused(ctx.t("other_department"))
         return ticket
+
+    async def _paged_to(ctx: Ctx, ticket: Any) -> bool:
+        """An emergency paged to this person (or to whoever is on call now) may be read before it is
+        acknowledged: nobody should have to accept an emergency blind."""
+        paging = ctx.carebot.handoff.paging
+        if paging is None or ticket.reason != "red_flag":
+            return False
+        return paging.may_acknowledge(ctx.me, ticket, await paging.paged_staff(ticket.id))
 
     async def thread_values(ctx: Ctx, ticket: Any, part: str) -> dict[str, Any]:
         thread = await ctx.carebot.store.read(lambda c: views.thread(c, ticket, ctx.now))
