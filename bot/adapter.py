@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What the platform can do. The runtime fits every outbound to it before the commit
+    (bot/runtime/degrade.py): an op it cannot do, buttons it cannot show, media, long text."""
+
     ops: frozenset[str] = frozenset({"say"})  # which Outbound ops the platform can do
     buttons: bool = True
     max_buttons: int = 10

@@ -116,7 +116,7 @@ class Button:
 class Outbound:
     """One thing to do on a platform. `op` says what; adapters declare which ops they support."""
 
-    op: Literal["say", "delete", "restrict", "ban", "notify_staff", "page", "typing"]
+    op: Literal["say", "delete", "restrict", "ban", "notify_staff", "page"]
     address: Address
     text: str = ""
     key: str = ""  # the content key this text was rendered from ("" for staff-written text)
@@ -217,12 +217,6 @@ class UpdateTicket(Effect):
 
 
 @dataclass(frozen=True, slots=True)
-class CloseTicket(Effect):
-    kind: ClassVar[str] = "close_ticket"
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class Tag(Effect):
     kind: ClassVar[str] = "tag"
     add: tuple[str, ...] = ()
@@ -241,7 +235,7 @@ class RecordEvent(Effect):
 @dataclass(frozen=True, slots=True)
 class Moderate(Effect):
     kind: ClassVar[str] = "moderate"
-    outbound: Outbound  # delete / restrict / ban; the pipeline degrades where a platform can't
+    outbound: Outbound  # delete / restrict / ban; degraded before commit where a platform can't (bot/runtime/degrade.py)
     reason: str = ""
 
 

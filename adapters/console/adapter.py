@@ -62,7 +62,9 @@ class ConsoleAdapter(Adapter):
         extra = outbound.extra
         event = {"type": "notify_staff", "ticket": str(extra.get("ticket_id", "")),
                  "department": str(extra.get("department", "")), "priority": str(extra.get("priority", "")),
-                 "staff": str(extra.get("staff", "")), "conversation": outbound.address.conversation_id,
-                 "key": outbound.key}
+                 "staff": str(extra.get("staff", "")),
+                 # a notice moved here from a platform that cannot notify staff names its conversation
+                 "conversation": str(extra.get("conversation") or outbound.address.conversation_id),
+                 "action": str(extra.get("action", "")), "key": outbound.key}
         await self.runtime.coord.publish(FEED, json.dumps(event, ensure_ascii=False))
         return Delivery(ok=True, platform_message_id=idempotency_key)

@@ -28,7 +28,7 @@ Type a number to press a button."""
 
 class TerminalAdapter(Adapter):
     channel = "terminal"
-    capabilities = Capabilities(ops=frozenset({"say", "notify_staff"}))
+    capabilities = Capabilities(ops=frozenset({"say", "notify_staff"}), max_buttons=100)  # a numbered list: any number
 
     def __init__(self, out: TextIO = sys.stdout):
         self.out = out

@@ -107,7 +107,7 @@ def media_frame(media: Media | StoredMedia | None) -> dict[str, Any] | None:
 
 class WebchatAdapter(Adapter):
     channel = CHANNEL
-    capabilities = Capabilities(ops=frozenset({"say", "typing"}), buttons=True, max_buttons=12, media=True,
+    capabilities = Capabilities(ops=frozenset({"say"}), buttons=True, max_buttons=12, media=True,
                                 max_text=8000)
     rate_policy = RatePolicy(per_chat=(100, 1.0), overall=(1_000_000, 1.0))  # our own sockets: no quota
 
@@ -157,10 +157,6 @@ class WebchatAdapter(Adapter):
         if self.runtime is None or self.log is None:
             return Delivery(ok=False, retryable=True, error="web chat not started")
         conv = outbound.address.conversation_id
-        if outbound.op == "typing":
-            await self.push(conv, {"type": "typing", "on": True, "sender": outbound.sender,
-                                   "sender_name": outbound.sender_name})
-            return Delivery(ok=True)
         if outbound.op != "say":
             return Delivery(ok=False, retryable=False, error=f"web chat cannot {outbound.op}")
         payload = {"text": outbound.text, "key": outbound.key, "sender_name": outbound.sender_name,

@@ -23,6 +23,12 @@ Trigger precedence (docs/flows.md keeps the operator's version of this list):
 
 A flow started by a trigger pauses the running flows and resumes them (re-asking their question)
 when it ends, unless it is `takeover: true` (cancel, restart…), which replaces them.
+
+Why this file is over 400 lines: it is one interpreter — the trigger precedence above and one
+`_op_<name>` handler per compiled instruction, dispatched by name from the step loop and sharing
+the turn being built. The parts that are a concern of their own already live beside it (answer
+parsing in `answers.py`, the state in `state.py`, typed requests in bot/understand); splitting the
+handlers further would put the precedence list and the instructions it drives in different files.
 """
 
 from __future__ import annotations

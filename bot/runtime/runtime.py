@@ -5,6 +5,8 @@
 - Ordering: each conversation has a mailbox drained by one task, under a `coord` lock so other
   worker processes wait their turn; the state row's version catches anything the lock missed.
 - Durability: state, outbox rows, timers and records commit together; only then is anything sent.
+- Capabilities: before the commit each outbound is fitted to what its platform can do
+  (bot/runtime/degrade.py), so the outbox holds what is really sent.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bot.coord import Coord
 from bot.engine.engine import Engine
 from bot.engine.state import State
 from bot.pipeline import Pipeline
+from bot.runtime.degrade import degrade_effects
 from bot.runtime.proactive import ProactivePolicy, is_proactive
 from bot.store.store import Duplicate, Store, TurnCommit, VersionConflict
 from bot.types import CallAction, Effect, Inbound, OpenTicket
@@ -154,6 +157,8 @@ class Runtime:
             state, effects = await self._run_actions(state, effects, inbound, now)
             if self.proactive is not None and is_proactive(inbound):
                 effects = self.proactive.mark_sent(effects)
+            content = self.engine.content
+            effects = degrade_effects(effects, self.adapters, content.render, state.locale, content.base_locale)
             ticket_ids = {i: f"T{uuid.uuid4().hex[:12]}" for i, e in enumerate(effects) if isinstance(e, OpenTicket)}
             if ticket_ids:
                 state.ticket_id = list(ticket_ids.values())[-1]

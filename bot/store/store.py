@@ -19,7 +19,7 @@ from bot.store.db import Checkpointer, is_postgres, make_engine
 from bot.store.fastsql import FastStatement
 from bot.store.writer import BatchWriter
 from bot.types import (
-    Address, CancelTimer, CloseTicket, Effect, Inbound, Moderate, OpenTicket, Outbound, RecordEvent,
+    Address, CancelTimer, Effect, Inbound, Moderate, OpenTicket, Outbound, RecordEvent,
     ScheduleTimer, Send, Tag, UpdateTicket,
 )
 
@@ -232,8 +232,6 @@ class Store:
                     conn.execute(TICKET_MSG.insert().values(
                         org=org, ticket_id=ticket, author="patient", body=effect.message,
                         media=effect.media.ref if effect.media else "", at=now))
-            elif isinstance(effect, CloseTicket) and ticket:
-                conn.execute(TICKET.update().where(TICKET.c.id == ticket).values(status="resolved", closed_at=now))
             elif isinstance(effect, (RecordEvent, Tag)):
                 kind = effect.event if isinstance(effect, RecordEvent) else "tag"
                 data = effect.data if isinstance(effect, RecordEvent) else {"add": list(effect.add), "remove": list(effect.remove)}

@@ -23,9 +23,12 @@ class Sent:
 
 
 class MemoryAdapter(Adapter):
-    def __init__(self, channel: str = "memory", *, rate_policy: RatePolicy | None = None):
+    def __init__(self, channel: str = "memory", *, rate_policy: RatePolicy | None = None,
+                 capabilities: Capabilities | None = None):
         self.channel = channel
-        self.capabilities = Capabilities(ops=frozenset({"say", "delete", "restrict", "ban", "notify_staff"}))
+        # everything by default; a test passes less to see the runtime degrade (bot/runtime/degrade.py)
+        self.capabilities = capabilities or Capabilities(
+            ops=frozenset({"say", "delete", "restrict", "ban", "notify_staff"}), max_buttons=100)
         self.rate_policy = rate_policy or RatePolicy(per_chat=(10_000, 1.0), overall=(1_000_000, 1.0))
         self.sent: list[Sent] = []
         self.by_chat: dict[str, list[Sent]] = defaultdict(list)

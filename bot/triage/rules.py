@@ -1,8 +1,8 @@
-"""Load and validate triage rules and the department lexicon for one locale.
+"""Load and validate triage rules for one locale, with its department lexicon.
 
 `content/triage/<locale>.yml` holds symptoms, rules, negation cues, emergency numbers and reply keys;
-`content/departments/<locale>.yml` holds the weighted department lexicon. Both are compiled once here
-into a `TriageRules` so that `assess` does no parsing and no I/O. Every problem an operator can make
+`content/departments/<locale>.yml` holds the weighted department lexicon (read by `departments.py`).
+Both are compiled once into a `TriageRules` so that `assess` does no parsing and no I/O. Every problem an operator can make
 is reported as a `ConfigProblem` naming file, line, field and what would be valid.
 """
 
@@ -12,16 +12,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bot.yamlsrc import parse_yaml
-
 from bot.errors import ConfigError, ConfigProblem
+from bot.triage.departments import DepartmentsFile
 from bot.triage.model import (
-    AGE_UNITS_IN_MONTHS, LEVELS, AgePattern, Department, DepartmentLexicon, LazyRegex, Negation, NotNow, PatientCondition,
-    PatientInText, Rule, Symptom, TriageRules,
+    AGE_UNITS_IN_MONTHS, LEVELS, AgePattern, DepartmentLexicon, Negation, NotNow, PatientInText, Rule, Symptom,
+    TriageRules,
 )
 from bot.triage.phrases import PhraseIndex, normalize
+from bot.triage.yamlcheck import ID, YamlChecker
 
 _TRIAGE_KEYS = (
     "locale", "default_level", "emergency_numbers", "replies", "negation",
@@ -33,16 +31,11 @@ _RULE_KEYS = (
     "id", "level", "symptoms", "keywords", "patterns", "exclude", "requires_any", "requires_all",
     "patient", "department", "reply", "numbers",
 )
-_PATIENT_KEYS = ("age_months_under", "age_months_at_least", "pregnant")
 _NEGATION_KEYS = ("cues", "not_negation", "clause_breaks")
 _PATIENT_TEXT_KEYS = ("age", "age_units", "newborn", "pregnant")
-_DEPT_FILE_KEYS = ("min_confidence", "full_confidence_score", "departments")
-_DEPT_KEYS = ("id", "name", "keywords", "patient_bonus")
-_BONUS_KEYS = ("when", "weight")
 # Sentence punctuation always ends a clause (a full stop between digits is a decimal point), and so
 # does a space between two Chinese characters: "没有发烧 胸口疼" is two clauses.
 _CLAUSE_PUNCTUATION = re.compile(r"[,，。;；!！?？\n:：]|\.(?!\d)|(?<=[\u3400-\u9fff]) (?=[\u3400-\u9fff])")
-_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def default_content_dir() -> Path:
@@ -64,7 +57,7 @@ def load_triage(content_dir: str | Path, locale: str) -> TriageRules:
                                          f"no triage rules for locale {locale!r}; available: {', '.join(available) or '(none)'}")])
     problems: list[ConfigProblem] = []
     phrases = PhraseIndex()
-    lexicon = _Loader(dept_file, problems, phrases).departments()
+    lexicon = DepartmentsFile(dept_file, problems, phrases).lexicon()
     rules = _Loader(triage_file, problems, phrases).triage(locale, lexicon)
     if problems or rules is None:
         raise ConfigError(problems or [ConfigProblem(str(triage_file), 0, "", "could not be loaded")])
@@ -85,181 +78,13 @@ def load_all_triage(content_dir: str | Path) -> dict[str, TriageRules]:
     return loaded
 
 
-class _Loader:
-    """Reads one YAML file and validates it, appending problems instead of stopping at the first."""
-
-    def __init__(self, path: Path, problems: list[ConfigProblem], phrases: PhraseIndex):
-        self.phrases = phrases
-        self.path = path
-        self.file = str(path)
-        self.problems = problems
-
-    # --- plumbing ---------------------------------------------------------------------------------
-
-    def _read(self) -> Any:
-        if not self.path.is_file():
-            self.problem(0, "", f"file not found (expected {self.path.name} in {self.path.parent})")
-            return None
-        try:
-            return parse_yaml(self.path.read_text(encoding="utf-8"))
-        except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark or err.context_mark
-            self.problem(mark.line + 1 if mark else 0, "", f"not valid YAML: {err.problem or err}")
-            return None
-
-    def problem(self, line: int, field: str, message: str) -> None:
-        self.problems.append(ConfigProblem(self.file, line, field, message))
-
-    @staticmethod
-    def line(node: Any, key: Any = None) -> int:
-        lc = getattr(node, "lc", None)
-        if lc is None:
-            return 0
-        try:
-            if key is None:
-                return lc.line + 1
-            if isinstance(key, int):
-                return lc.item(key)[0] + 1
-            return lc.key(key)[0] + 1
-        except (KeyError, IndexError, TypeError):
-            return lc.line + 1
-
-    def mapping(self, node: Any, field: str, allowed: tuple[str, ...], line: int) -> dict | None:
-        if not isinstance(node, dict):
-            self.problem(line, field, f"must be a mapping with keys {', '.join(allowed)}")
-            return None
-        for key in node:
-            if key not in allowed:
-                self.problem(self.line(node, key), f"{field}.{key}".lstrip("."),
-                             f"unknown key {key!r}; valid keys: {', '.join(allowed)}")
-        return node
-
-    def strings(self, parent: Any, key: Any, field: str) -> list[str]:
-        value = parent.get(key) if isinstance(parent, dict) else None
-        if value is None:
-            return []
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
-            self.problem(self.line(parent, key), field, "must be a list of strings, e.g. [胸痛, 胸口疼]")
-            return []
-        return [str(v) for v in value]
-
-    def level(self, parent: Any, key: str, field: str) -> str | None:
-        value = parent.get(key)
-        if value not in LEVELS:
-            what = "missing level" if value is None else f"unknown level {value!r}"
-            self.problem(self.line(parent, key), field, f"{what}; valid levels: {', '.join(LEVELS)}")
-            return None
-        return value
-
-    def compile(self, regex: str, line: int, field: str, lazy: bool = False) -> Any:
-        try:
-            # No IGNORECASE: text is lower-cased before matching, and case-sensitive patterns let the
-            # regex engine skip ahead to positions where the first character can match.
-            return LazyRegex(regex) if lazy else re.compile(regex)
-        except re.error as err:
-            self.problem(line, field, f"invalid regex {regex!r}: {err}")
-            return None
-
-    def symptom(self, name: str, node: Any, field: str, line: int) -> Symptom | None:
-        keywords = self.strings(node, "keywords", f"{field}.keywords")
-        patterns = []
-        for i, p in enumerate(self.strings(node, "patterns", f"{field}.patterns")):
-            pline = self.line(node["patterns"], i) if isinstance(node.get("patterns"), list) else line
-            patterns.append(self.compile(p, pline, f"{field}.patterns[{i}]", lazy=True))
-        if None in patterns:
-            return None
-        if not keywords and not patterns:
-            self.problem(line, field, "needs at least one of keywords: [...] or patterns: [...]")
-            return None
-        exclude = self.phrases.add(self.strings(node, "exclude", f"{field}.exclude"))
-        return Symptom(name, self.phrases.add(keywords), tuple(patterns), exclude)
-
-    def patient(self, node: Any, field: str, line: int) -> PatientCondition | None:
-        if self.mapping(node, field, _PATIENT_KEYS, line) is None:
-            return None
-        values: dict[str, Any] = {}
-        for key in ("age_months_under", "age_months_at_least"):
-            if key in node:
-                if not isinstance(node[key], (int, float)) or isinstance(node[key], bool) or node[key] < 0:
-                    self.problem(self.line(node, key), f"{field}.{key}", "must be a number of months ≥ 0, e.g. 3")
-                else:
-                    values[key] = float(node[key])
-        if "pregnant" in node:
-            if not isinstance(node["pregnant"], bool):
-                self.problem(self.line(node, "pregnant"), f"{field}.pregnant", "must be true or false")
-            else:
-                values["pregnant"] = node["pregnant"]
-        if not values:
-            self.problem(line, field, f"needs one of {', '.join(_PATIENT_KEYS)}")
-            return None
-        return PatientCondition(**values)
-
-    # --- departments/<locale>.yml -----------------------------------------------------------------
-
-    def departments(self) -> DepartmentLexicon | None:
-        doc = self._read()
-        if doc is None or self.mapping(doc, "", _DEPT_FILE_KEYS, 1) is None:
-            return None
-        min_conf = doc.get("min_confidence", 0.5)
-        if not isinstance(min_conf, (int, float)) or not 0 <= min_conf <= 1:
-            self.problem(self.line(doc, "min_confidence"), "min_confidence", "must be a number from 0 to 1, e.g. 0.5")
-            min_conf = 0.5
-        full = doc.get("full_confidence_score", 3)
-        if not isinstance(full, (int, float)) or full <= 0:
-            self.problem(self.line(doc, "full_confidence_score"), "full_confidence_score",
-                         "must be a positive number, e.g. 3")
-            full = 3
-        entries = doc.get("departments")
-        if not isinstance(entries, list) or not entries:
-            self.problem(self.line(doc, "departments"), "departments", "must be a non-empty list of departments")
-            return None
-        departments, seen = [], set()
-        for i, node in enumerate(entries):
-            field, line = f"departments[{i}]", self.line(entries, i)
-            if self.mapping(node, field, _DEPT_KEYS, line) is None:
-                continue
-            dept_id = node.get("id")
-            if not isinstance(dept_id, str) or not _ID.match(dept_id):
-                self.problem(line, f"{field}.id", "needs an ASCII id in lower case, e.g. dermatology")
-                continue
-            if dept_id in seen:
-                self.problem(line, f"{field}.id", f"duplicate department id {dept_id!r}")
-            seen.add(dept_id)
-            names = node.get("name")
-            if not isinstance(names, dict) or not names or not all(isinstance(v, str) for v in names.values()):
-                self.problem(self.line(node, "name"), f"{field}.name", "must map locale to display name, e.g. {zh-CN: 皮肤科, en: Dermatology}")
-                names = {}
-            weights: dict[float, list[str]] = {}
-            keywords = node.get("keywords") or {}
-            if not isinstance(keywords, dict):
-                self.problem(self.line(node, "keywords"), f"{field}.keywords", "must map keyword to weight, e.g. {痘痘: 3, 痒: 1}")
-                keywords = {}
-            for kw, weight in keywords.items():
-                if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
-                    self.problem(self.line(keywords, kw), f"{field}.keywords.{kw}", "weight must be a positive number, e.g. 2")
-                    continue
-                weights.setdefault(float(weight), []).append(str(kw))
-            bonuses = []
-            for j, bonus in enumerate(node.get("patient_bonus") or []):
-                bfield, bline = f"{field}.patient_bonus[{j}]", self.line(node["patient_bonus"], j)
-                if self.mapping(bonus, bfield, _BONUS_KEYS, bline) is None:
-                    continue
-                cond = self.patient(bonus.get("when"), f"{bfield}.when", bline)
-                weight = bonus.get("weight")
-                if not isinstance(weight, (int, float)) or weight <= 0:
-                    self.problem(bline, f"{bfield}.weight", "must be a positive number, e.g. 2")
-                elif cond is not None:
-                    bonuses.append((cond, float(weight)))
-            grouped = tuple((self.phrases.add(kws), weight) for weight, kws in sorted(weights.items(), reverse=True))
-            departments.append(Department(dept_id, dict(names), grouped, tuple(bonuses)))
-        return DepartmentLexicon(float(min_conf), float(full), tuple(departments))
+class _Loader(YamlChecker):
+    """Reads `triage/<locale>.yml` (and its extra files) into `TriageRules`."""
 
     # --- triage/<locale>.yml ----------------------------------------------------------------------
 
     def triage(self, locale: str, lexicon: DepartmentLexicon | None) -> TriageRules | None:
-        doc = self._read()
+        doc = self.read()
         if doc is None or self.mapping(doc, "", _TRIAGE_KEYS, 1) is None:
             return None
         if doc.get("locale", locale) != locale:
@@ -397,7 +222,7 @@ class _Loader:
             return symptoms
         for name, body in node.items():
             field, line = f"symptoms.{name}", self.line(node, name)
-            if not isinstance(name, str) or not _ID.match(name):
+            if not isinstance(name, str) or not ID.match(name):
                 self.problem(line, field, "symptom names are lower-case ASCII with underscores, e.g. chest_pain")
                 continue
             if self.mapping(body, field, _SYMPTOM_KEYS, line) is None:
@@ -413,7 +238,7 @@ class _Loader:
         extras = []
         for path in sorted((self.path.parent / locale).glob("*.yml")):
             loader = _Loader(path, self.problems, self.phrases)
-            doc = loader._read()
+            doc = loader.read()
             if doc is None or loader.mapping(doc, "", ("symptoms", "rules"), 1) is None:
                 continue
             for name, symptom in loader._symptoms(doc).items():
@@ -440,7 +265,7 @@ class _Loader:
             if self.mapping(body, field, _RULE_KEYS, line) is None:
                 continue
             rule_id = body.get("id")
-            if not isinstance(rule_id, str) or not _ID.match(rule_id):
+            if not isinstance(rule_id, str) or not ID.match(rule_id):
                 self.problem(line, f"{field}.id", "needs an id in lower-case ASCII with underscores, e.g. chest_pain_sweating")
                 continue
             field = f"rules[{i}]({rule_id})"
