@@ -89,7 +89,8 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
     except ConfigError as exc:
         problems.extend(exc.problems)
     guidance = None
-    if content is not None:
+    triage_failed = (settings.content_dir / "triage").is_dir() and not triage
+    if content is not None and not triage_failed:  # guidance names triage rules: check it against loaded ones
         try:
             guidance = load_guidance(settings.content_dir, content.locales, triage, settings.base_locale)
         except ConfigError as exc:

@@ -231,3 +231,24 @@ async def test_an_emergency_ticket_opens_with_the_patients_words_and_what_the_bo
         assert any("120" in r.body for r in rows if r.author == "bot")
     finally:
         await bot.stop()
+
+
+def test_one_broken_pattern_is_one_problem_not_a_cascade(tmp_path: Path) -> None:
+    """An operator's typo in one regex names that file and line — and nothing else (before: ~100
+    follow-on errors for every rule and guidance file that named the symptom)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    content = tmp_path / "content"
+    shutil.copytree(CONTENT, content)
+    rules = content / "triage" / "en" / "acute.yml"
+    text = rules.read_text(encoding="utf-8")
+    at = text.index("patterns: ['") + len("patterns: ['")
+    rules.write_text(text[:at] + "(unclosed" + text[at:], encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "validate"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "CAREBOT_CONTENT": str(content)})
+    report = out.stdout + out.stderr
+    assert out.returncode != 0 and "1 problem(s)" in report
+    assert "acute.yml:" in report and "invalid regex" in report and "missing )" in report

@@ -103,8 +103,10 @@ class YamlChecker:
         for i, p in enumerate(self.strings(node, "patterns", f"{field}.patterns")):
             pline = self.line(node["patterns"], i) if isinstance(node.get("patterns"), list) else line
             patterns.append(self.compile(p, pline, f"{field}.patterns[{i}]", lazy=True))
-        if None in patterns:
-            return None
+        if None in patterns:  # reported already; keep the symptom declared so its rules don't cascade
+            patterns = [p for p in patterns if p is not None]
+            if not keywords and not patterns:
+                return Symptom(name, self.phrases.add([]), (), self.phrases.add([]))
         if not keywords and not patterns:
             self.problem(line, field, "needs at least one of keywords: [...] or patterns: [...]")
             return None

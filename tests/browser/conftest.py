@@ -119,3 +119,15 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 def shot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def wait_until(page: Any, expression: str, timeout: float = 15.0) -> None:
+    """Poll a JavaScript expression until it is truthy. Playwright's `wait_for_function` re-evaluates a
+    string with `new Function` in the page, which our Content-Security-Policy (script-src 'self')
+    rightly refuses; `page.evaluate` goes through the debugging protocol instead."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for: {expression}"
+        page.wait_for_timeout(50)

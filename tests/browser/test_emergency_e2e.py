@@ -14,7 +14,7 @@ import pytest
 
 from adapters.console import ConsoleAdapter
 from bot.clock import ManualClock
-from tests.browser.conftest import LiveServer, shot
+from tests.browser.conftest import LiveServer, shot, wait_until
 from tests.conftest import T0
 
 pytestmark = pytest.mark.browser
@@ -104,7 +104,7 @@ def test_emergency_reaches_the_on_call_doctor_and_the_patient_sees_each_step(
     alert = desk.locator(".cb-alert")
     alert.wait_for()
     assert "Emergency" in alert.inner_text()
-    desk.wait_for_function("window.__beeps > 0")
+    wait_until(desk, "window.__beeps > 0")
     shot(desk, "emergency-02-console-alert")
 
     # the alert was displayed: the patient hears so (and only now)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.types import Address, Inbound
-from tests.browser.conftest import LiveServer, shot
+from tests.browser.conftest import LiveServer, shot, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -85,8 +85,8 @@ def test_checkin_by_typing_and_buttons_then_reload_continues(live_server: LiveSe
 
     page.reload()
     bot(page, "checkin.thanks").wait_for()
-    page.wait_for_function(f"document.querySelector('[data-carebot]').shadowRoot"
-                           f".querySelectorAll('.cb-msg[data-seq]').length >= {len(before)}")
+    wait_until(page, f"document.querySelector('[data-carebot]').shadowRoot"
+                     f".querySelectorAll('.cb-msg[data-seq]').length >= {len(before)}")
     assert seqs(page) == before  # the same conversation, each message once
     say(page, "/start")
     bot(page, "menu.ask").wait_for()
@@ -175,8 +175,8 @@ def test_oversized_and_wrong_uploads_get_clear_errors(tmp_path: Path, page: Any)
         files.set_input_files({"name": "skin.png", "mimeType": "image/png", "buffer": PNG})
         image = page.locator(".cb-patient[data-seq] img.cb-img")
         image.wait_for()
-        page.wait_for_function("document.querySelector('[data-carebot]').shadowRoot"
-                               ".querySelector('img.cb-img').src.startsWith('blob:')")
+        wait_until(page, "document.querySelector('[data-carebot]').shadowRoot"
+                   ".querySelector('img.cb-img').src.startsWith('blob:')")
         assert page.get_by_role("textbox").is_enabled()  # the connection stays up
         say(page, "/start")
         bot(page, "menu.ask").wait_for()
