@@ -46,6 +46,7 @@ EPISODE_WINDOW = timedelta(hours=6)  # earlier messages that still count with th
 EPISODE_MESSAGES = 4  # at most this many earlier messages
 SAFETY_YES, SAFETY_NO = "safety_yes", "safety_no"
 CALLED_YES, CALLED_NO = "called_yes", "called_no"
+CALLED_SLOT = "_called_emergency"  # the patient said the ambulance was called
 CALLED_WORDS = frozenset({"打了", "已经打了", "打过了", "拨了", "已拨打", "拨打了", "叫了", "叫了救护车", "救护车来了",
                           "救护车在路上", "called", "i called", "already called", "i've called", "ive called",
                           "ambulance is coming", "they're coming", "on the way"})
@@ -118,8 +119,11 @@ class SafetyStage:
                 called = value == CALLED_YES or said in CALLED_WORDS or (
                     value != CALLED_NO and parse_yes_no(ctx.inbound.text, value))
                 key, buttons = ("triage.after_called", ()) if called else ("triage.after_not_called", buttons)
+                if called:
+                    ctx.state.slots[CALLED_SLOT] = True
         except Invalid:
-            pass
+            if ctx.state.slots.get(CALLED_SLOT):  # they said they called: don't ask again, just confirm
+                key, buttons = "triage.still_with_you", ()
         values = {"numbers": " / ".join(self._numbers(locale))}
         ctx.effects.append(Send(Outbound(
             op="say", address=ctx.state.address, key=key, text=self.content.render(key, locale, values),
@@ -184,6 +188,7 @@ class SafetyStage:
 
     def _emergency(self, ctx: TurnContext, result: Assessment, screening: Screening, words: list[str]) -> None:
         state = ctx.state
+        state.slots.pop(CALLED_SLOT, None)  # a new emergency: ask again whether the ambulance was called
         numbers = list(result.emergency_numbers)
         key = result.reply_key if self.content.has(result.reply_key) else FALLBACK_REPLY
         reply_ctx: dict[str, Any] = {"numbers": " / ".join(numbers), "emergency_numbers": numbers,
