@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from bot.flow.compiler import AskSpec
+from bot.understand.normalize import zh_number
 
 YES = {"yes", "y", "yeah", "yep", "yes please", "ok", "okay", "sure", "agree", "i agree", "i do", "true", "1",
        "是", "是的", "是啊", "对", "对的", "对啊", "好", "好的", "好啊", "嗯", "嗯嗯", "行", "可以", "同意", "我同意",
@@ -16,9 +17,6 @@ NO = {"no", "n", "nope", "nah", "not", "no thanks", "no thank you", "not really"
       "算了", "没看过", "没去过", "没做过", "没有看过", "没有去过"}
 SKIP = {"skip", "pass", "跳过", "略过", "不想说", "不知道"}
 
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
-              "七": 7, "八": 8, "九": 9}
-_ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
 _PUNCT = re.compile(r"[\s。.!！?？,，、~～]+$")
 
 
@@ -32,20 +30,6 @@ class Invalid(ValueError):
 
 def clean(text: str) -> str:
     return _PUNCT.sub("", text.strip())
-
-
-def zh_number(text: str) -> int | None:
-    """二十五 → 25, 三百零二 → 302, 十 → 10. None when the text is not a Chinese numeral."""
-    if not text or any(c not in _ZH_DIGITS and c not in _ZH_UNITS for c in text):
-        return None
-    total, digit = 0, 0
-    for c in text:
-        if c in _ZH_DIGITS:
-            digit = _ZH_DIGITS[c]
-        else:
-            total += (digit or 1) * _ZH_UNITS[c]
-            digit = 0
-    return total + digit
 
 
 def parse_number(text: str) -> float:

@@ -27,9 +27,9 @@ from bot.triage.model import (
 )
 from bot.triage.phrases import Hits, Span, normalize
 from bot.triage.rules import default_content_dir, load_triage
+from bot.understand.normalize import zh_number
 
 _TOKEN = re.compile(r"[a-z0-9']+|[^\x00-\x7f\s]")
-_ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _EN_NUMBERS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
@@ -117,12 +117,8 @@ def _number(word: str) -> float | None:
         return float(word)
     if word in _EN_NUMBERS:
         return float(_EN_NUMBERS[word])
-    if word and all(c in _ZH_DIGITS or c == "十" for c in word):
-        if "十" not in word:
-            return float(_ZH_DIGITS[word]) if len(word) == 1 else None
-        tens, _, ones = word.partition("十")
-        return float(_ZH_DIGITS.get(tens, 1) * 10 + _ZH_DIGITS.get(ones, 0))
-    return None
+    n = zh_number(word)  # mostly digits already: the canonical form converts numerals next to units
+    return float(n) if n is not None else None
 
 
 def _ages_in_text(text: str, hits: Hits, found: PatientInText) -> list[float]:

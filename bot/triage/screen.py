@@ -106,8 +106,6 @@ class Screener:
         fired = {m.rule for m in result.matched}
         names = ["default"] + [n for rules in self.rules.values() for rule in rules.rules if rule.id in fired
                                for n in rule.numbers]
-        if any("suicid" in m.rule or "self_harm" in m.rule for m in result.matched):
-            names.append("mental_health")
         lists = self.number_lists(own)
         return tuple(dict.fromkeys(num for n in names for num in lists.get(n, ())))
 

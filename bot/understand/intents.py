@@ -33,7 +33,8 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.engine.answers import Invalid, clean, zh_number
+from bot.engine.answers import Invalid, clean
+from bot.understand.normalize import zh_number
 from bot.engine.answers import read_answer as strict_answer
 from bot.errors import ConfigError, ConfigProblem
 from bot.understand.normalize import canonical

@@ -21,6 +21,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 
 _DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
           "八": 8, "九": 9}
+_ZH_UNIT = {"十": 10, "百": 100, "千": 1000}
 _NUMERAL = "零〇一二两三四五六七八九十百"
 _UNITS = ("度", "岁", "个月", "个多月", "个半月", "个星期", "星期", "周", "礼拜", "天", "小时", "个小时", "分钟", "次", "斤",
           "公斤", "片", "粒", "颗", "瓶", "盒", "毫升", "mmol", "点")
@@ -30,27 +31,30 @@ _RUN = re.compile("[" + _NUMERAL + "]{1,6}")
 _AFTER = tuple(sorted(_UNITS, key=len, reverse=True))
 
 
-def _zh_number(run: str) -> int | None:
-    """三十九 → 39, 一百九 → 190 (colloquial), 一百零五 → 105, 二十 → 20, 五 → 5; None if not a number."""
-    if not run or any(c not in _NUMERAL for c in run):
+def zh_number(text: str) -> int | None:
+    """二十五 → 25, 三百零二 → 302, 十 → 10. None when the text is not a Chinese numeral.
+    The one reader of Chinese numerals: typed answers (bot.engine.answers) use it too."""
+    if not text or any(c not in _DIGIT and c not in _ZH_UNIT for c in text):
         return None
-    if "百" in run:
-        hundreds, _, rest = run.partition("百")
-        h = _DIGIT.get(hundreds, 1) if hundreds else 1
-        if not rest:
-            return h * 100
-        if len(rest) == 1 and rest in _DIGIT:  # 一百九 = 190
-            return h * 100 + _DIGIT[rest] * 10
-        tail = _zh_number(rest.lstrip("零〇"))
-        return None if tail is None else h * 100 + tail
-    if "十" in run:
-        tens, _, ones = run.partition("十")
-        if len(tens) > 1 or len(ones) > 1:
-            return None
-        return (_DIGIT.get(tens, 1) if tens else 1) * 10 + (_DIGIT.get(ones, 0) if ones else 0)
-    if len(run) == 1:
-        return _DIGIT.get(run)
-    return None
+    total, digit = 0, 0
+    for c in text:
+        if c in _DIGIT:
+            digit = _DIGIT[c]
+        else:
+            total += (digit or 1) * _ZH_UNIT[c]
+            digit = 0
+    return total + digit
+
+
+def _spoken_number(run: str) -> int | None:
+    """A numeral as people say a reading: 一百九 → 190 (a digit straight after 百/千 counts in the next
+    unit down), 三十九 → 39; None for runs of bare digits (五五) that are not a number."""
+    if any(a in _DIGIT and b in _DIGIT and a not in "零〇" for a, b in zip(run, run[1:])):
+        return None
+    n = zh_number(run)
+    if n is not None and len(run) >= 2 and run[-1] in _DIGIT and run[-2] in ("百", "千"):
+        n += _DIGIT[run[-1]] * (_ZH_UNIT[run[-2]] // 10 - 1)
+    return n
 
 
 def _numerals(text: str) -> str:
@@ -62,7 +66,7 @@ def _numerals(text: str) -> str:
         measure = text.endswith(_MEASURES, 0, start)
         if not (unit or measure):
             continue
-        n = _zh_number(m.group())
+        n = _spoken_number(m.group())
         if n is None:
             continue
         out.append(text[last:start])
