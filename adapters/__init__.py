@@ -11,8 +11,8 @@ if TYPE_CHECKING:
 
 def default_adapters(settings: Settings) -> list[Adapter]:
     """The adapters `carebot run` serves: the web chat at /chat and the staff console at /console
-    (which also decides which staff may open a patient's uploaded photos), and the pager webhook
-    when CAREBOT_PAGER_WEBHOOK_URL is set."""
+    (which also decides which staff may open a patient's uploaded photos), the pager webhook
+    when CAREBOT_PAGER_WEBHOOK_URL is set, and WeCom when CAREBOT_WECOM_CORP_ID is (docs/wecom.md)."""
     from adapters.console import ConsoleAdapter
     from adapters.webchat import WebchatAdapter
 
@@ -22,4 +22,11 @@ def default_adapters(settings: Settings) -> list[Adapter]:
         from adapters.pager import PagerWebhookAdapter
 
         adapters.append(PagerWebhookAdapter(settings.pager_webhook_url, settings.pager_webhook_secret))
+    from adapters.wecom.config import WeComConfig
+
+    wecom = WeComConfig.from_env()
+    if wecom.enabled:  # patients on WeChat Customer Service, staff on WeCom
+        from adapters.wecom.adapter import WeComAdapter
+
+        adapters.append(WeComAdapter(wecom))
     return adapters

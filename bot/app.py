@@ -12,7 +12,7 @@ from bot.care.actions import register_care_actions, register_handoff_actions
 from bot.care.config import CareSettings, load_care
 from bot.clock import Clock
 from bot.handoff.config import HandoffSettings, load_handoff
-from bot.handoff.paging import PAGER, Paging
+from bot.handoff.paging import Paging
 from bot.handoff.relay import RelayStage
 from bot.handoff.service import HandoffService
 from bot.coord import Coord, make_coord
@@ -160,8 +160,9 @@ class CareBot:
         handoff = HandoffService(config.handoff, store, runtime, coord, clock)
         runtime.after_commit.append(handoff.after_commit)
         register_handoff_actions(actions, handoff)
-        handoff.paging = Paging(handoff, sender, config.care.region.numbers.ambulance,
-                                webhook=adapter_set.get(PAGER) is not None)
+        handoff.paging = Paging(handoff, sender, config.care.region.numbers.ambulance, channels=tuple(
+            c for c, a in adapter_set.adapters.items() if "page" in a.capabilities.ops))
+        runtime.handoff = handoff
         timers.register(SLA, handoff.clocks.on_timer)
         timers.register(PAGE, handoff.paging.on_timer)
         return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff)

@@ -29,6 +29,19 @@ class Coord(ABC):
         otherwise the seconds to wait before trying again (the event is not counted)."""
 
     @abstractmethod
+    async def cache_get(self, key: str) -> str | None:
+        """A shared value (a platform's access token), or None when absent or expired."""
+
+    @abstractmethod
+    async def cache_set(self, key: str, value: str, ttl: float) -> None:
+        """Keep `value` under `key` for `ttl` seconds, for every worker."""
+
+    @abstractmethod
+    async def cache_delete(self, key: str, value: str | None = None) -> None:
+        """Forget `key` (only while it still holds `value`, when given: a worker never drops a
+        fresher token another worker just stored)."""
+
+    @abstractmethod
     async def publish(self, channel: str, message: str) -> None: ...
 
     @abstractmethod

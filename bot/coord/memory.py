@@ -18,6 +18,7 @@ class MemoryCoord(Coord):
         self._seen_capacity = seen_capacity
         self._hits: dict[str, deque[float]] = defaultdict(deque)
         self._subscribers: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)
+        self._cache: dict[str, tuple[str, float]] = {}
 
     @asynccontextmanager
     async def lock(self, key: str, ttl: float = 30.0, wait: float = 60.0) -> AsyncIterator[None]:
@@ -58,6 +59,20 @@ class MemoryCoord(Coord):
             return window[0] + per_seconds - now
         window.append(now)
         return 0.0
+
+    async def cache_get(self, key: str) -> str | None:
+        item = self._cache.get(key)
+        if item is None or item[1] <= time.monotonic():
+            self._cache.pop(key, None)
+            return None
+        return item[0]
+
+    async def cache_set(self, key: str, value: str, ttl: float) -> None:
+        self._cache[key] = (value, time.monotonic() + ttl)
+
+    async def cache_delete(self, key: str, value: str | None = None) -> None:
+        if value is None or (key in self._cache and self._cache[key][0] == value):
+            self._cache.pop(key, None)
 
     async def publish(self, channel: str, message: str) -> None:
         for q in list(self._subscribers.get(channel, ())):

@@ -13,7 +13,8 @@ import redis.asyncio as aioredis
 
 from bot.coord.base import Coord, LockTimeout
 
-# Release only a lock we still own (its value is our token).
+# Release only a lock we still own (its value is our token); also: drop a cached value only while
+# it still holds the value the caller saw.
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -69,6 +70,19 @@ class RedisCoord(Coord):
         wait = await self._hit(keys=[f"{self.prefix}rate:{key}"],
                                args=[time.time(), per_seconds, limit, secrets.token_hex(6)])
         return max(0.0, float(wait))
+
+    async def cache_get(self, key: str) -> str | None:
+        value = await self.redis.get(f"{self.prefix}cache:{key}")
+        return None if value is None else str(value)
+
+    async def cache_set(self, key: str, value: str, ttl: float) -> None:
+        await self.redis.set(f"{self.prefix}cache:{key}", value, px=max(1, int(ttl * 1000)))
+
+    async def cache_delete(self, key: str, value: str | None = None) -> None:
+        if value is None:
+            await self.redis.delete(f"{self.prefix}cache:{key}")
+        else:
+            await self._release(keys=[f"{self.prefix}cache:{key}"], args=[value])
 
     async def publish(self, channel: str, message: str) -> None:
         await self.redis.publish(f"{self.prefix}{channel}", message)

@@ -5,8 +5,9 @@
         ──ack_timeout──► ladder exhausted: the patient is told nobody can be reached, call 120 now
 
 A rung pages each of its people on every configured staff channel: the console (a durable alert,
-listed until acknowledged, pushed live over the `console` feed) and the pager webhook (an outbox row
-on channel `pager`, retried with backoff, signed by the adapter). A rung with nobody in it is
+listed until acknowledged, pushed live over the `console` feed) and every adapter that declares the
+`page` op — the pager webhook (channel `pager`, signed), WeCom (a textcard and the patient's
+care-team group) — as an outbox row per channel, retried with backoff. A rung with nobody in it is
 skipped at once. The ladder's clock is a durable timer (`page:ladder:<ticket>`, payload `handoff:
 page_ladder`) like the SLA clocks. Every step is a ticket event (shown on the ticket) and an audit
 entry (append-only).
@@ -45,12 +46,18 @@ LIVE = ("paging", "delivered", "unreachable")  # states in which the alert is st
 
 
 class Paging:
-    def __init__(self, service: HandoffService, sender: Sender, ambulance: str, *, webhook: bool):
+    def __init__(self, service: HandoffService, sender: Sender, ambulance: str, *,
+                 channels: tuple[str, ...] = ()):
         self.service = service
         self.sender = sender
         self.ambulance = ambulance  # from content/care.yml region: the number the patient is told
-        self.webhook = webhook  # a pager adapter is configured: page by webhook too
+        self.channels = channels  # the adapters that take `page` outbounds (pager webhook, WeCom)
         sender.on_sent.append(self._on_sent)
+
+    @property
+    def webhook(self) -> bool:
+        """Some channel besides the console reaches people by id or contacts."""
+        return bool(self.channels)
 
     @property
     def on_call(self) -> OnCall | None:
@@ -125,13 +132,14 @@ class Paging:
                 return []
             claimed = []
             for person in people:
-                channels = (["console"] if person.staff else []) + (["webhook"] if self.webhook else [])
+                channels = (["console"] if person.staff else []) + [
+                    "webhook" if c == PAGER else c for c in self.channels]
                 detail = {"rung": RUNGS[rung], "who": person.who, "channels": channels}
                 tickets.event(conn, ticket_id, now, "system", "paged", detail)
                 tickets.audit(conn, now, "page", ticket_id, detail)
-                if self.webhook:
+                for channel in self.channels:
                     claimed.append(self.service.store.outbox_row(conn, f"page:{ticket_id}", Outbound(
-                        op="page", address=Address(PAGER, person.who), extra={"ticket_id": ticket_id, "who": person.who,
+                        op="page", address=Address(channel, person.who), extra={"ticket_id": ticket_id, "who": person.who,
                         "page": {"type": "emergency_page", "ticket": ticket_id, "rung": RUNGS[rung],
                                  "department": ticket.department, "priority": ticket.priority,
                                  "to": {"staff": person.staff, "name": person.name, "contacts": person.contacts},
@@ -190,11 +198,13 @@ class Paging:
     # -- delivery and acknowledgement ----------------------------------------------------------------
 
     def _on_sent(self, row: Claimed) -> None:
-        """The sender recorded a delivery: a 2xx from the pager gateway is a delivered page."""
+        """The sender recorded a delivery: a 2xx from the pager gateway, or WeCom's acceptance of the
+        textcard, is a delivered page."""
         ob = row.outbound
-        if ob.address.channel == PAGER and ob.op == "page":
+        if ob.address.channel in self.channels and ob.op == "page":
+            channel = "webhook" if ob.address.channel == PAGER else ob.address.channel
             self.service.spawn(self.delivered(str(ob.extra.get("ticket_id", "")), str(ob.extra.get("who", "")),
-                                               "webhook"))
+                                               channel))
 
     async def seen(self, ticket_id: str, staff: StaffMember) -> None:
         """A console displayed the alert to a paged staff member (the browser says so)."""

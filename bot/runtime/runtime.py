@@ -37,6 +37,7 @@ from bot.types import CallAction, Effect, Inbound, OpenTicket
 
 if TYPE_CHECKING:
     from bot.actions.registry import ActionRegistry
+    from bot.handoff.service import HandoffService
     from bot.runtime.sender import Sender
 
 log = logging.getLogger("carebot.runtime")
@@ -74,6 +75,7 @@ class Runtime:
         # the same conversation (schedule work instead)
         self.after_commit: list[Callable[[TurnCommit], None]] = []
         self.listeners: list[asyncio.Queue[tuple[Inbound, Outcome]]] = []
+        self.handoff: HandoffService | None = None  # set by CareBot.build: adapters close tickets through it
 
     async def erase(self, conversation_id: str, now: datetime) -> None:
         """Forget a conversation ("forget me"): the patient's text leaves bot's records, then every
