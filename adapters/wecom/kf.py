@@ -227,6 +227,9 @@ class KfChannel:
         if servicer:
             body["servicer_userid"] = servicer
         await self.api.call(self.app, "kf/service_state/trans", body)
+        now = self.runtime.clock.now()  # the API may not write to them until the session ends
+        await self.store.write(lambda c: c.execute(SESSION.update().where(SESSION.c.external_userid == user).values(
+            servicer=servicer or "pool", updated_at=now)))
 
     async def service_state(self, user: str) -> tuple[int, str]:
         data = await self.api.call(self.app, "kf/service_state/get", {"open_kfid": await self._kfid(user),

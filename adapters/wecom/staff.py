@@ -89,20 +89,25 @@ class StaffChannel:
     # -- care-team groups ----------------------------------------------------------------------------
 
     async def care_group(self, conversation_id: str, ticket_id: str, people: list[str]) -> str:
-        """The patient's care-team group chat, created the first time (with `people` + the care team)."""
-        existing = await self.store.read(lambda c: c.execute(sa.select(CARE_GROUP.c.chatid).where(
-            CARE_GROUP.c.conversation_id == conversation_id)).scalar())
-        if existing:
-            return str(existing)
-        members = list(dict.fromkeys([p for p in people if p] + list(self.config.care_team)))
-        if len(members) < 2:  # WeCom needs two; a textcard still reaches the one person
-            return ""
-        chatid = "cb" + hashlib.sha1(conversation_id.encode()).hexdigest()[:24]  # the same on every worker
+        """The patient's care-team group chat: created the first time (with `people` and the care
+        team), and `people` added when they are not in it yet (the paged on-call doctor)."""
+        people = [p for p in dict.fromkeys(people) if p]
         async with self.runtime.coord.lock(f"wecom:care-group:{conversation_id}", ttl=30.0):
-            existing = await self.store.read(lambda c: c.execute(sa.select(CARE_GROUP.c.chatid).where(
-                CARE_GROUP.c.conversation_id == conversation_id)).scalar())
-            if existing:
-                return str(existing)
+            row = await self.store.read(lambda c: c.execute(sa.select(CARE_GROUP).where(
+                CARE_GROUP.c.conversation_id == conversation_id)).first())
+            if row is not None:
+                members = json.loads(row.members)
+                new = [p for p in people if p not in members]
+                if new:
+                    await self.api.call(self.app, "appchat/update", {"chatid": row.chatid, "add_user_list": new})
+                    members += new
+                    await self.store.write(lambda c: c.execute(CARE_GROUP.update().where(
+                        CARE_GROUP.c.chatid == row.chatid).values(members=json.dumps(members))))
+                return str(row.chatid)
+            members = list(dict.fromkeys(people + list(self.config.care_team)))
+            if len(members) < 2:  # WeCom needs two; a textcard still reaches the one person
+                return ""
+            chatid = "cb" + hashlib.sha1(conversation_id.encode()).hexdigest()[:24]  # the same on every worker
             name = self.render("wecom.care_group_name", {"ticket": ticket_id})
             data = await self.api.call(self.app, "appchat/create", {"name": name[:50], "owner": members[0],
                                                                     "userlist": members, "chatid": chatid})

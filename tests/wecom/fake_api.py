@@ -8,7 +8,7 @@ speaks the endpoints carebot calls, with WeCom's rules as the tests need them:
   message, at most 5 messages per customer message; `send_msg_on_event` answers a welcome code once;
   `service_state/get|trans`.
 - Application messages (`message/send`, text and textcard) and internal group chats
-  (`appchat/create|send`): more than `member_limit` messages per member per window are accepted and
+  (`appchat/create|update|send`): more than `member_limit` messages per member per window are accepted and
   silently dropped — as WeCom does — so only `delivered` shows what a person really received.
 - External contacts: `send_welcome_msg` (a welcome code is good for 20 seconds, once), tags
   (`get_corp_tag_list`, `add_corp_tag`, `mark_tag`), contact-me ways (`add_contact_way`,
@@ -107,7 +107,7 @@ class FakeWeCom:
         self._member_hits: dict[str, deque[float]] = defaultdict(deque)
         self._failures: dict[str, list[int]] = defaultdict(list)
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.url = ""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -304,9 +304,6 @@ class FakeWeCom:
         if state == 3 and not body.get("servicer_userid"):
             return self._error(95014, "servicer_userid is required for state 3")
         self.service_state[key] = (state, body.get("servicer_userid", "") if state == 3 else "")
-        if state in (2, 3, 4):  # the session left the bot: a new customer message is needed to send again
-            self.kf_event(key[0], key[1], {"event_type": "session_status_change", "change_type": {
-                2: 1, 3: 1, 4: 3}[state], "new_servicer_userid": body.get("servicer_userid", "")})
         return {"msg_code": f"code{next(self._ids)}"}
 
     def servicer_ends_session(self, open_kfid: str, external_userid: str, servicer: str) -> None:
@@ -349,6 +346,14 @@ class FakeWeCom:
         self.appchats[chatid] = {"name": body.get("name", ""), "owner": body.get("owner") or users[0],
                                  "userlist": users, "messages": []}
         return {"chatid": chatid}
+
+    def _appchat_update(self, body: dict[str, Any], _secret: str) -> dict[str, Any]:
+        chat = self.appchats.get(body.get("chatid", ""))
+        if chat is None:
+            return self._error(86003, "chat not found")
+        chat["userlist"] = [u for u in chat["userlist"] if u not in body.get("del_user_list", [])]
+        chat["userlist"] += [u for u in body.get("add_user_list", []) if u not in chat["userlist"]]
+        return {}
 
     def _appchat_send(self, body: dict[str, Any], _secret: str) -> dict[str, Any]:
         chat = self.appchats.get(body.get("chatid", ""))
