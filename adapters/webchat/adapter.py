@@ -27,7 +27,7 @@ from adapters.webchat.log import ChatLog
 from adapters.webchat.media import MediaStore, StoredMedia
 from adapters.webchat.models import WebchatErasure
 from adapters.webchat.tokens import BadToken, Session, TokenSigner
-from bot.adapter import Adapter, Capabilities, RatePolicy
+from bot.adapter import Adapter, Capabilities, MediaFile, RatePolicy
 from bot.types import Address, Delivery, Inbound, Media, Outbound
 
 if TYPE_CHECKING:
@@ -295,6 +295,15 @@ class WebchatAdapter(Adapter):
         assert self.runtime is not None and self.media is not None
         await self._limit(f"webchat:upload:{visitor.session.visitor}", self.config.upload_rate)
         return await self.media.save(visitor.conversation_id, data, self.runtime.clock.now())
+
+    async def open_media(self, ref: str, conversation_id: str) -> MediaFile | None:
+        prefix, _, media_id = ref.partition(":")
+        if prefix != self.channel or self.media is None:
+            return None
+        stored = await self.media.get(media_id)
+        if stored is None or stored.conversation_id != conversation_id or not stored.path.is_file():
+            return None
+        return MediaFile(stored.path, stored.mime)
 
     async def may_read(self, request: Request, visitor: Visitor | None, media: StoredMedia) -> bool:
         """The conversation's own visitor may read its media; so may staff, once the staff console
