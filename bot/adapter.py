@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.types import Delivery, Outbound
@@ -33,6 +34,14 @@ class RatePolicy:
     overall: tuple[int, float] = (1000, 1.0)  # messages per seconds for the whole bot
 
 
+@dataclass(frozen=True)
+class MediaFile:
+    """A patient's upload as a local file, for staff to view (the console's audited media route)."""
+
+    path: Path
+    mime: str
+
+
 class Adapter(ABC):
     channel: str = ""
     capabilities: Capabilities = Capabilities()
@@ -58,6 +67,12 @@ class Adapter(ABC):
         a message log, uploaded files and their rows, platform media ids — keeping at most ids and
         times. The runtime calls it on every adapter (the conversation's channel or not), after
         bot's own records are erased; it must be safe to call twice. Nothing is kept by default."""
+        return None
+
+    async def open_media(self, ref: str, conversation_id: str) -> MediaFile | None:
+        """The file behind a media reference this adapter made (`Media.ref`), when it belongs to
+        that conversation; None otherwise. The caller (the staff console) checks who may see it and
+        audits the view. None by default: the platform keeps its own media."""
         return None
 
 

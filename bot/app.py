@@ -157,7 +157,7 @@ class CareBot:
                           actions=actions, sender=sender, cache_size=cache_size, proactive=proactive,
                           adapters=adapter_set)
         timers = TimerLoop(runtime, store, clock, proactive=proactive)
-        handoff = HandoffService(config.handoff, store, runtime, coord, clock)
+        handoff = HandoffService(config.handoff, store, runtime, coord, clock, config.care.reply_time)
         runtime.after_commit.append(handoff.after_commit)
         register_handoff_actions(actions, handoff)
         handoff.paging = Paging(handoff, sender, config.care.region.numbers.ambulance, channels=tuple(

@@ -162,40 +162,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_staff(args: argparse.Namespace) -> int:
-    import asyncio
-    import getpass
-
-    from bot.app import CareBot
-    from bot.handoff.staff import HandoffError
-    from bot.store.migrate import upgrade
-
-    settings = _settings(args)
-    upgrade(settings.database_url)
-
-    async def run() -> int:
-        bot = CareBot.build(settings, [])
-        try:
-            if args.action == "list":
-                for m in await bot.handoff.all_staff():
-                    print(f"{m.id}\t{m.role}\t{m.signature}\t{','.join(m.departments)}")
-                return 0
-            password = args.password or os.environ.get("CAREBOT_STAFF_PASSWORD") or getpass.getpass(
-                f"password for {args.id}: ")
-            try:
-                await bot.handoff.add_staff(args.id, args.name or args.id, args.role, password, title=args.title,
-                                            departments=args.department or [])
-            except HandoffError as exc:
-                print(f"carebot staff add: {exc}", file=sys.stderr)
-                return 1
-            print(f"added {args.role} {args.id}")
-            return 0
-        finally:
-            await bot.stop()
-
-    return asyncio.run(run())
-
-
 def cmd_triage(argv: list[str]) -> int:
     from bot.triage.cli import run_triage_cli
 
@@ -258,17 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--think-ms", type=float, default=5000.0, help="webchat: each client's pause between messages")
     p.set_defaults(fn=cmd_bench)
 
-    p = sub.add_parser("staff", help="staff accounts for the console: add, list")
-    common(p)
-    p.add_argument("action", choices=["add", "list"])
-    p.add_argument("id", nargs="?", help="login name, e.g. d_wang")
-    p.add_argument("--name", help="shown to patients, e.g. 王建国")
-    p.add_argument("--title", default="", help="e.g. 主任医师")
-    p.add_argument("--role", default="doctor", help="admin, operator, doctor, assistant, customer_service")
-    p.add_argument("--department", action="append", help="a department id (repeat for several)")
-    p.add_argument("--password", help="default: $CAREBOT_STAFF_PASSWORD, else asked")
-    p.add_argument("--database-url")
-    p.set_defaults(fn=cmd_staff)
+    from bot.handoff.staff_cli import add_parser as staff_parser
+
+    staff_parser(sub, common)
 
     sub.add_parser("triage", help="assess a message for red flags: carebot triage TEXT --locale zh-CN [--json]",
                    add_help=False)

@@ -114,8 +114,8 @@ tests:
       - user: 是
       - user: 否
       - user: 内科
-      - expect: { key: handoff.queued }
-      - expect: { key: handoff.out_of_hours }
+      - expect: { key: handoff.queued_after_hours, contains: "20:00" }
+      - expect: { none: true }
 """
 
 

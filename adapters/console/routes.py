@@ -1,10 +1,11 @@
 """The console's pages, all under /console (see docs/console.md):
 
     GET  /console/login · POST /console/login · POST /console/logout · GET /console/lang/{zh-CN|en}
-    GET  /console/inbox                  tickets, filters: department, priority, sla, status, mine
+    GET  /console/inbox                  tickets, filters: department, priority, sla, status, mine, waiting
     GET  /console/inbox/rows             the rows alone (the page refetches them on live events)
     GET  /console/events                 Server-Sent Events: the `console` feed (ids only)
     GET  /console/tickets/{id}           the thread (audited) · GET …/messages (the messages alone)
+    GET  /console/tickets/{id}/media?ref=…   a patient's photo or file on that ticket (audited)
     POST /console/tickets/{id}/{take|reply|note|transfer|escalate|close}
     GET  /console/patients/{conversation id}   consent, tags, history (audited)
     GET  /console/reviews · POST /console/reviews/{id}           quality review queue
@@ -32,6 +33,7 @@ from adapters.console.charts import Bar, bar_chart
 from adapters.console.i18n import LOCALES
 from adapters.console.paging import paging_routes, paging_values
 from adapters.console.session import IDLE
+from adapters.console.summary import clinical_summary
 from adapters.console.web import LANG_COOKIE, PREFIX, Ctx, Refused, Web
 from bot.handoff.service import HandoffService
 from bot.handoff.staff import MANAGERS, SEES_ALL, HandoffError
@@ -116,7 +118,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         return {"department": q.get("department", ""), "priority": q.get("priority", ""),
                 "sla": q.get("sla", "") if q.get("sla", "") in views.SLA_STATES else "",
                 "status": q.get("status", "open") if q.get("status") in ("open", "closed", "all") else "open",
-                "mine": q.get("mine", "") == "1"}
+                "mine": q.get("mine", "") == "1", "waiting": q.get("waiting", "") == "1"}
 
     async def inbox_values(ctx: Ctx) -> dict[str, Any]:
         f = filters(ctx)
@@ -200,7 +202,10 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         locale = thread.conversation.locale if thread.conversation is not None else ""
         canned = {code: texts.get(locale) or texts.get(ctx.locale) or next(iter(texts.values()), "")
                   for code, texts in ctx.carebot.config.handoff.canned.items()}
-        return {"th": thread, "names": {m.id: m.signature for m in staff}, "canned": canned,
+        slots = thread.state.get("slots", {})
+        summary = clinical_summary(ticket, thread.summary, slots, ctx.carebot.config.care.consent.version,
+                                   ctx.t, ctx.department)
+        return {"th": thread, "names": {m.id: m.signature for m in staff}, "canned": canned, "summary": summary,
                 "colleagues": [m for m in staff if m.id != ctx.me.id and m.role not in ("customer_service",)],
                 "consent_current": ctx.carebot.config.care.consent.version,
                 "can_act": ctx.me.role != "customer_service" and ticket.status in views.OPEN}
@@ -212,6 +217,20 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
     async def ticket_messages(ctx: Ctx) -> Response:
         ticket = await viewable(ctx)
         return web.render(ctx, "_messages.html", **await thread_values(ctx, ticket, "messages"))
+
+    async def ticket_media(ctx: Ctx) -> Response:
+        """A patient's photo or file on a ticket the staff member may see; every view is audited."""
+        ticket = await viewable(ctx)
+        ref = ctx.request.query_params.get("ref", "")
+        adapter = ctx.carebot.adapters.get(ref.partition(":")[0]) if ":" in ref else None
+        found = await adapter.open_media(ref, ticket.conversation_id) if adapter is not None else None
+        if found is None:
+            raise Refused(ctx.t("media_missing"), status=404)
+        await ctx.audit("view_media", ticket.id, {"conversation": ticket.conversation_id, "ref": ref})
+        inline = found.mime.startswith("image/")
+        return FileResponse(found.path, media_type=found.mime, headers={
+            "Content-Disposition": "inline" if inline else "attachment", "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-store"})
 
     async def ticket_action(ctx: Ctx) -> Response:
         action = ctx.request.path_params["action"]
@@ -370,6 +389,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         Route("/events", p(events)),
         Route("/tickets/{ticket_id}", p(ticket_page)),
         Route("/tickets/{ticket_id}/messages", p(ticket_messages)),
+        Route("/tickets/{ticket_id}/media", p(ticket_media)),
         Route("/tickets/{ticket_id}/{action}", p(ticket_action), methods=["POST"]),
         Route("/patients/{conversation_id:path}", p(patient_page)),
         Route("/reviews", p(reviews, roles=MANAGERS)),

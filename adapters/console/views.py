@@ -4,6 +4,7 @@ update in `routes`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from adapters.console import transcript
 from bot.handoff.models import Complaint, Review, Staff, TicketEvent
 from bot.handoff.staff import SEES_ALL, StaffMember
 from bot.handoff.tickets import OPEN, PRIORITY_RANK
@@ -38,6 +40,23 @@ class Clock:
 class InboxRow:
     ticket: Any
     clocks: list[Clock]
+    patient: str = ""  # how the patient is named on the row (see `patient_label`)
+    preview: str = ""  # the complaint, shortened
+    unread: int = 0  # the patient's messages since staff last wrote
+    age_sex: tuple[str, str] = ("", "")
+
+    @property
+    def waiting_since(self) -> datetime | None:
+        """Since when the patient waits for a person: their last message after staff last wrote,
+        else the opening; None once staff answered and the patient has not written since."""
+        t = self.ticket
+        if t.status not in OPEN:
+            return None
+        if t.last_staff_at is None:
+            return t.opened_at
+        if t.last_patient_at is not None and t.last_patient_at > t.last_staff_at:
+            return t.last_patient_at
+        return None
 
     @property
     def sla(self) -> str:
@@ -90,8 +109,12 @@ def visible(staff: StaffMember) -> Any:
     return sa.or_(TICKET.c.department.in_(list(staff.departments)), TICKET.c.assignee == staff.id)
 
 
+PREVIEW = 60
+
+
 def inbox(conn: Connection, staff: StaffMember, now: datetime, *, department: str = "", priority: str = "",
-          sla: str = "", status: str = "open", mine: bool = False, limit: int = 300) -> list[InboxRow]:
+          sla: str = "", status: str = "open", mine: bool = False, waiting: bool = False,
+          limit: int = 300) -> list[InboxRow]:
     query = sa.select(TICKET).where(visible(staff))
     if status == "open":
         query = query.where(TICKET.c.status.in_(OPEN))
@@ -104,9 +127,21 @@ def inbox(conn: Connection, staff: StaffMember, now: datetime, *, department: st
     if mine:
         query = query.where(TICKET.c.assignee == staff.id)
     query = query.order_by(TICKET.c.opened_at.desc()).limit(limit)
-    rows = [InboxRow(t, clocks(t, now)) for t in conn.execute(query).all()]
+    tickets = conn.execute(query).all()
+    unread = _unread(conn, [t.id for t in tickets])
+    rows = []
+    for t in tickets:
+        summary = _json(t.summary)
+        slots = summary.get("slots") if isinstance(summary.get("slots"), dict) else {}
+        words = summary.get("patient_words") or []
+        complaint = str(slots.get("complaint") or (words[0] if words else ""))
+        preview = complaint if len(complaint) <= PREVIEW else complaint[:PREVIEW - 1] + "…"
+        rows.append(InboxRow(t, clocks(t, now), patient_label(t.conversation_id, slots), preview,
+                             unread.get(t.id, 0), (str(slots.get("sex") or ""), str(slots.get("age") or ""))))
     if sla:
         rows = [r for r in rows if r.sla == sla]
+    if waiting:
+        rows = [r for r in rows if r.waiting_since is not None]
     # the most urgent first: priority, then whatever is due soonest, then the oldest
     far = now + timedelta(days=3650)
     rows.sort(key=lambda r: (r.ticket.status not in OPEN, PRIORITY_RANK.get(r.ticket.priority, 2),
@@ -114,17 +149,38 @@ def inbox(conn: Connection, staff: StaffMember, now: datetime, *, department: st
     return rows
 
 
+def patient_label(conversation_id: str, slots: dict[str, Any]) -> str:
+    """The name the patient gave (`display_name`/`patient_name` slots), else a short stable tag
+    from the conversation id, so a doctor can tell two rows apart without a name."""
+    for name in ("display_name", "patient_name"):
+        if slots.get(name):
+            return str(slots[name])[:40]
+    return "#" + hashlib.blake2s(conversation_id.encode(), digest_size=3).hexdigest()
+
+
+def _unread(conn: Connection, ticket_ids: list[str]) -> dict[str, int]:
+    """Per ticket: the patient's messages since staff last wrote (all of them when nobody has)."""
+    if not ticket_ids:
+        return {}
+    since = sa.or_(sa.and_(TICKET.c.last_staff_at.is_(None), TICKET_MSG.c.at >= TICKET.c.opened_at),
+                   TICKET_MSG.c.at > TICKET.c.last_staff_at)
+    query = (sa.select(TICKET_MSG.c.ticket_id, sa.func.count()).select_from(
+        TICKET_MSG.join(TICKET, TICKET.c.id == TICKET_MSG.c.ticket_id)).where(
+        TICKET_MSG.c.ticket_id.in_(ticket_ids), TICKET_MSG.c.author == "patient", since)
+        .group_by(TICKET_MSG.c.ticket_id))
+    return {r[0]: r[1] for r in conn.execute(query).all()}
+
+
 def ticket(conn: Connection, ticket_id: str) -> Any:
     return conn.execute(sa.select(TICKET).where(TICKET.c.id == ticket_id)).first()
 
 
 def thread(conn: Connection, ticket_row: Any, now: datetime) -> Thread:
-    messages = conn.execute(sa.select(TICKET_MSG).where(TICKET_MSG.c.ticket_id == ticket_row.id).order_by(
-        TICKET_MSG.c.id)).all()
+    messages = transcript.episode(conn, ticket_row, now)
     events = conn.execute(sa.select(EVENTS).where(EVENTS.c.ticket_id == ticket_row.id).order_by(EVENTS.c.id)).all()
     conversation = conn.execute(sa.select(CONV).where(CONV.c.id == ticket_row.conversation_id)).first()
     state = json.loads(conversation.state) if conversation else {}
-    return Thread(ticket_row, _json(ticket_row.summary), list(messages), list(events), conversation, state,
+    return Thread(ticket_row, _json(ticket_row.summary), messages, list(events), conversation, state,
                   clocks(ticket_row, now))
 
 

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from adapters.console import views
-from adapters.console.i18n import LOCALES, translate
+from adapters.console.i18n import LOCALES, STRINGS, translate
 from adapters.console.session import COOKIE, IDLE, ConsoleSession, SessionSigner
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ class Ctx:
         content = self.carebot.config.content
         if department and content.lookup(f"dept.{department}", self.locale) is not None:
             return content.render(f"dept.{department}", self.locale, {})
+        if f"dept_{department}" in STRINGS:  # departments no patient picks (emergency)
+            return self.t(f"dept_{department}")
         return department or "—"
 
     def departments(self) -> list[str]:

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -27,7 +28,7 @@ from adapters.webchat.log import ChatLog
 from adapters.webchat.media import MediaStore, StoredMedia
 from adapters.webchat.models import WebchatErasure
 from adapters.webchat.tokens import BadToken, Session, TokenSigner
-from bot.adapter import Adapter, Capabilities, RatePolicy
+from bot.adapter import Adapter, Capabilities, MediaFile, RatePolicy
 from bot.types import Address, Delivery, Inbound, Media, Outbound
 
 if TYPE_CHECKING:
@@ -162,6 +163,8 @@ class WebchatAdapter(Adapter):
         payload = {"text": outbound.text, "key": outbound.key, "sender_name": outbound.sender_name,
                    "buttons": [{"label": b.label, "value": b.value} for b in outbound.buttons],
                    "media": media_frame(outbound.media)}
+        if outbound.buttons and outbound.extra.get("question"):
+            payload["question"] = str(outbound.extra["question"])  # sent back with a press (stale buttons)
         payload.update(emergency_fields(outbound.extra))
         entry, _new = await self.log.append(conv, idempotency_key, outbound.sender, payload,
                                             self.runtime.clock.now(), outbound.address.org)
@@ -265,8 +268,11 @@ class WebchatAdapter(Adapter):
         entry, _new = await self.log.append(
             conv, f"webchat-in:{conv}:{client_id}", "patient",
             {"text": text, "client_id": client_id, "media": media_frame(stored)}, now)
+        question = frame.get("question")
         if value is not None:
             kind, payload = "choice", {"value": value}
+            if isinstance(question, str) and 0 < len(question) <= 300:
+                payload["question"] = question
         else:
             kind, payload = ("media" if stored else "command" if text.startswith("/") else "text"), {}
         media = Media(kind=stored.kind, ref=f"webchat:{stored.id}", mime=stored.mime,  # type: ignore[arg-type]
@@ -290,11 +296,35 @@ class WebchatAdapter(Adapter):
             await self.push(conv, entry.frame())
         return {"type": "ack", "id": client_id, "seq": entry.seq}
 
+    async def opened(self, visitor: Visitor, locale: str = "", set_locale: bool = False) -> None:
+        """The widget opened (`set_locale`: its language switch was pressed). The first open of a
+        conversation greets the patient — once per visitor, de-duplicated by the message id — so a new
+        patient never faces a blank page; a switch makes the bot answer in that language from now on."""
+        assert self.runtime is not None
+        locale = locale if _LOCALE.fullmatch(locale or "") else ""
+        if set_locale and not locale:
+            return
+        await self._limit(f"webchat:visitor:{visitor.session.visitor}", self.config.visitor_rate)
+        now = self.runtime.clock.now()
+        message_id = f"{visitor.session.visitor}:" + (f"locale:{secrets.token_hex(8)}" if set_locale else "open")
+        await self.runtime.handle(Inbound(kind="join", address=visitor.address, message_id=message_id,
+                                          received_at=now, locale=locale,
+                                          payload={"set_locale": locale} if set_locale else {}))
+
     async def upload(self, visitor: Visitor, data: bytes) -> StoredMedia:
         """Store an upload for this visitor's conversation (UploadRefused / RateLimited otherwise)."""
         assert self.runtime is not None and self.media is not None
         await self._limit(f"webchat:upload:{visitor.session.visitor}", self.config.upload_rate)
         return await self.media.save(visitor.conversation_id, data, self.runtime.clock.now())
+
+    async def open_media(self, ref: str, conversation_id: str) -> MediaFile | None:
+        prefix, _, media_id = ref.partition(":")
+        if prefix != self.channel or self.media is None:
+            return None
+        stored = await self.media.get(media_id)
+        if stored is None or stored.conversation_id != conversation_id or not stored.path.is_file():
+            return None
+        return MediaFile(stored.path, stored.mime)
 
     async def may_read(self, request: Request, visitor: Visitor | None, media: StoredMedia) -> bool:
         """The conversation's own visitor may read its media; so may staff, once the staff console

@@ -4,7 +4,8 @@
     GET  /webchat/widget.js|.css      the embeddable widget (also /widget.js)
     WS   /webchat/ws                  the live connection (protocol in docs/webchat.md)
     POST /webchat/api/session         open or continue a session → {token, visitor}
-    POST /webchat/api/send            a message, as over the socket → ack or error
+    POST /webchat/api/send            a message, as over the socket → ack or error; {type: open|locale,
+                                      locale}: the widget opened (first open: greeted) / language switched
     GET  /webchat/api/poll?after=N    long poll: messages numbered above N (waits up to 25 s)
     POST /webchat/api/upload          raw image bytes → {id, mime, kind}
     GET  /webchat/api/media/{id}      an upload, to its own conversation (or staff) only
@@ -117,6 +118,10 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
         data = await json_body(request, config.max_text * 6 + 4096)
         if data is None:
             return JSONResponse(error("too_long", limit=config.max_text), status_code=413)
+        if isinstance(data, dict) and data.get("type") in ("open", "locale"):
+            locale = data.get("locale")
+            await adapter.opened(who, locale if isinstance(locale, str) else "", data["type"] == "locale")
+            return JSONResponse({"type": "ok"})
         reply = await adapter.accept(who, data)
         return JSONResponse(reply, status_code=_status(reply))
 
@@ -209,6 +214,12 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
                     reply = await adapter.accept(who, frame)
                     if reply["type"] == "error":  # a socket's ack is the echo of its message
                         listener.put(reply)
+                elif kind in ("open", "locale"):
+                    locale = frame.get("locale")
+                    try:
+                        await adapter.opened(who, locale if isinstance(locale, str) else "", kind == "locale")
+                    except RateLimited as exc:
+                        listener.put(error("rate_limited", retry_after=round(exc.retry_after, 1)))
                 elif kind == "resume":
                     listener.put({"type": "_resume", "after": frame.get("after")})
                 elif kind == "ping":

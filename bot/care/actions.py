@@ -6,8 +6,6 @@ the same name replaces one.
 
 from __future__ import annotations
 
-import statistics
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,32 +67,12 @@ def register_care_actions(registry: ActionRegistry, care: CareSettings, triage: 
         return ActionResult(slots={"quota_free_total": total, "quota_used": used,
                                    "quota_left": max(0, total - used)})
 
-    async def reply_time(ctx: ActionContext) -> ActionResult:
-        """The median first-response time of the department's recent tickets, or the promise."""
-        cfg = care.reply_time
-        department = str(ctx.slots.get("department") or "")
-        waits: list[float] = []
-        if ctx.store is not None and department:
-            from bot.store.store import TICKET
-
-            since = ctx.now - timedelta(days=cfg.window_days)
-            rows = await ctx.store.read(lambda c: c.execute(
-                sa.select(TICKET.c.opened_at, TICKET.c.first_response_at).where(
-                    TICKET.c.department == department, TICKET.c.opened_at >= since,
-                    TICKET.c.first_response_at.is_not(None))).all())
-            waits = [(r.first_response_at - r.opened_at).total_seconds() / 60 for r in rows]
-        if len(waits) >= cfg.min_tickets:
-            return ActionResult(slots={"reply_minutes": max(1, round(statistics.median(waits))),
-                                       "reply_basis": "live", "reply_sample": len(waits)})
-        return ActionResult(slots={"reply_minutes": cfg.promise_minutes, "reply_basis": "promise",
-                                   "reply_sample": len(waits)})
-
     async def always_fails(ctx: ActionContext) -> ActionResult:
         """For `/selftest_error`: proves the error repair flow works in this deployment."""
         return ActionResult(ok=False, error="self-test failure")
 
     for name, fn in (("care.suggest_department", suggest_department), ("care.department_name", department_name),
-                     ("care.pricing", pricing), ("care.quota", quota), ("care.reply_time", reply_time),
+                     ("care.pricing", pricing), ("care.quota", quota),
                      ("care.always_fails", always_fails)):
         if name not in registry.names():
             registry.register(name, fn)
@@ -116,6 +94,14 @@ def register_handoff_actions(registry: ActionRegistry, handoff: Any) -> None:
         complaint_id = await handoff.file_complaint(ctx.conversation_id, category, text)
         return ActionResult(slots={"complaint_id": complaint_id})
 
+    async def reply_time(ctx: ActionContext) -> ActionResult:
+        """When a doctor will reply (bot/handoff/promise.py): reply_minutes, reply_basis
+        (live | promise | after_hours), reply_opens (after hours: when staff are back)."""
+        department = str(ctx.args.get("department") or ctx.slots.get("department") or "")
+        priority = str(ctx.args.get("priority") or "normal")
+        promise = await handoff.promises.promise(department, priority, ctx.now)
+        return ActionResult(slots=promise.slots(ctx.now))
+
     async def forget(ctx: ActionContext) -> ActionResult:
         """Erase what the patient told us and sent, in bot's records and in every adapter (see
         bot/care/erasure.py); keep ids, times and the audit trail. An open hand-off ends too — after
@@ -130,6 +116,6 @@ def register_handoff_actions(registry: ActionRegistry, handoff: Any) -> None:
             handoff.spawn(handoff.abandon(ticket_id, "patient_erased_data"))
         return ActionResult()
 
-    for name, fn in (("care.complaint", complaint), ("care.forget", forget)):
+    for name, fn in (("care.complaint", complaint), ("care.forget", forget), ("care.reply_time", reply_time)):
         if name not in registry.names():
             registry.register(name, fn)

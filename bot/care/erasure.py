@@ -22,7 +22,7 @@ TICKET_EVENT_KEEPS = frozenset({"mode", "assignee", "team", "department", "to_de
 def erase_records(conn: sa.Connection, conversation_id: str, now: datetime) -> None:
     """Erase a conversation's patient text in bot's tables and append the audit entry."""
     from bot.handoff.models import Complaint, TicketEvent
-    from bot.store.store import AUDIT, EVENT, OUTBOX, TICKET, TICKET_MSG, TIMER
+    from bot.store.store import AUDIT, EVENT, INBOX, OUTBOX, TICKET, TICKET_MSG, TIMER
 
     complaints, ticket_events = Complaint.__table__, TicketEvent.__table__
     tickets = [r.id for r in conn.execute(sa.select(TICKET.c.id).where(TICKET.c.conversation_id == conversation_id))]
@@ -36,6 +36,7 @@ def erase_records(conn: sa.Connection, conversation_id: str, now: datetime) -> N
             conn.execute(ticket_events.update().where(ticket_events.c.id == row.id).values(detail=json.dumps(detail)))
     conn.execute(complaints.update().where(complaints.c.conversation_id == conversation_id).values(text=ERASED))
     conn.execute(EVENT.update().where(EVENT.c.conversation_id == conversation_id).values(data="{}"))
+    conn.execute(INBOX.update().where(INBOX.c.conversation_id == conversation_id).values(body="", media=""))
     for row in conn.execute(sa.select(OUTBOX.c.id, OUTBOX.c.payload).where(
             OUTBOX.c.conversation_id == conversation_id)).all():
         payload = json.loads(row.payload)

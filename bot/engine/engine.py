@@ -125,12 +125,23 @@ class Engine:
     def _dispatch(self, turn: Turn) -> None:
         inbound, state = turn.inbound, turn.state
         kind = inbound.kind
+        chosen = inbound.payload.get("set_locale")
+        if chosen and kind == "join":  # the platform's own language switch (the web chat's 中文 | EN)
+            before, state.locale = state.locale, self.content.normalize_locale(str(chosen))
+            top = state.top
+            if state.locale != before and top is not None and top.wait == "ask":
+                self._prompt(turn, self.flows.get(top.flow).code[self._pc(self.flows.get(top.flow), top)].a["spec"])
+                return  # the open question again, in the new language
+            if state.turns > 0:
+                return
         if kind == "action_result":
             self._resume_action(turn)
         elif kind == "timer":
             self._on_timer(turn)
         elif kind in ("join", "leave"):
             flow = self.flows.events.get(kind)
+            if flow is None and kind == "join" and state.turns == 0 and not state.address.is_group:
+                flow = self.flows.events.get("first_contact")  # a chat opened for the first time: greet
             if flow:
                 self._start(turn, flow)
         elif kind == "staff_event" and inbound.payload.get("event") == "closed":
@@ -168,6 +179,13 @@ class Engine:
             if flow:
                 self._start(turn, flow)
                 return
+        asked = str(inbound.payload.get("question", "")) if payload else ""
+        if asked and waiting and top.wait == "ask" and asked != question_id(top):  # type: ignore[union-attr]
+            # a button of an earlier question (a reloaded page): never an answer to this one
+            self._say(turn, "repair.question_passed", turn.context())
+            cf = self.flows.get(top.flow)  # type: ignore[union-attr]
+            self._prompt(turn, cf.code[self._pc(cf, top)].a["spec"])  # type: ignore[arg-type]
+            return
         if payload:
             if waiting and top.wait == "ask" and self._accepts(top, payload):  # type: ignore[union-attr]
                 self._answer(turn)
@@ -572,7 +590,10 @@ class Engine:
             buttons = tuple(Button(str(n), str(n)) for n in range(lo, hi + 1))
         if spec.optional:
             buttons = (*buttons, Button(self._render("common.skip", turn, ctx), "skip", "common.skip"))
-        self._say(turn, spec.key, ctx, buttons)
+        top = turn.state.top
+        # which question these buttons answer: a platform that sends it back lets a stale press be told apart
+        extra = {"question": question_id(top)} if buttons and top is not None else None
+        self._send(turn, self.content.render(spec.key, turn.state.locale, ctx), spec.key, buttons, None, extra)
 
     def _render(self, key: str, turn: Turn, ctx: dict[str, Any] | None = None) -> str:
         return self.content.render(key, turn.state.locale, ctx if ctx is not None else turn.context())
@@ -581,12 +602,13 @@ class Engine:
              media: str | None = None) -> None:
         self._send(turn, self.content.render(key, turn.state.locale, ctx), key, buttons, media)
 
-    def _send(self, turn: Turn, text: str, key: str, buttons: tuple[Button, ...], media: str | None) -> None:
+    def _send(self, turn: Turn, text: str, key: str, buttons: tuple[Button, ...], media: str | None,
+              extra: dict[str, Any] | None = None) -> None:
         from bot.types import Media
 
         turn.effects.append(Send(Outbound(
             op="say", address=turn.state.address, text=text, key=key, buttons=buttons,
-            media=Media(kind="image", ref=media) if media else None)))
+            media=Media(kind="image", ref=media) if media else None, extra=extra or {})))
 
 
 _STEP_OF_OP = {"branch": "if", "survey_done": "survey"}
@@ -599,6 +621,12 @@ def step_type(instr: Instr) -> str:
     if instr.op == "return":
         return "return" if instr.a.get("step") else "flow_end"
     return _STEP_OF_OP.get(instr.op, instr.op)
+
+
+def question_id(frame: Frame) -> str:
+    """The question a frame waits at, as buttons carry it (`Outbound.extra["question"]`) and a
+    platform returns it with a press (`Inbound.payload["question"]`): the flow and the step label."""
+    return f"{frame.flow}#{frame.at}"
 
 
 def _command(text: str) -> str | None:

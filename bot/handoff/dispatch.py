@@ -71,13 +71,12 @@ class Dispatch:
             return "already dispatched"
         await s.publish("ticket_opened", ticket_id, ticket.department, ticket.priority)
         position = await s.tickets.queue_position(ticket_id) if not assignee else 0
+        promise = await s.promises.promise(ticket.department, ticket.priority, now)
         event: dict[str, Any] = {"event": "assigned" if assignee else "queued", "ticket_id": ticket_id,
-                                 "position": position, "minutes": await s.clocks.expected_minutes(ticket)}
+                                 "position": position, "minutes": promise.minutes, **promise.slots(now)}
         if assignee:
             member = await s.accounts.get(assignee)
             event["staff_name"] = member.signature if member else assignee
-        if not assignee and not s.settings.in_business_hours(now):
-            event["out_of_hours"] = True
         if ticket.reason != "red_flag":  # an emergency was told to call 120, not to wait for us
             await s.tell_patient(ticket.conversation_id, event)
         return "assigned" if assignee else "offered"

@@ -25,6 +25,8 @@ class RelayStage:
             # emergency paging (bot/handoff/paging.py): said only once it has happened
             "paged": "paging.delivered", "acknowledged": "paging.acknowledged", "unreachable": "paging.unreachable"}
 
+    AFTER_HOURS = {"handoff.queued": "handoff.queued_after_hours", "handoff.waiting": "handoff.waiting_after_hours"}
+
     def __init__(self, engine: Engine):
         self.engine = engine
 
@@ -74,10 +76,7 @@ class RelayStage:
     def _news(self, ctx: TurnContext, key: str, payload: dict) -> None:  # type: ignore[type-arg]
         content = self.engine.content
         values = {**payload, "minutes": payload.get("minutes", ""), "position": payload.get("position", "")}
-        keys = [key]
-        if payload.get("out_of_hours"):
-            keys.append("handoff.out_of_hours")
-        for k in keys:
-            ctx.effects.append(Send(Outbound(
-                op="say", address=ctx.state.address, key=k,
-                text=content.render(k, ctx.state.locale, values))))
+        if payload.get("reply_basis") == "after_hours" and key in self.AFTER_HOURS:
+            key = self.AFTER_HOURS[key]  # one promise: when staff are back, never "within N minutes" too
+        ctx.effects.append(Send(Outbound(
+            op="say", address=ctx.state.address, key=key, text=content.render(key, ctx.state.locale, values))))

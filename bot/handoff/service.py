@@ -34,6 +34,7 @@ from bot.handoff.complaints import Complaints
 from bot.handoff.config import HandoffSettings
 from bot.handoff.dispatch import Dispatch
 from bot.handoff.moves import Moves
+from bot.handoff.promise import ReplyPromises
 from bot.handoff.replies import Replies
 from bot.handoff.sla import SlaClocks
 from bot.handoff.staff import HandoffError, StaffAccounts, StaffMember, can_view
@@ -42,6 +43,7 @@ from bot.store.store import TICKET, Store, TurnCommit
 from bot.types import Inbound, OpenTicket, UpdateTicket
 
 if TYPE_CHECKING:
+    from bot.care.config import ReplyTime
     from bot.clock import Clock
     from bot.coord import Coord
     from bot.handoff.paging import Paging
@@ -51,7 +53,8 @@ log = logging.getLogger("carebot.handoff")
 
 
 class HandoffService:
-    def __init__(self, settings: HandoffSettings, store: Store, runtime: Runtime, coord: Coord, clock: Clock):
+    def __init__(self, settings: HandoffSettings, store: Store, runtime: Runtime, coord: Coord, clock: Clock,
+                 reply_time: ReplyTime | None = None):
         self.settings = settings
         self.store = store
         self.runtime = runtime
@@ -66,6 +69,7 @@ class HandoffService:
         self.moves = Moves(self)
         self.clocks = SlaClocks(self)
         self.complaints = Complaints(self)
+        self.promises = ReplyPromises(self, reply_time)  # when a patient is told a doctor replies
         # the public API, by concern
         self.add_staff, self.authenticate = self.accounts.add, self.accounts.authenticate
         self.staff, self.all_staff = self.accounts.get, self.accounts.active
@@ -75,7 +79,7 @@ class HandoffService:
             self.replies.on_patient_message
         self.transfer, self.escalate = self.moves.transfer, self.moves.escalate
         self.close, self.abandon = self.moves.close, self.moves.abandon
-        self.queue_position, self.expected_minutes = self.tickets.queue_position, self.clocks.expected_minutes
+        self.queue_position = self.tickets.queue_position
         self.file_complaint, self.handle_complaint = self.complaints.file, self.complaints.handle
         self.review, self.panel_verdict = self.complaints.review, self.complaints.panel_verdict
 

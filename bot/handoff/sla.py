@@ -1,9 +1,8 @@
-"""What happens when a staff-side clock comes due (`clocks.py` lists them), and how long a waiting
-patient is told to expect.
+"""What happens when a staff-side clock comes due (`clocks.py` lists them).
 
 Remind staff before a breach; escalate on a breach; re-offer an untaken grab ticket (to the
-department's backup pool); tell a waiting patient their queue position, again and again until
-someone takes the ticket. A clock of a ticket no longer open is marked fired and does nothing.
+department's backup pool); tell a waiting patient their queue position and the reply-time promise
+(`promise.py`), again and again until someone takes the ticket. A clock of a ticket no longer open is marked fired and does nothing.
 """
 
 from __future__ import annotations
@@ -59,16 +58,9 @@ class SlaClocks:
                                now + timedelta(seconds=sla.seconds("patient_update_every")), now)
 
             await s.store.write(again)
+            promise = await s.promises.promise(ticket.department, ticket.priority, now)
             await s.tell_patient(ticket.conversation_id, {
                 "event": "waiting", "ticket_id": ticket.id, "position": await s.tickets.queue_position(ticket.id),
-                "minutes": await self.expected_minutes(ticket), "out_of_hours": not s.settings.in_business_hours(now)})
+                "minutes": promise.minutes, **promise.slots(now)})
         else:
             await s.store.write(mark)
-
-    async def expected_minutes(self, ticket: Any) -> int:
-        """The median first response of the department's last two weeks, else the SLA promise."""
-        s = self.service
-        waits = await s.tickets.first_responses_since(ticket.department, s.clock.now() - timedelta(days=14))
-        if len(waits) >= 20:
-            return max(1, round(waits[len(waits) // 2]))
-        return max(1, s.settings.sla_for(ticket.priority).seconds("first_response") // 60)

@@ -95,6 +95,39 @@ class StaffAccounts:
 
         await self.store.write(q)
 
+    async def set_active(self, staff_id: str, active: bool, actor: str = "system") -> None:
+        """Deactivate (or reactivate) an account: a deactivated member cannot sign in, and an open
+        console session of theirs is refused on its next request. Tickets stay where they are."""
+        now = self.clock.now()
+
+        def q(conn: Connection) -> None:
+            if conn.execute(STAFF.update().where(STAFF.c.id == staff_id).values(active=active)).rowcount != 1:
+                raise HandoffError(f"no staff account {staff_id!r}")
+            conn.execute(AUDIT.insert().values(org="default", at=now, actor=actor,
+                                               action="staff_activated" if active else "staff_deactivated",
+                                               subject=staff_id, detail="{}"))
+
+        await self.store.write(q)
+
+    async def set_password(self, staff_id: str, password: str, actor: str = "system") -> None:
+        if len(password) < 8:
+            raise HandoffError("a password needs at least 8 characters")
+        hashed = hash_password(password)
+        now = self.clock.now()
+
+        def q(conn: Connection) -> None:
+            if conn.execute(STAFF.update().where(STAFF.c.id == staff_id).values(password_hash=hashed)).rowcount != 1:
+                raise HandoffError(f"no staff account {staff_id!r}")
+            conn.execute(AUDIT.insert().values(org="default", at=now, actor=actor, action="staff_password_reset",
+                                               subject=staff_id, detail="{}"))
+
+        await self.store.write(q)
+
+    async def everyone(self) -> list[tuple[StaffMember, bool]]:
+        """Every account with whether it is active, by id."""
+        rows = await self.store.read(lambda c: c.execute(sa.select(STAFF).order_by(STAFF.c.id)).all())
+        return [(StaffMember.from_row(r), bool(r.active)) for r in rows]
+
     async def authenticate(self, staff_id: str, password: str) -> StaffMember | None:
         row = await self.store.read(lambda c: c.execute(
             sa.select(STAFF).where(STAFF.c.id == staff_id, STAFF.c.active.is_(True))).first())

@@ -54,7 +54,9 @@ class Conversation(SQLModel, table=True):
 
 
 class InboxEntry(SQLModel, table=True):
-    """One row per processed platform message: the durable half of de-duplication."""
+    """One row per processed platform message: the durable half of de-duplication, and what the
+    patient wrote (`body`, `media`: a direct chat's patient input, or an addressed group message),
+    which is how staff read the bot's part of an episode (adapters/console/transcript.py)."""
 
     __tablename__ = "inbox"
     __table_args__ = (sa.UniqueConstraint("channel", "message_id", name="uq_inbox_channel_message"),)
@@ -66,6 +68,9 @@ class InboxEntry(SQLModel, table=True):
     kind: str = Field(max_length=16)
     received_at: datetime = _ts()
     processed_at: datetime = _ts()
+    # added by migration 0011
+    body: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
+    media: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
 
 
 class OutboxEntry(SQLModel, table=True):

@@ -31,6 +31,8 @@ TICKET = t.Ticket.__table__
 TICKET_MSG = t.TicketMessage.__table__
 EVENT = t.EventRecord.__table__
 AUDIT = t.AuditEntry.__table__
+# inbound kinds whose words the inbox keeps (members talking among themselves in a group are not kept)
+PATIENT_WORDS = frozenset({"text", "choice", "media", "command"})
 
 
 class Duplicate(Exception):
@@ -101,7 +103,7 @@ class _Statements:
             cols(CONV, "state", "mode", "locale", "version", "updated_at")))
         self.inbox_insert = fast(insert(INBOX).values(cols(
             INBOX, "org", "channel", "message_id", "conversation_id", "kind", "received_at",
-            "processed_at")).on_conflict_do_nothing(index_elements=["channel", "message_id"]).returning(INBOX.c.id))
+            "processed_at", "body", "media")).on_conflict_do_nothing(index_elements=["channel", "message_id"]).returning(INBOX.c.id))
         self.outbox_insert = fast(OUTBOX.insert().values(cols(
             OUTBOX, "org", "conversation_id", "channel", "op", "content_key", "payload", "status", "attempts",
             "next_attempt_at", "lease_until", "claimed_by", "created_at", "platform_message_id",
@@ -183,10 +185,13 @@ class Store:
         if not written:
             raise VersionConflict(c.conversation_id)
         if c.inbound is not None:
+            ib = c.inbound
+            said = ib.kind in PATIENT_WORDS and (not addr.is_group or ib.addressed or ib.kind != "text")
             inserted = st.inbox_insert.execute(conn, dict(
-                org=org, channel=c.inbound.address.channel, message_id=c.inbound.message_id,
-                conversation_id=c.conversation_id, kind=c.inbound.kind,
-                received_at=c.inbound.received_at, processed_at=now)).fetchone()
+                org=org, channel=ib.address.channel, message_id=ib.message_id,
+                conversation_id=c.conversation_id, kind=ib.kind, received_at=ib.received_at, processed_at=now,
+                body=(ib.text or str(ib.payload.get("value", ""))) if said else "",
+                media=ib.media.ref[:500] if said and ib.media else "")).fetchone()
             if inserted is None:
                 raise Duplicate(c.inbound.dedupe_key)  # the caller's savepoint undoes the state write
         if c.timer_id is not None:

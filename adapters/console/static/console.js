@@ -45,6 +45,54 @@
     if (document.querySelector(".cb-alert")) beep(); else clearInterval(ringing);
   }, 5000);
 
+  // A photo on a ticket opens enlarged over the page (the link still works without this file).
+  document.addEventListener("click", function (e) {
+    var link = e.target.closest ? e.target.closest("a.cb-photo") : null;
+    if (!link || !window.HTMLDialogElement) return;
+    e.preventDefault();
+    var dialog = document.getElementById("cb-lightbox");
+    if (!dialog) {
+      dialog = document.createElement("dialog");
+      dialog.id = "cb-lightbox";
+      dialog.className = "cb-lightbox";
+      dialog.addEventListener("click", function () { dialog.close(); });
+      document.body.appendChild(dialog);
+    }
+    dialog.innerHTML = "";
+    var img = document.createElement("img");
+    img.src = link.href;
+    img.alt = link.title;
+    dialog.appendChild(img);
+    dialog.showModal();
+  });
+
+  // New tickets: a line on the inbox; an urgent one also sounds and, once allowed, shows a desktop
+  // notification — the doctor may be in another tab or window.
+  var notifyButton = document.querySelector(".cb-notify");
+  if (notifyButton && window.Notification) {
+    notifyButton.hidden = Notification.permission === "granted";
+    notifyButton.addEventListener("click", function () {
+      Notification.requestPermission().then(function (answer) {
+        notifyButton.textContent = notifyButton.getAttribute(answer === "granted" ? "data-on" : "data-denied");
+      });
+    });
+  }
+  var news = document.querySelector(".cb-news");
+  function announce(event) {
+    var urgent = event.priority === "urgent";
+    if (news) {
+      news.textContent = news.getAttribute(urgent ? "data-urgent" : "data-new") + " · " + event.ticket;
+      news.className = "cb-news" + (urgent ? " cb-news-urgent" : "");
+      news.hidden = false;
+    }
+    if (!urgent) return;
+    beep();
+    if (window.Notification && Notification.permission === "granted") {
+      var n = new Notification(news ? news.getAttribute("data-urgent") : "!", { body: event.ticket, tag: "cb-" + event.ticket });
+      n.onclick = function () { window.focus(); window.location.assign("/console/tickets/" + encodeURIComponent(event.ticket)); };
+    }
+  }
+
   if (!feed || !window.EventSource || (page !== "inbox" && page !== "thread")) return;
 
   function refresh(selector, replaceWhole) {
@@ -86,6 +134,7 @@
       }
       return;
     }
+    if (event.type === "ticket_opened" || event.type === "ticket_reoffered") announce(event);
     if (page === "inbox") {
       soon(function () { refresh("#cb-rows", true); });
     } else if (page === "thread" && event.ticket === ticket) {

@@ -58,6 +58,20 @@
   function save(name, value) {
     try { if (value === null) window.localStorage.removeItem(KEY + name); else window.localStorage.setItem(KEY + name, value); } catch (e) { /* storage off: a session lasts the page */ }
   }
+  // an icon drawn as SVG, never an emoji: a device without an emoji font shows an empty box
+  function icon(cls, d) {
+    var NS = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", cls);
+    var path = document.createElementNS(NS, "path");
+    path.setAttribute("d", d);
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
   function el(tag, cls, text) {
     var node = document.createElement(tag);
     if (cls) node.className = cls;
@@ -160,7 +174,8 @@
   fileInput.type = "file";
   fileInput.id = "cb-file";
   fileInput.accept = "image/jpeg,image/png,image/gif,image/webp,application/pdf";
-  var attach = el("button", "cb-attach", "📎");
+  var attach = el("button", "cb-attach");
+  attach.appendChild(icon("cb-attach-icon", "M4 5a2 2 0 0 1 2-2h12a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2zm2 0v10.6l3.3-3.3a1 1 0 0 1 1.4 0l2.3 2.3 3.3-3.3a1 1 0 0 1 1.4 0l.3.3V5zm3.5 2a1.75 1.75 0 1 1 0 3.5 1.75 1.75 0 0 1 0-3.5z"));
   attach.type = "button";
   attach.addEventListener("click", function () { fileInput.click(); });
   var sendBtn = el("button", "cb-send");
@@ -198,7 +213,7 @@
       launcher.setAttribute("aria-expanded", open ? "true" : "false");
       if (!open) launcher.focus();
     }
-    if (open) { input.focus(); scrollDown(); }
+    if (open) { input.focus(); scrollDown(); greet(); }
   }
 
   function applyLocale() {
@@ -208,7 +223,11 @@
     langGroup.setAttribute("aria-label", t("language"));
     Object.keys(langButtons).forEach(function (k) { langButtons[k].setAttribute("aria-pressed", k === locale ? "true" : "false"); });
     if (closeBtn) closeBtn.setAttribute("aria-label", t("close"));
-    if (launcher) launcher.textContent = "💬 " + t("launcher");
+    if (launcher) {
+      launcher.textContent = "";
+      launcher.appendChild(icon("cb-launcher-icon", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"));
+      launcher.appendChild(document.createTextNode(" " + t("launcher")));
+    }
     logBox.setAttribute("aria-label", t("log_label"));
     inputLabel.textContent = t("input_label");
     input.placeholder = t("placeholder");
@@ -222,9 +241,17 @@
   }
 
   function setLocale(next) {
+    var changed = next !== locale;
     locale = next;
     save("locale", next);
     applyLocale();
+    if (changed) control({ type: "locale", locale: next });  // the bot answers in it from now on
+  }
+
+  // frames that are not messages: the first open (greeted once) and the language switch
+  function control(frame) {
+    if (live && ws) ws.send(JSON.stringify(frame));
+    else if (http && token) api("POST", "/webchat/api/send", frame);
   }
 
   // -- messages ----------------------------------------------------------------------------------
@@ -262,16 +289,7 @@
 
   // a phone handset, drawn (an emoji may be missing from the device's fonts)
   function phoneIcon() {
-    var NS = "http://www.w3.org/2000/svg";
-    var svg = document.createElementNS(NS, "svg");
-    svg.setAttribute("viewBox", "0 0 24 24");
-    svg.setAttribute("aria-hidden", "true");
-    svg.setAttribute("class", "cb-call-icon");
-    var path = document.createElementNS(NS, "path");
-    path.setAttribute("d", "M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2a1 1 0 0 1 1-.25 11.4 11.4 0 0 0 3.6.57 1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.46.57 3.6a1 1 0 0 1-.25 1z");
-    path.setAttribute("fill", "currentColor");
-    svg.appendChild(path);
-    return svg;
+    return icon("cb-call-icon", "M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2a1 1 0 0 1 1-.25 11.4 11.4 0 0 0 3.6.57 1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.46.57 3.6a1 1 0 0 1-.25 1z");
   }
 
   // tel: links for an emergency message's numbers (Outbound.extra["call"]), the ambulance first;
@@ -333,6 +351,7 @@
     if (m.buttons && m.buttons.length) {
       var group = el("div", "cb-buttons");
       group.setAttribute("role", "group");
+      var question = m.question || "";
       m.buttons.forEach(function (b) {
         var button = el("button", "cb-choice", b.label);
         button.type = "button";
@@ -340,7 +359,7 @@
         button.addEventListener("click", function () {
           Array.prototype.forEach.call(group.querySelectorAll("button"), function (x) { x.disabled = true; });
           button.setAttribute("aria-pressed", "true");
-          submit({ text: b.label, value: b.value });
+          submit({ text: b.label, value: b.value, question: question });
           input.focus();
         });
         group.appendChild(button);
@@ -385,12 +404,12 @@
     if (media.kind === "image") {
       var img = el("img", "cb-img");
       img.alt = fill(t("image_from"), { who: who });
-      img.loading = "lazy";
+      img.addEventListener("load", function () { if (nearBottom(img.height + 80)) scrollDown(); });
       if (media.url && /^https?:/i.test(new URL(media.url, ORIGIN).protocol)) img.src = new URL(media.url, ORIGIN).href;
       else if (media.id) fetchMedia(media.id).then(function (url) { img.src = url; }).catch(function () { img.alt = t("err_bad_media"); });
       box.appendChild(img);
     } else {
-      var open = el("button", "cb-file-link", "📄 " + t("report") + " · " + t("open"));
+      var open = el("button", "cb-file-link", t("report") + " · " + t("open"));
       open.type = "button";
       open.addEventListener("click", function () {
         if (media.url) { window.open(new URL(media.url, ORIGIN).href, "_blank", "noopener"); return; }
@@ -428,8 +447,26 @@
       after = nodes[i];
     }
     logBox.insertBefore(node, after);
+    settleButtons();
     scrollDown();
     if (contiguous < maxSeq()) askForGap();
+  }
+
+  // Only the newest question's buttons can be pressed, and only until the patient has answered:
+  // after a reload, the history's old buttons stay inert (the server also refuses a stale press).
+  function settleButtons() {
+    var nodes = logBox.querySelectorAll(".cb-msg:not(.cb-pending)");
+    var current = -1;
+    for (var i = nodes.length - 1; i >= 0; i--) {
+      if (nodes[i].getAttribute("data-sender") === "patient") break;
+      if (nodes[i].querySelector(".cb-buttons")) { current = i; break; }
+    }
+    for (var j = 0; j < nodes.length; j++) {
+      var group = nodes[j].querySelector(".cb-buttons");
+      if (!group || j === current || group.classList.contains("cb-answered")) continue;
+      group.classList.add("cb-answered");
+      Array.prototype.forEach.call(group.querySelectorAll("button"), function (x) { x.disabled = true; });
+    }
   }
 
   function showSos(numbers) {
@@ -457,6 +494,7 @@
   }
 
   function scrollDown() { logBox.scrollTop = logBox.scrollHeight; }
+  function nearBottom(slack) { return logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight <= slack + 40; }
 
   function showTyping(staff) {
     typing.hidden = false;
@@ -507,6 +545,7 @@
   function submit(parts) {
     var frame = { type: "send", id: newId(), text: parts.text || "", locale: locale };
     if (parts.value !== undefined) frame.value = parts.value;
+    if (parts.question) frame.question = parts.question;
     if (parts.media) frame.media = parts.media;
     if (frame.text.length > maxText) { showError("too_long", { limit: maxText }); return false; }
     pending.push(frame);
@@ -556,6 +595,15 @@
 
   // -- receiving -------------------------------------------------------------------------------------
 
+  // A new patient is greeted when the chat is first shown (the server greets a visitor once), so
+  // nobody faces a blank page; an embedded widget nobody opens starts no conversation.
+  var greeted = false;
+  function greet() {
+    if (greeted || !token || (MODE === "embed" && panel.hidden)) return;
+    greeted = true;
+    control({ type: "open", locale: locale });
+  }
+
   function handle(frame) {
     if (!frame || typeof frame !== "object") return;
     switch (frame.type) {
@@ -566,6 +614,7 @@
         maxUpload = frame.max_upload || maxUpload;
         if (alertBox.getAttribute("data-code") === "offline") alertBox.hidden = true;
         pending.forEach(transmit);  // typed while offline, or never acknowledged: same ids, so never doubled
+        greet();
         break;
       case "message": show(frame); break;
       case "ack": dropPending(frame.id); break;
