@@ -52,6 +52,12 @@ class Adapter(ABC):
         """Deliver one outbound. `idempotency_key` is stable across retries of the same row: pass it
         to the platform's duplicate check where the platform has one."""
 
+    def deep_link(self, start: str) -> str:
+        """A link that opens a private chat with the bot and starts it with `start` (Telegram's
+        `t.me/<bot>?start=…`); "" when the platform has none. A group's welcome links to private
+        intake with it (bot/groups)."""
+        return ""
+
     def routes(self) -> list[Any]:
         """Starlette routes this adapter serves (webhooks, websockets). None by default."""
         return []

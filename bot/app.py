@@ -21,6 +21,9 @@ from bot.errors import ConfigError, ConfigProblem
 from bot.flow.content import Content, load_content, missing_by_locale
 from bot.flow.loader import FlowSet, load_flows
 from bot.group import GroupStage
+from bot.groups.policy import GroupPolicies, load_groups
+from bot.groups.sop import setup_turns
+from bot.groups.stage import ModerationStage
 from bot.pipeline import EngineStage, Pipeline
 from bot.runtime.proactive import ProactivePolicy
 from bot.runtime.runtime import Runtime
@@ -49,6 +52,7 @@ class Config:
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
     intents: Intents | None = None  # content/understand: typed requests and answers
     guidance: Guidance | None = None  # content/guidance: what to do while waiting, per red flag
+    groups: GroupPolicies = field(default_factory=GroupPolicies)  # content/groups: group policies (bot/groups)
 
 
 def load_config(settings: Settings, root: Path | None = None) -> Config:
@@ -95,6 +99,13 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
             guidance = load_guidance(settings.content_dir, content.locales, triage, settings.base_locale)
         except ConfigError as exc:
             problems.extend(exc.problems)
+    groups = GroupPolicies()
+    if content is not None:
+        try:
+            groups = load_groups(settings.content_dir, locales=content.locales, has_key=lambda key: all(
+                key in content.messages.get(loc, {}) for loc in content.locales))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if triage and care_loaded and not care.region.numbers.ambulance:  # (a broken care.yml is reported already)
         problems.append(ConfigProblem(str(settings.content_dir / "care.yml"), 0, "region.numbers.ambulance",
                                       'the region needs an ambulance number (e.g. region: {name: CN, numbers: '
@@ -108,7 +119,7 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
         raise ConfigError(problems)
     assert content is not None and flows is not None
     return Config(content, flows, triage, care, handoff, intents if intents and intents.locales else None,
-                  guidance if guidance and guidance.kinds else None)
+                  guidance if guidance and guidance.kinds else None, groups)
 
 
 def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
@@ -117,8 +128,8 @@ def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
     region = config.care.region.number_lists() if config.care.region.numbers.ambulance else None
     safety = SafetyStage(Screener(config.triage, shipped_model(), base_locale, region), config.content, base_locale,
                          guidance=config.guidance, region_numbers=config.care.region.numbers.model_dump())
-    stages = [safety,
-              GroupStage(), RelayStage(engine), EngineStage(engine)]
+    moderation = ModerationStage(config.groups, config.content, base_locale, config.care.region.numbers.ambulance)
+    stages = [safety, moderation, GroupStage(), RelayStage(engine), EngineStage(engine)]
     return engine, Pipeline(stages)
 
 
@@ -157,6 +168,9 @@ class CareBot:
                           actions=actions, sender=sender, cache_size=cache_size, proactive=proactive,
                           adapters=adapter_set)
         timers = TimerLoop(runtime, store, clock, proactive=proactive)
+        for stage in pipeline.stages:
+            if isinstance(stage, ModerationStage):
+                stage.bind(store, coord, adapter_set)
         handoff = HandoffService(config.handoff, store, runtime, coord, clock, config.care.reply_time)
         runtime.after_commit.append(handoff.after_commit)
         register_handoff_actions(actions, handoff)
@@ -170,6 +184,8 @@ class CareBot:
     async def start(self, background: bool = True) -> None:
         for adapter in self.adapters.adapters.values():
             await adapter.start(self.runtime)
+        for turn in setup_turns(self.config.groups, self.clock.now()):  # each group's calendar and digest
+            await self.runtime.handle(turn)
         await self.sender.sweep()  # deliver what a previous process committed but never sent
         await self.handoff.sweep_undispatched()  # tickets opened just before a crash
         if self.handoff.paging is not None:

@@ -93,7 +93,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     n_msgs = {loc: len(msgs) for loc, msgs in config.content.messages.items()}
     print(f"OK: {len(config.flows.flows)} flows, messages {n_msgs}, "
-          f"triage rules for {sorted(config.triage) or 'no locale'}")
+          f"triage rules for {sorted(config.triage) or 'no locale'}, {len(config.groups.policies)} group policies "
+          f"({len(config.groups.sets)} pattern sets, every example checked)")
     return 0
 
 

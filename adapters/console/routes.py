@@ -13,6 +13,7 @@
     GET  /console/stats                  first response, SLA, NPS, CSAT, complaints per department
     GET  /console/audit                  the audit log (admins)
     POST /console/pages/{id}/{seen|ack}  emergency alerts (adapters/console/paging.py)
+    GET  /console/groups · POST /console/groups/cases/{id}/{decision}  groups (adapters/console/moderation.py)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlette.routing import Mount, Route
 from adapters.console import views
 from adapters.console.charts import Bar, bar_chart
 from adapters.console.i18n import LOCALES
+from adapters.console.moderation import moderation_routes
 from adapters.console.paging import paging_routes, paging_values
 from adapters.console.session import IDLE
 from adapters.console.summary import clinical_summary
@@ -401,5 +403,6 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         Route("/audit", p(audit_log, roles=("admin",))),
         Route("/static/{name}", static),
         *paging_routes(web),
+        *moderation_routes(web),
     ])]
 

@@ -35,6 +35,11 @@ def erase_records(conn: sa.Connection, conversation_id: str, now: datetime) -> N
             detail = {k: v for k, v in json.loads(row.detail or "{}").items() if k in TICKET_EVENT_KEEPS}
             conn.execute(ticket_events.update().where(ticket_events.c.id == row.id).values(detail=json.dumps(detail)))
     conn.execute(complaints.update().where(complaints.c.conversation_id == conversation_id).values(text=ERASED))
+    from bot.groups.models import GroupCase, ModerationLog  # a group member's words in the moderation records
+
+    log, cases = ModerationLog.__table__, GroupCase.__table__
+    conn.execute(log.update().where(log.c.conversation_id == conversation_id).values(excerpt=ERASED))
+    conn.execute(cases.update().where(cases.c.conversation_id == conversation_id).values(text=ERASED))
     conn.execute(EVENT.update().where(EVENT.c.conversation_id == conversation_id).values(data="{}"))
     conn.execute(INBOX.update().where(INBOX.c.conversation_id == conversation_id).values(body="", media=""))
     for row in conn.execute(sa.select(OUTBOX.c.id, OUTBOX.c.payload).where(

@@ -24,9 +24,14 @@ class Coord(ABC):
     async def mark_seen(self, key: str, ttl: int = 86400) -> None: ...
 
     @abstractmethod
-    async def hit(self, key: str, limit: int, per_seconds: float) -> float:
+    async def hit(self, key: str, limit: int, per_seconds: float, at: float | None = None) -> float:
         """Count one event against `limit` per `per_seconds`. Returns 0 when allowed now,
-        otherwise the seconds to wait before trying again (the event is not counted)."""
+        otherwise the seconds to wait before trying again (the event is not counted).
+
+        `at` (seconds since the epoch) counts on the caller's clock instead of the machine's: a
+        decision about the group's time (a flood, a raid, a send budget) follows the bot's clock, so
+        a test that pins the clock sees the same window however slowly it runs. Use one kind of
+        time per key."""
 
     @abstractmethod
     async def cache_get(self, key: str) -> str | None:

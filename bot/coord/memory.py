@@ -50,8 +50,8 @@ class MemoryCoord(Coord):
         while len(self._seen) > self._seen_capacity:
             self._seen.popitem(last=False)
 
-    async def hit(self, key: str, limit: int, per_seconds: float) -> float:
-        now = time.monotonic()
+    async def hit(self, key: str, limit: int, per_seconds: float, at: float | None = None) -> float:
+        now = time.monotonic() if at is None else at
         window = self._hits[key]
         while window and window[0] <= now - per_seconds:
             window.popleft()

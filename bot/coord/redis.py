@@ -26,7 +26,7 @@ redis.call('zremrangebyscore', KEYS[1], '-inf', now - window)
 local count = redis.call('zcard', KEYS[1])
 if count < limit then
   redis.call('zadd', KEYS[1], now, ARGV[4])
-  redis.call('pexpire', KEYS[1], math.ceil(window * 1000))
+  redis.call('pexpire', KEYS[1], math.ceil(math.max(window, 3600) * 1000))  -- at least an hour: a caller's clock (`at`) may run slower than the machine's
   return '0'
 end
 local oldest = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
@@ -66,9 +66,9 @@ class RedisCoord(Coord):
     async def mark_seen(self, key: str, ttl: int = 86400) -> None:
         await self.redis.set(f"{self.prefix}seen:{key}", "1", ex=ttl)
 
-    async def hit(self, key: str, limit: int, per_seconds: float) -> float:
+    async def hit(self, key: str, limit: int, per_seconds: float, at: float | None = None) -> float:
         wait = await self._hit(keys=[f"{self.prefix}rate:{key}"],
-                               args=[time.time(), per_seconds, limit, secrets.token_hex(6)])
+                               args=[time.time() if at is None else at, per_seconds, limit, secrets.token_hex(6)])
         return max(0.0, float(wait))
 
     async def cache_get(self, key: str) -> str | None:

@@ -36,6 +36,9 @@ class State:
     opted_out: bool = False  # STOP/退订: no proactive messages
     # the episode's recent patient messages, [ISO time, text], screened together (safety stage)
     episode: list[list[str]] = field(default_factory=list)
+    # a group member's standing in their group (bot/groups): joined, captcha, warnings. Not a slot,
+    # so a flow's `clear: all` cannot wipe a member's warnings
+    group: dict[str, Any] = field(default_factory=dict)
     version: int = 0  # optimistic-concurrency version, owned by the store
 
     @classmethod
@@ -49,7 +52,8 @@ class State:
             self.conversation_id, self.address, self.locale,
             [Frame(f.flow, f.at, f.wait, f.retries, f.timer, f.call_id, f.interrupted) for f in self.stack],
             dict(self.slots), self.mode, list(self.tags), self.turns, self.misunderstood, self.triage_level,
-            self.ticket_id, self.last_ticket_id, self.opted_out, [list(m) for m in self.episode], self.version)
+            self.ticket_id, self.last_ticket_id, self.opted_out, [list(m) for m in self.episode],
+            dict(self.group), self.version)
 
     @property
     def top(self) -> Frame | None:
@@ -64,7 +68,7 @@ class State:
             "slots": self.slots, "mode": self.mode, "tags": list(self.tags), "turns": self.turns,
             "misunderstood": self.misunderstood, "triage_level": self.triage_level,
             "ticket_id": self.ticket_id, "last_ticket_id": self.last_ticket_id, "opted_out": self.opted_out,
-            "episode": self.episode,
+            "episode": self.episode, **({"group": self.group} if self.group else {}),
         }
 
     @classmethod

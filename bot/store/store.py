@@ -134,6 +134,9 @@ class Store:
         self._sent_marks: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="carebot-reader")
         self._checkpointer = None if self.postgres or ":memory:" in url else Checkpointer(self.engine)
+        # effects a part of bot defines for itself (bot/groups: the moderation log, the banlist),
+        # written in the turn's transaction: effect kind → writer(conn, effect, commit)
+        self.effect_writers: dict[str, Callable[[Connection, Effect, TurnCommit], None]] = {}
 
     def close(self) -> None:
         self.writer.close()
@@ -243,6 +246,8 @@ class Store:
                 st.event_insert.execute(conn, dict(
                     org=org, conversation_id=c.conversation_id, kind=kind,
                     data=json.dumps(data, ensure_ascii=False, default=str), at=now))
+            elif (writer := self.effect_writers.get(effect.kind)) is not None:
+                writer(conn, effect, c)
         return claimed
 
     def outbox_row(self, conn: Connection, conversation_id: str, ob: Outbound, now: datetime, org: str = "default") -> Claimed:

@@ -39,6 +39,9 @@ class MemoryAdapter(Adapter):
         self._seq = itertools.count(1)
         self.listeners: list[asyncio.Queue[Sent]] = []
 
+    def deep_link(self, start: str) -> str:
+        return f"{self.channel}://bot?start={start}"
+
     def fail_next(self, times: int = 1, *, retryable: bool = True, error: str = "test failure") -> None:
         self._failures.extend(Delivery(ok=False, retryable=retryable, error=error) for _ in range(times))
 
