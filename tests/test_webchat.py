@@ -69,18 +69,6 @@ def settings_for(tmp_path: Path, database_url: str = "", redis_url: str = "") ->
                    content_dir=ROOT / "content", secret="test-secret-" + "x" * 20, worker_id=f"w-{uuid.uuid4().hex[:4]}")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("pg+redis", marks=[pytest.mark.postgres, pytest.mark.redis])])
-def backend(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """(database URL, Redis URL): the embedded default, then the scale-out configuration."""
-    if request.param == "sqlite":
-        return "", ""
-    import redis
-
-    pg, rd = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
-    redis.Redis.from_url(rd).flushdb()  # rate-limit windows and seen-keys of earlier tests
-    return pg, rd
-
-
 @pytest.fixture
 def chat_factory(tmp_path: Path, backend: tuple[str, str]) -> Iterator[Any]:
     opened: list[Chat] = []
