@@ -17,3 +17,5 @@ TIMERS_FIRED = Counter("carebot_timers_fired_total", "Timers that came due and r
 CONFLICTS = Counter("carebot_version_conflicts_total", "Turns re-run after a concurrent update",
                     registry=REGISTRY)
 ACTIVE = Gauge("carebot_active_conversations", "Conversations with a message in progress", registry=REGISTRY)
+WRITE_RETRIES = Counter("carebot_write_retries_total", "Write batches run again after a deadlock or "
+                        "serialization failure", registry=REGISTRY)

@@ -64,6 +64,21 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@pytest.fixture(params=["sqlite", pytest.param("pg+redis", marks=[pytest.mark.postgres, pytest.mark.redis])])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(database URL, Redis URL) for tests that run on both: ("", "") is the embedded default
+    (the test makes its own SQLite file), then PostgreSQL + Redis, the scale-out configuration."""
+    if request.param == "sqlite":
+        return "", ""
+    import redis
+
+    pg, rd = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
+    client = redis.Redis.from_url(rd)
+    client.flushdb()  # rate-limit windows and seen-keys of earlier tests
+    client.close()
+    return pg, rd
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'carebot.db'}"

@@ -61,19 +61,20 @@ class Chat:
             .order_by(MESSAGE.c.seq)).all())
 
 
-def settings_for(tmp_path: Path) -> Settings:
-    url = f"sqlite:///{tmp_path / 'webchat.db'}"
-    upgrade(url)
-    return replace(Settings(), database_url=url, flows_dir=ROOT / "flows", content_dir=ROOT / "content",
-                   secret="test-secret-" + "x" * 20, worker_id=f"w-{uuid.uuid4().hex[:4]}")
+def settings_for(tmp_path: Path, database_url: str = "", redis_url: str = "") -> Settings:
+    url = database_url or f"sqlite:///{tmp_path / 'webchat.db'}"
+    if not database_url:
+        upgrade(url)
+    return replace(Settings(), database_url=url, redis_url=redis_url, flows_dir=ROOT / "flows",
+                   content_dir=ROOT / "content", secret="test-secret-" + "x" * 20, worker_id=f"w-{uuid.uuid4().hex[:4]}")
 
 
 @pytest.fixture
-def chat_factory(tmp_path: Path) -> Iterator[Any]:
+def chat_factory(tmp_path: Path, backend: tuple[str, str]) -> Iterator[Any]:
     opened: list[Chat] = []
 
     def make(**config: Any) -> Chat:
-        settings = settings_for(tmp_path)
+        settings = settings_for(tmp_path, *backend)
         adapter = WebchatAdapter(settings, replace(WebchatConfig(), media_dir=tmp_path / "media", **config))
         bot = CareBot.build(settings, [adapter])
         client = TestClient(create_app(bot), base_url="http://testserver")
@@ -330,3 +331,66 @@ async def test_the_log_numbers_each_conversation_on_postgresql(pg_url: str) -> N
         assert [e.seq for e in await log.after("c1", 0)] == [1, 2]
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+async def test_concurrent_appends_on_postgresql_number_without_gaps_or_errors(pg_url: str) -> None:
+    """Two workers with four writer threads each, many conversations, entries and resends at once:
+    every append succeeds (a deadlock between workers is retried), each conversation is numbered
+    1..n with no gap, and a resend returns its first number."""
+    import asyncio
+
+    from bot.metrics import WRITE_RETRIES
+
+    stores = [Store(pg_url, worker_id=f"w-race{i}") for i in range(2)]
+    logs = [ChatLog(store) for store in stores]
+    retries_before = WRITE_RETRIES._value.get()
+    try:
+        convs = [f"c{i}" for i in range(8)]
+
+        async def writer(k: int) -> None:  # as turns and the sender write, interleaved
+            for n in range(50):
+                c = convs[(k + n) % len(convs)]
+                first, new = await logs[k % 2].append(c, f"{c}:{k}:{n}", "bot", {"text": "x"}, T0)
+                if n % 7 == 0:  # a resend, from the other worker
+                    again, new_again = await logs[(k + 1) % 2].append(c, f"{c}:{k}:{n}", "bot", {"text": "x"}, T0)
+                    assert (again.seq, new, new_again) == (first.seq, True, False)
+
+        await asyncio.gather(*[writer(k) for k in range(32)])
+        for c in convs:
+            entries = await logs[0].after(c, 0, limit=1000)
+            assert [e.seq for e in entries] == list(range(1, 201))  # 32 writers × 50 / 8
+        print("write batches retried:", WRITE_RETRIES._value.get() - retries_before)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_only_a_committed_message_is_acknowledged(chat: Chat) -> None:
+    """The database refuses the turn (a trigger, as a full disk or a lost primary would): the widget
+    gets an error, no echo and nothing in the log — so it keeps the message and sends it again; the
+    resend, once the database is back, is processed once and acknowledged."""
+    if chat.bot.store.postgres:
+        refuse = ("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ "
+                  "LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE INSERT ON inbox FOR EACH ROW EXECUTE FUNCTION refuse()")
+    else:
+        refuse = "CREATE TRIGGER refuse BEFORE INSERT ON inbox BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    chat.call(chat.bot.store.write, lambda c: c.exec_driver_sql(refuse))
+    session = chat.client.post("/webchat/api/session", json={}).json()
+    auth = {"Authorization": f"Bearer {session['token']}"}
+    ws, _ = chat.connect(token=session["token"])
+    failed = chat.client.post("/webchat/api/send", json={"id": "k1", "text": "/checkin"}, headers=auth)
+    assert failed.json()["code"] == "server_error"
+    assert chat.rows(session["visitor"]) == []
+    ws.send_json({"type": "ping"})
+    assert ws.receive_json()["type"] == "pong"  # no echo came before it
+    chat.call(chat.bot.store.write, lambda c: c.exec_driver_sql(
+        "DROP TRIGGER refuse ON inbox" if chat.bot.store.postgres else "DROP TRIGGER refuse"))
+    for _ in range(2):  # the widget's resend, and a second one after a lost ack
+        sent = chat.client.post("/webchat/api/send", json={"id": "k1", "text": "/checkin"}, headers=auth)
+        assert sent.json() == {"type": "ack", "id": "k1", "seq": 1}
+    echo = receive_until(ws, lambda f: f.get("client_id") == "k1")[-1]
+    assert echo["seq"] == 1
+    rows = chat.rows(session["visitor"])
+    assert [r.sender for r in rows] == ["patient", "bot"]
+    ws.close()

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from adapters.webchat.config import WebchatConfig
 from adapters.webchat.hub import Frame, Hub
-from adapters.webchat.log import ChatLog
+from adapters.webchat.log import ChatLog, LogEntry
 from adapters.webchat.media import MediaStore, StoredMedia
 from adapters.webchat.models import WebchatErasure
 from adapters.webchat.tokens import BadToken, Session, TokenSigner
@@ -238,9 +238,11 @@ class WebchatAdapter(Adapter):
             raise RateLimited(wait)
 
     async def accept(self, visitor: Visitor, frame: dict[str, Any]) -> Frame:
-        """One patient message from the widget → the log → the runtime, then its echo (with its
-        `client_id`) to every open widget of the conversation once the turn is committed. Returns
-        the ack (for the HTTP API) or an error frame; bad input never closes the socket."""
+        """One patient message from the widget → the runtime, its log entry written in the turn's
+        transaction; then its echo (with its `client_id`) to every open widget of the conversation.
+        The echo and the ack exist only for a committed message, and a resend of one (same client
+        id) is acknowledged again without a second turn. Returns the ack (for the HTTP API) or an
+        error frame; bad input never closes the socket."""
         assert self.runtime is not None and self.log is not None and self.media is not None
         client_id = frame.get("id")
         if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
@@ -265,9 +267,16 @@ class WebchatAdapter(Adapter):
         locale = frame.get("locale")
         locale = locale if isinstance(locale, str) and _LOCALE.fullmatch(locale) else ""
         now = self.runtime.clock.now()
-        entry, _new = await self.log.append(
-            conv, f"webchat-in:{conv}:{client_id}", "patient",
-            {"text": text, "client_id": client_id, "media": media_frame(stored)}, now)
+        key = f"webchat-in:{conv}:{client_id}"
+        shown = {"text": text, "client_id": client_id, "media": media_frame(stored)}
+        logged: list[LogEntry] = []
+
+        def log_in_turn(conn: sa.Connection) -> None:
+            # the patient's entry commits with the turn: the log (what acknowledges a message to the
+            # widget, live or on its next visit) never holds a message the bot has not processed
+            assert self.log is not None
+            logged[:] = [self.log.append_in(conn, conv, key, "patient", shown, now)[0]]
+
         question = frame.get("question")
         if value is not None:
             kind, payload = "choice", {"value": value}
@@ -284,16 +293,21 @@ class WebchatAdapter(Adapter):
         typing = asyncio.get_running_loop().call_later(TYPING_AFTER, self.hub.push, conv,
                                                        {"type": "typing", "on": True, "sender": "bot"})
         try:
-            outcome = await self.runtime.handle(inbound)
-        except Exception:
-            log.exception("web chat turn failed conversation=%s", conv)
+            outcome = await self.runtime.handle(inbound, also=log_in_turn)
+            if outcome.status == "processed" and logged:
+                entry = logged[0]
+            else:  # a resend of a committed message: its entry was committed with it
+                entry = await self.log.by_key(key) or \
+                    (await self.log.append(conv, key, "patient", shown, now))[0]  # processed before this log existed
+        except Exception as exc:
+            log.error("web chat turn failed conversation=%s error=%s", conv, type(exc).__name__)
             return error("server_error", client_id)
         finally:
             typing.cancel()
             if typing.when() <= asyncio.get_running_loop().time():
                 self.hub.push(conv, {"type": "typing", "on": False})
-            # the echo goes out once the turn is committed, so for a socket it is the ack too
-            await self.push(conv, entry.frame())
+        # the echo goes out only once the turn is committed: for a socket it is the ack
+        await self.push(conv, entry.frame())
         return {"type": "ack", "id": client_id, "seq": entry.seq}
 
     async def opened(self, visitor: Visitor, locale: str = "", set_locale: bool = False) -> None:

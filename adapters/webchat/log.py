@@ -9,14 +9,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
-from adapters.webchat.models import WebchatMessage
+from adapters.webchat.models import WebchatMessage, WebchatSeq
 from bot.store.models import UTCDateTime
 from bot.store.store import Store
 
 MESSAGE = WebchatMessage.__table__
-_APPEND_TRIES = 5
+SEQ = WebchatSeq.__table__
 
 
 @dataclass(frozen=True)
@@ -38,39 +37,50 @@ def _entry(row: Any) -> LogEntry:
 
 
 class ChatLog:
+    """Numbering takes the conversation's `webchat_seq` row first (an upsert that adds one), so
+    writers of one conversation — turns and the sender, on any worker — queue on that row lock
+    and never compute the same number; a deadlock between two batches is retried by the writer."""
+
     def __init__(self, store: Store):
         self.store = store
-        self._by_key = sa.select(MESSAGE).where(MESSAGE.c.idempotency_key == sa.bindparam("key"))
-        # one statement numbers and inserts (a turn's hot path); ON CONFLICT drops a resend.
-        # :cid appears twice: the CAST gives PostgreSQL one type for it (else "inconsistent types")
-        self._insert = sa.text(
-            "INSERT INTO webchat_message (org, conversation_id, seq, idempotency_key, sender, payload, created_at) "
-            "SELECT :org, CAST(:cid AS VARCHAR), COALESCE(MAX(seq), 0) + 1, :key, :sender, :payload, :at "
-            "FROM webchat_message WHERE conversation_id = :cid "
-            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING seq"
-        ).bindparams(sa.bindparam("at", type_=UTCDateTime()))
+        b = sa.bindparam
+        if store.postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        self._by_key = sa.select(MESSAGE).where(MESSAGE.c.idempotency_key == b("key"))
+        bump = insert(SEQ).values(conversation_id=b("cid"), org=b("org"), last_seq=1)
+        self._bump = bump.on_conflict_do_update(
+            index_elements=[SEQ.c.conversation_id], set_={"last_seq": SEQ.c.last_seq + 1}).returning(SEQ.c.last_seq)
+        self._unbump = SEQ.update().where(SEQ.c.conversation_id == b("cid")).values(last_seq=SEQ.c.last_seq - 1)
+        self._insert = insert(MESSAGE).values(
+            org=b("org"), conversation_id=b("cid"), seq=b("seq"), idempotency_key=b("key"), sender=b("sender"),
+            payload=b("payload"), created_at=b("at", type_=UTCDateTime())
+        ).on_conflict_do_nothing(index_elements=[MESSAGE.c.idempotency_key]).returning(MESSAGE.c.seq)
+
+    def append_in(self, conn: Connection, conversation_id: str, key: str, sender: str, payload: dict[str, Any],
+                  now: datetime, org: str = "default") -> tuple[LogEntry, bool]:
+        """Append inside the caller's transaction (a turn writes its patient message this way, so
+        the log — what the widget takes as acknowledged — holds only committed messages)."""
+        seq = conn.execute(self._bump, {"cid": conversation_id, "org": org}).scalar_one()
+        inserted = conn.execute(self._insert, {
+            "org": org, "cid": conversation_id, "seq": seq, "key": key, "sender": sender,
+            "payload": json.dumps(payload, ensure_ascii=False), "at": now}).scalar()
+        if inserted is None:  # a resend: give the number back (we hold the row lock) and return the first
+            conn.execute(self._unbump, {"cid": conversation_id})
+            return _entry(conn.execute(self._by_key, {"key": key}).one()), False
+        return LogEntry(conversation_id, seq, sender, payload, now), True
 
     async def append(self, conversation_id: str, key: str, sender: str, payload: dict[str, Any],
                      now: datetime, org: str = "default") -> tuple[LogEntry, bool]:
         """Append one message; returns it and whether it is new. A second append with the same
         `key` (a resend after a crash or a reconnect) returns the first one and writes nothing."""
-        params = {"org": org, "cid": conversation_id, "key": key, "sender": sender,
-                  "payload": json.dumps(payload, ensure_ascii=False), "at": now}
+        return await self.store.write(
+            lambda conn: self.append_in(conn, conversation_id, key, sender, payload, now, org), conversation_id)
 
-        def write(conn: Connection) -> tuple[LogEntry, bool]:
-            seq = conn.execute(self._insert, params).scalar()
-            if seq is None:
-                return _entry(conn.execute(self._by_key, {"key": key}).one()), False
-            return LogEntry(conversation_id, seq, sender, payload, now), True
-
-        for attempt in range(_APPEND_TRIES):
-            try:
-                return await self.store.write(write)
-            except IntegrityError:
-                # another writer (PostgreSQL runs several) took this seq first: number it again
-                if attempt == _APPEND_TRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+    async def by_key(self, key: str) -> LogEntry | None:
+        row = await self.store.read(lambda conn: conn.execute(self._by_key, {"key": key}).first())
+        return _entry(row) if row is not None else None
 
     async def after(self, conversation_id: str, seq: int, limit: int = 200) -> list[LogEntry]:
         """The conversation's messages numbered above `seq`, oldest first, at most `limit`."""

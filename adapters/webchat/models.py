@@ -33,6 +33,16 @@ class WebchatMessage(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class WebchatSeq(SQLModel, table=True):
+    """The last number given in each conversation's log. Taking the next one updates this row, so
+    two writers of one conversation queue on its row lock instead of racing on `MAX(seq) + 1`."""
+
+    __tablename__ = "webchat_seq"
+    conversation_id: str = Field(primary_key=True, max_length=300)
+    org: str = Field(default="default", max_length=64)
+    last_seq: int = 0
+
+
 class WebchatMedia(SQLModel, table=True):
     """An upload: the file lives under the media directory; this row says whose it is."""
 

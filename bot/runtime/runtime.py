@@ -33,6 +33,7 @@ from bot.pipeline import Pipeline
 from bot.runtime.degrade import degrade_effects
 from bot.runtime.proactive import ProactivePolicy, is_proactive
 from bot.store.store import Duplicate, Store, TurnCommit, VersionConflict
+from bot.store.writer import WriteFn
 from bot.types import CallAction, Effect, Inbound, OpenTicket
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class Runtime:
         self.adapters = adapters or AdapterSet()
         self._cache: OrderedDict[str, State] = OrderedDict()
         self._cache_size = cache_size
-        self._mailboxes: dict[str, deque[tuple[Inbound, asyncio.Future[Outcome], int | None]]] = {}
+        self._mailboxes: dict[str, deque[tuple[Inbound, asyncio.Future[Outcome], int | None, WriteFn | None]]] = {}
         # called with each committed turn, on the conversation's task: must not block or await
         # the same conversation (schedule work instead)
         self.after_commit: list[Callable[[TurnCommit], None]] = []
@@ -85,8 +86,10 @@ class Runtime:
         for adapter in list(self.adapters.adapters.values()):
             await adapter.erase(conversation_id, now)
 
-    async def handle(self, inbound: Inbound, *, timer_id: int | None = None) -> Outcome:
+    async def handle(self, inbound: Inbound, *, timer_id: int | None = None, also: WriteFn | None = None) -> Outcome:
         """Process one inbound message; returns once its effects are committed (safe to ack).
+        `also` writes what the adapter keeps about the message in the turn's own transaction
+        (not run for a duplicate).
 
         Nothing is awaited before the message joins its conversation's mailbox, so messages keep
         the order in which they reached this call; the duplicate check runs under the lock."""
@@ -95,20 +98,20 @@ class Runtime:
         box = self._mailboxes.get(conv)
         if box is None:
             box = self._mailboxes[conv] = deque()
-            box.append((inbound, fut, timer_id))
+            box.append((inbound, fut, timer_id, also))
             asyncio.create_task(self._drain(conv, box))
         else:
-            box.append((inbound, fut, timer_id))
+            box.append((inbound, fut, timer_id, also))
         return await fut
 
-    async def _drain(self, conv: str, box: deque[tuple[Inbound, asyncio.Future[Outcome], int | None]]) -> None:
+    async def _drain(self, conv: str, box: deque[tuple[Inbound, asyncio.Future[Outcome], int | None, WriteFn | None]]) -> None:
         metrics.ACTIVE.inc()
         try:
             while box:
-                inbound, fut, timer_id = box[0]
+                inbound, fut, timer_id, also = box[0]
                 try:
                     async with self.coord.lock(conv, ttl=self.lock_ttl):
-                        outcome = await self._process(inbound, timer_id)
+                        outcome = await self._process(inbound, timer_id, also)
                 except Exception as exc:
                     log.exception("turn failed conversation=%s kind=%s", conv, inbound.kind)
                     if not fut.done():
@@ -140,7 +143,7 @@ class Runtime:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def _process(self, inbound: Inbound, timer_id: int | None) -> Outcome:
+    async def _process(self, inbound: Inbound, timer_id: int | None, also: WriteFn | None = None) -> Outcome:
         started = time.perf_counter()
         key = inbound.dedupe_key
         channel = inbound.address.channel
@@ -169,7 +172,8 @@ class Runtime:
                 state_json=json.dumps(state.to_dict(), ensure_ascii=False, default=str),
                 mode=state.mode, locale=state.locale, expected_version=before.version, now=now,
                 inbound=inbound, effects=effects, ticket_ids=ticket_ids,
-                current_ticket=before.ticket_id if not ticket_ids else state.ticket_id, timer_id=timer_id)
+                current_ticket=before.ticket_id if not ticket_ids else state.ticket_id, timer_id=timer_id,
+                also=also)
             try:
                 claimed = await self.store.commit_turn(commit)
             except Duplicate:

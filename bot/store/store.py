@@ -57,6 +57,9 @@ class TurnCommit:
     ticket_ids: dict[int, str] = field(default_factory=dict)  # effect index → ticket id
     current_ticket: str = ""
     timer_id: int | None = None  # the timer whose firing made this turn
+    # an adapter's own writes that stand or fall with the turn (the web chat's log entry of the
+    # patient's message: the widget takes it as the acknowledgement, so it exists only if committed)
+    also: Callable[[Connection], Any] | None = None
 
 
 @dataclass
@@ -154,8 +157,10 @@ class Store:
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
-    async def write(self, fn: Callable[[Connection], Any]) -> Any:
-        return await self.writer.submit(fn)
+    async def write(self, fn: Callable[[Connection], Any], key: str = "") -> Any:
+        """Run `fn` in a write transaction (group commit). Writes to one conversation pass its id
+        as `key`, so they run in order on one writer and never lock each other's rows."""
+        return await self.writer.submit(fn, key)
 
     # -- conversation state ----------------------------------------------------------------------
 
@@ -169,7 +174,7 @@ class Store:
     async def commit_turn(self, commit: TurnCommit) -> list[Claimed]:
         """Write state, inbox, outbox, timers and records atomically. Raises Duplicate or
         VersionConflict (nothing written). Returns the outbox rows this worker now delivers."""
-        return await self.write(lambda conn: self._commit_turn(conn, commit))
+        return await self.write(lambda conn: self._commit_turn(conn, commit), commit.conversation_id)
 
     def _commit_turn(self, conn: Connection, c: TurnCommit) -> list[Claimed]:
         st = self._stmts
@@ -197,6 +202,8 @@ class Store:
                 media=ib.media.ref[:500] if said and ib.media else "")).fetchone()
             if inserted is None:
                 raise Duplicate(c.inbound.dedupe_key)  # the caller's savepoint undoes the state write
+        if c.also is not None:
+            c.also(conn)
         if c.timer_id is not None:
             st.timer_fired.execute(conn, dict(tid=c.timer_id, fired_at=now))
         claimed: list[Claimed] = []

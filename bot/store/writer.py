@@ -13,16 +13,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import random
 import threading
+import time
+import zlib
 from typing import Any, Callable
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
+from bot import metrics
+
 log = logging.getLogger("carebot.store")
 
 WriteFn = Callable[[Connection], Any]
 _STOP = object()
+TRANSIENT_TRIES = 8
+_TRANSIENT_STATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
 
 
 class BatchWriter:
@@ -33,9 +40,12 @@ class BatchWriter:
     def __init__(self, engine: Engine, threads: int = 1, max_batch: int = 128):
         self.engine = engine
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._loop, name=f"carebot-writer-{i}", daemon=True)
-                         for i in range(threads)]
+        # one queue per thread: writes keyed by a conversation always go to the same thread, so
+        # its rows are never locked by two of our transactions at once (no deadlock between them)
+        self._queues: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(threads)]
+        self._next = 0
+        self._threads = [threading.Thread(target=self._loop, args=(q,), name=f"carebot-writer-{i}", daemon=True)
+                         for i, q in enumerate(self._queues)]
         self._inline: list[Any] = []
         self._inline_conn: Connection | None = None
         self.batches = 0
@@ -43,11 +53,17 @@ class BatchWriter:
         for t in self._threads:
             t.start()
 
-    def submit(self, fn: WriteFn) -> asyncio.Future[Any]:
+    def submit(self, fn: WriteFn, key: str = "") -> asyncio.Future[Any]:
+        """Run `fn` in a transaction. Writes with the same `key` (a conversation id) run one
+        after another, on one writer thread."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if self._threads:
-            self._queue.put((fn, fut, loop))
+            if key:
+                index = zlib.crc32(key.encode()) % len(self._queues)
+            else:
+                index = self._next = (self._next + 1) % len(self._queues)
+            self._queues[index].put((fn, fut, loop))
         else:
             if not self._inline:
                 loop.call_soon(self._flush_inline)
@@ -63,27 +79,27 @@ class BatchWriter:
             self._inline_conn = self._run_batch(self._inline_conn, batch[i:i + self.max_batch])
 
     def close(self) -> None:
-        for _ in self._threads:
-            self._queue.put(_STOP)
+        for q in self._queues:
+            q.put(_STOP)
         for t in self._threads:
             t.join(timeout=10)
         if self._inline_conn is not None:
             self._inline_conn.close()
             self._inline_conn = None
 
-    def _loop(self) -> None:
+    def _loop(self, jobs: queue.SimpleQueue[Any]) -> None:
         conn = self.engine.connect()
         conn.info["writer"] = True
         try:
             while True:
-                first = self._queue.get()
+                first = jobs.get()
                 if first is _STOP:
                     return
                 batch = [first]
                 stop = False
                 while len(batch) < self.max_batch:
                     try:
-                        item = self._queue.get_nowait()
+                        item = jobs.get_nowait()
                     except queue.Empty:
                         break
                     if item is _STOP:
@@ -97,36 +113,26 @@ class BatchWriter:
             conn.close()
 
     def _run_batch(self, conn: Connection, batch: list[Any]) -> Connection:
-        """Optimistically run the whole batch in one transaction without savepoints; if any item
-        fails, roll back and run each item in its own savepoint so only the failing ones fail."""
+        """Run the batch in one transaction. A deadlock or serialization failure (two batches
+        on PostgreSQL locking the same rows in opposite orders) rolls everything back: the batch
+        runs again, a few times, after a short random pause. Any other failure fails only its item."""
         results: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop, Any, BaseException | None]] = []
-        try:
+        for attempt in range(TRANSIENT_TRIES):
             try:
-                with conn.begin():
-                    for fn, fut, loop in batch:
-                        results.append((fut, loop, fn(conn), None))
-            except Exception:
-                if len(batch) == 1 and not conn.closed:
-                    raise
-                results = []
-                with conn.begin():
-                    for fn, fut, loop in batch:
-                        savepoint = conn.begin_nested()
-                        try:
-                            value = fn(conn)
-                        except Exception as exc:  # only this item fails
-                            savepoint.rollback()
-                            results.append((fut, loop, None, exc))
-                        else:
-                            savepoint.commit()
-                            results.append((fut, loop, value, None))
-        except Exception as exc:
-            if len(batch) > 1:  # the commit itself failed: every item in the batch failed
-                log.exception("batch commit failed (%d items)", len(batch))
-            results = [(fut, loop, None, exc) for fn, fut, loop in batch]
-            if conn.invalidated or conn.closed:
-                conn = self.engine.connect()
-                conn.info["writer"] = True
+                results = self._attempt(conn, batch)
+                break
+            except Exception as exc:
+                if conn.invalidated or conn.closed:
+                    conn = self.engine.connect()
+                    conn.info["writer"] = True
+                if is_transient(exc) and attempt < TRANSIENT_TRIES - 1:
+                    metrics.WRITE_RETRIES.inc()
+                    time.sleep(random.uniform(0, 0.002 * 2 ** attempt))  # writer threads only: SQLite never deadlocks
+                    continue
+                if len(batch) > 1:  # the commit itself failed: every item in the batch failed
+                    log.error("batch commit failed (%d items): %s", len(batch), type(exc).__name__)
+                results = [(fut, loop, None, exc) for fn, fut, loop in batch]
+                break
         self.batches += 1
         self.items += len(batch)
         for fut, loop, value, exc in results:
@@ -135,6 +141,40 @@ class BatchWriter:
             else:
                 _resolve(fut, value, exc)
         return conn
+
+    def _attempt(self, conn: Connection, batch: list[Any]) -> list[Any]:
+        """Optimistically run the whole batch without savepoints; if an item fails, roll back and
+        run each item in its own savepoint so only the failing ones fail. Raises on a transient
+        failure (the whole batch is retried) and on a failed commit."""
+        results = []
+        try:
+            with conn.begin():
+                for fn, fut, loop in batch:
+                    results.append((fut, loop, fn(conn), None))
+            return results
+        except Exception as exc:
+            if is_transient(exc) or (len(batch) == 1 and not conn.closed):
+                raise
+        results = []
+        with conn.begin():
+            for fn, fut, loop in batch:
+                savepoint = conn.begin_nested()
+                try:
+                    value = fn(conn)
+                except Exception as exc:  # only this item fails
+                    savepoint.rollback()
+                    if is_transient(exc):
+                        raise
+                    results.append((fut, loop, None, exc))
+                else:
+                    savepoint.commit()
+                    results.append((fut, loop, value, None))
+        return results
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: nothing is wrong with the writes, only their timing."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _TRANSIENT_STATES
 
 
 def _resolve(fut: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:

@@ -46,12 +46,15 @@ def free_port() -> int:
 class LiveServer:
     """carebot serving on 127.0.0.1 in a thread of its own; `call` runs a coroutine on its loop."""
 
-    def __init__(self, tmp_path: Path, clock: Clock | None = None, **config: Any):
+    def __init__(self, tmp_path: Path, clock: Clock | None = None, backend: tuple[str, str] = ("", ""),
+                 **config: Any):
         import uvicorn
 
-        url = f"sqlite:///{tmp_path / 'browser.db'}"
-        upgrade(url)
-        self.settings = replace(Settings(), database_url=url, flows_dir=ROOT / "flows", content_dir=ROOT / "content",
+        url, redis_url = backend
+        if not url:
+            url = f"sqlite:///{tmp_path / 'browser.db'}"
+            upgrade(url)
+        self.settings = replace(Settings(), database_url=url, redis_url=redis_url, flows_dir=ROOT / "flows", content_dir=ROOT / "content",
                                 secret="browser-test-" + uuid.uuid4().hex, worker_id=f"b-{uuid.uuid4().hex[:4]}")
         self.adapter = WebchatAdapter(self.settings, replace(WebchatConfig(), media_dir=tmp_path / "media", **config))
         self.bot = CareBot.build(self.settings, [self.adapter], clock=clock)
@@ -79,8 +82,8 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path).start()
+def live_server(tmp_path: Path, backend: tuple[str, str]) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path, backend=backend).start()
     yield server
     server.stop()
 

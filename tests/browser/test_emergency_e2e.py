@@ -41,8 +41,8 @@ if (Real) {
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path, clock=ManualClock(T0))  # Monday 17:00 in Shanghai: d_sun is on call
+def server(tmp_path: Path, backend: tuple[str, str]) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path, clock=ManualClock(T0), backend=backend)  # Monday 17:00 in Shanghai: d_sun is on call
     live.bot.adapters.add(ConsoleAdapter(live.settings))
     live.start()
     live.call(live.bot.handoff.add_staff("d_sun", "Dr Sun", "doctor", PASSWORD, title="Attending",

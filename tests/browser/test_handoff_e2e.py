@@ -22,8 +22,8 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path)
+def server(tmp_path: Path, backend: tuple[str, str]) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path, backend=backend)
     live.bot.adapters.add(ConsoleAdapter(live.settings))  # routes are collected when the server starts
     live.start()
     for staff_id, name, departments in (("d_li", "Dr Li", ["dermatology"]), ("d_gu", "Dr Gu", ["gynaecology"])):

@@ -564,6 +564,21 @@
     }
   }
 
+  // Not committed on our side: the message stays pending and goes again after a growing, jittered
+  // pause (same id, so never doubled) — a few times, then it is marked failed. Never a resend loop.
+  var resendTries = {};
+  function retryLater(id) {
+    var tries = (resendTries[id] || 0) + 1;
+    if (tries > 5) { delete resendTries[id]; return false; }
+    resendTries[id] = tries;
+    var delay = Math.min(30000, 1000 * Math.pow(2, tries - 1)) * (0.5 + Math.random());
+    setTimeout(function () {
+      var frame = pending.filter(function (p) { return p.id === id; })[0];
+      if (frame) transmit(frame);
+    }, delay);
+    return true;
+  }
+
   function failPending(id) {
     var node = logBox.querySelector('.cb-pending[data-client-id="' + CSS.escape(id) + '"]');
     if (node) { node.classList.add("cb-failed"); relabel(node); }
@@ -616,13 +631,14 @@
         pending.forEach(transmit);  // typed while offline, or never acknowledged: same ids, so never doubled
         greet();
         break;
-      case "message": show(frame); break;
+      case "message": if (frame.client_id) delete resendTries[frame.client_id]; show(frame); break;
       case "ack": dropPending(frame.id); break;
       case "typing":
         if (frame.on) showTyping((frame.sender || "").indexOf("staff:") === 0); else hideTyping();
         break;
       case "error":
         if (frame.code === "bad_token") { startOver(); showError("bad_token"); return; }
+        if (frame.code === "server_error" && frame.id && retryLater(frame.id)) { showError(frame.code, frame); return; }
         if (frame.id) failPending(frame.id);
         hideTyping();
         showError(frame.code, frame);
@@ -656,7 +672,10 @@
     socket.onmessage = function (e) {
       var frame;
       try { frame = JSON.parse(e.data); } catch (err) { return; }
-      if (frame.type === "ready") { live = true; http = false; everOpened = true; failures = 0; showStatus(); }
+      if (frame.type === "ready") { live = true; http = false; everOpened = true; showStatus(); }
+      // a connection counts as healthy only once it carries a message: a server that accepts and
+      // then drops every socket meets a growing pause, not a reconnect (and resend) loop
+      if (frame.type === "message" || frame.type === "ack" || frame.type === "pong") failures = 0;
       handle(frame);
     };
     socket.onclose = function (e) {
@@ -667,14 +686,14 @@
       showStatus();
       if (e.code === 4401) { connect(); return; }  // token refused: start over at once
       if (e.code === 4403) { showError("forbidden"); return; }
-      if (!opened) failures += 1;
+      failures += 1;
       if (!everOpened && failures >= 4) { startHttp(); return; }  // WebSockets blocked: fall back to HTTP
       scheduleReconnect();
     };
   }
 
   function scheduleReconnect() {
-    var delay = Math.min(10000, 300 * Math.pow(2, Math.min(failures, 6))) * (0.8 + Math.random() * 0.4);
+    var delay = Math.min(30000, 300 * Math.pow(2, Math.min(failures, 7))) * (0.5 + Math.random());
     retryTimer = setTimeout(connect, delay);
   }
 

@@ -1,0 +1,32 @@
+"""durable web chat and console: a sequence row per web chat conversation
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-01
+"""
+
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('webchat_seq',
+    sa.Column('conversation_id', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('org', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('last_seq', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('conversation_id')
+    )
+    # conversations logged before this revision continue from their highest number
+    op.execute("INSERT INTO webchat_seq (conversation_id, org, last_seq) "
+               "SELECT conversation_id, MIN(org), MAX(seq) FROM webchat_message GROUP BY conversation_id")
+
+
+def downgrade() -> None:
+    op.drop_table('webchat_seq')
