@@ -25,6 +25,9 @@ from bot.groups.policy import GroupPolicies, load_groups
 from bot.groups.sop import setup_turns
 from bot.groups.stage import ModerationStage
 from bot.pipeline import EngineStage, Pipeline
+from bot.reminders.actions import register_reminder_actions
+from bot.reminders.config import ReminderSettings, load_reminders
+from bot.reminders.service import DOSE_FLOW, Reminders
 from bot.runtime.proactive import ProactivePolicy
 from bot.runtime.runtime import Runtime
 from bot.runtime.sender import Sender
@@ -32,7 +35,7 @@ from bot.runtime.timers import TimerLoop
 from bot.safety import SafetyStage
 from bot.settings import Settings
 from bot.store.store import Store
-from bot.timer_names import PAGE, SLA
+from bot.timer_names import DOSE, PAGE, SLA
 from bot.triage import TriageRules, load_all_triage
 from bot.triage.guidance import Guidance, load_guidance
 from bot.understand.intents import Intents, load_intents
@@ -53,6 +56,7 @@ class Config:
     intents: Intents | None = None  # content/understand: typed requests and answers
     guidance: Guidance | None = None  # content/guidance: what to do while waiting, per red flag
     groups: GroupPolicies = field(default_factory=GroupPolicies)  # content/groups: group policies (bot/groups)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)  # content/reminders.yml
 
 
 def load_config(settings: Settings, root: Path | None = None) -> Config:
@@ -77,6 +81,15 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
     handoff = HandoffSettings()
     try:
         handoff = load_handoff(settings.content_dir)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    reminders = ReminderSettings()
+    try:
+        reminders = load_reminders(settings.content_dir)
+        if (settings.content_dir / "reminders.yml").exists() and flows is not None and DOSE_FLOW not in flows.flows:
+            problems.append(ConfigProblem(str(settings.content_dir / "reminders.yml"), 0, "",
+                                          f"medication reminders need a flow '{DOSE_FLOW}' that says a dose "
+                                          "(see flows/reminders.yml)"))
     except ConfigError as exc:
         problems.extend(exc.problems)
     triage: dict[str, TriageRules] = {}
@@ -119,7 +132,7 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
         raise ConfigError(problems)
     assert content is not None and flows is not None
     return Config(content, flows, triage, care, handoff, intents if intents and intents.locales else None,
-                  guidance if guidance and guidance.kinds else None, groups)
+                  guidance if guidance and guidance.kinds else None, groups, reminders)
 
 
 def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
@@ -146,6 +159,7 @@ class CareBot:
     sender: Sender
     timers: TimerLoop
     handoff: HandoffService
+    reminders: Reminders
 
     @classmethod
     def build(cls, settings: Settings, adapters: list[Adapter] | None = None, clock: Clock | None = None,
@@ -179,7 +193,14 @@ class CareBot:
         runtime.handoff = handoff
         timers.register(SLA, handoff.clocks.on_timer)
         timers.register(PAGE, handoff.paging.on_timer)
-        return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff)
+        reminders = Reminders(config.reminders, store, clock, config.content, settings.timezone)
+        reminders.runtime, reminders.sender = runtime, sender
+        reminders.staff_channel = next((ch for ch, a in adapter_set.adapters.items()
+                                        if "notify_staff" in a.capabilities.ops), "")
+        register_reminder_actions(actions, reminders, config.content)
+        timers.register(DOSE, reminders.on_timer)
+        return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff,
+                   reminders)
 
     async def start(self, background: bool = True) -> None:
         for adapter in self.adapters.adapters.values():

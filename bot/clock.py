@@ -25,7 +25,8 @@ class ManualClock(Clock):
         return self._now
 
     def advance(self, delta: timedelta) -> datetime:
-        self._now += delta
+        """Move on by elapsed time (in UTC: across a DST change 1d is 24 hours, not a wall-clock day)."""
+        self._now = (self._now.astimezone(timezone.utc) + delta).astimezone(self.tz)
         return self._now
 
     def set(self, when: datetime) -> None:

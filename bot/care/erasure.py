@@ -51,5 +51,15 @@ def erase_records(conn: sa.Connection, conversation_id: str, now: datetime) -> N
     conn.execute(TIMER.update().where(TIMER.c.conversation_id == conversation_id,
                                       TIMER.c.status == "pending").values(status="cancelled"))
     conn.execute(TIMER.update().where(TIMER.c.conversation_id == conversation_id).values(payload="{}"))
+    # medication plans: what the medicine was goes, the plans stop (their timers were cancelled above);
+    # doses keep only times and states; caregiver links end on either side
+    from bot.reminders.models import CaregiverLink, MedPlan
+
+    plans, links = MedPlan.__table__, CaregiverLink.__table__
+    conn.execute(plans.update().where(plans.c.conversation_id == conversation_id).values(
+        medicine=ERASED, dose="", status="stopped"))
+    conn.execute(links.update().where(sa.or_(links.c.patient_conversation_id == conversation_id,
+                                             links.c.caregiver_conversation_id == conversation_id)).values(
+        status="revoked"))
     conn.execute(AUDIT.insert().values(org="default", at=now.astimezone(timezone.utc), actor="patient",
                                        action="erase", subject=conversation_id, detail="{}"))

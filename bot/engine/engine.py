@@ -77,6 +77,10 @@ class Turn:
                "now": self.now, "channel": s.address.channel, "is_group": s.address.is_group,
                "tags": s.tags, "mode": s.mode, "triage_level": s.triage_level,
                "misunderstood": s.misunderstood, "turns": s.turns, "opted_out": s.opted_out}
+        # what a timer carried (a dose reminder's ids) and which button was pressed (`dose:taken:42`)
+        kind = self.inbound.kind
+        ctx["timer"] = self.inbound.payload if kind == "timer" else {}
+        ctx["button"] = str(self.inbound.payload.get("value", "")) if kind == "choice" else ""
         if extra:
             ctx.update(extra)
         return ctx
@@ -161,9 +165,14 @@ class Engine:
         if command is not None and command in self.flows.commands:
             return self.flows.commands[command]
         payload = str(inbound.payload.get("value", "")) if inbound.kind == "choice" else ""
-        if payload and payload in self.flows.buttons:
-            return self.flows.buttons[payload]
+        if payload and self._button_flow(payload):
+            return self._button_flow(payload)
         return self._keyword(text, exact_only=True) if text else None
+
+    def _button_flow(self, payload: str) -> str | None:
+        """The flow a button starts: its exact value, or — like timers — the kind before the first
+        `:` (a `button: dose` trigger answers `dose:taken:42`)."""
+        return self.flows.buttons.get(payload) or self.flows.buttons.get(kind_of(payload))
 
     def _on_input(self, turn: Turn) -> None:
         inbound, state = turn.inbound, turn.state
@@ -190,7 +199,7 @@ class Engine:
             if waiting and top.wait == "ask" and self._accepts(top, payload):  # type: ignore[union-attr]
                 self._answer(turn)
                 return
-            flow = self.flows.buttons.get(payload)
+            flow = self._button_flow(payload)
             if flow:
                 self._start(turn, flow)
                 return

@@ -1,8 +1,12 @@
-"""Messages the patient did not ask for — reminders, check-ins, follow-ups — respect the patient:
+"""Messages the patient did not ask for — check-ins, follow-ups, news — respect the patient:
 nothing after STOP/退订 (`opted_out`), no more than a weekly cap, nothing in quiet hours (the timer
 waits until they end). A reply to the patient's own message, and above all an emergency reply, is
 never held back: only turns started by a timer are proactive, and a timer scheduled with
 `payload: {proactive: false}` (staff-facing clocks) is not either.
+
+Care messages are not marketing: a reminder the patient or their doctor asked for (a timer whose
+payload says `care: true`, e.g. a medication dose) comes at the time asked for, quiet hours or
+not, and never counts against or is held by the weekly cap. STOP still silences it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ def is_proactive(inbound: Inbound) -> bool:
     return inbound.kind == "timer" and inbound.payload.get("proactive", True) is not False
 
 
+def is_care(inbound: Inbound) -> bool:
+    """A message someone asked for (a dose reminder): exempt from quiet hours and the weekly cap."""
+    return inbound.kind == "timer" and inbound.payload.get("care") is True
+
+
 class ProactivePolicy:
     def __init__(self, settings: Proactive):
         self.settings = settings
@@ -32,11 +41,15 @@ class ProactivePolicy:
         quiet = self.settings.quiet_hours
         return None if quiet is None else quiet.closes(now)
 
-    async def hold_until(self, state: State, store: Any, now: datetime) -> tuple[datetime, str] | None:
+    async def hold_until(self, state: State, store: Any, now: datetime,
+                         care: bool = False) -> tuple[datetime, str] | None:
         """When a proactive turn must wait, until when and why. Holding (rather than dropping) keeps
-        a reminder chain alive: it speaks again once the patient opts back in or the week frees up."""
+        a reminder chain alive: it speaks again once the patient opts back in or the week frees up.
+        A care message (`care`) waits only for an opted-out patient."""
         if state.opted_out:
             return now + timedelta(days=1), "opted_out"  # look again tomorrow
+        if care:
+            return None
         cap = self.settings.weekly_cap
         from bot.store.store import EVENT
 

@@ -31,7 +31,7 @@ from bot.engine.engine import Engine
 from bot.engine.state import State
 from bot.pipeline import Pipeline
 from bot.runtime.degrade import degrade_effects
-from bot.runtime.proactive import ProactivePolicy, is_proactive
+from bot.runtime.proactive import ProactivePolicy, is_care, is_proactive
 from bot.store.store import Duplicate, Store, TurnCommit, VersionConflict
 from bot.store.writer import WriteFn
 from bot.types import CallAction, Effect, Inbound, OpenTicket
@@ -154,14 +154,14 @@ class Runtime:
             before = await self._load(inbound)
             now = self.clock.now()
             if self.proactive is not None and is_proactive(inbound) and timer_id is not None:
-                hold = await self.proactive.hold_until(before, self.store, now)
+                hold = await self.proactive.hold_until(before, self.store, now, care=is_care(inbound))
                 if hold is not None:
                     await self.store.postpone_timer(timer_id, hold[0], now, before.conversation_id, hold[1])
                     return Outcome("postponed")
             state, effects = await self.pipeline.run(before, inbound, now)
             state, effects = await self._run_actions(state, effects, inbound, now)
-            if self.proactive is not None and is_proactive(inbound):
-                effects = self.proactive.mark_sent(effects)
+            if self.proactive is not None and is_proactive(inbound) and not is_care(inbound):
+                effects = self.proactive.mark_sent(effects)  # care messages never count against the cap
             content = self.engine.content
             effects = degrade_effects(effects, self.adapters, content.render, state.locale, content.base_locale)
             ticket_ids = {i: f"T{uuid.uuid4().hex[:12]}" for i, e in enumerate(effects) if isinstance(e, OpenTicket)}

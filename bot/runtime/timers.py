@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from bot import metrics
 from bot.clock import Clock
 from bot.runtime.background import Background
-from bot.runtime.proactive import ProactivePolicy, is_proactive
+from bot.runtime.proactive import ProactivePolicy, is_care, is_proactive
 from bot.store.store import DueTimer, Store
 from bot.timer_names import kind_of
 from bot.types import Inbound
@@ -79,7 +79,7 @@ class TimerLoop(Background):
             await handler(timer)
             return 1
         inbound = self.inbound_for(timer)
-        if self.proactive is not None and is_proactive(inbound):
+        if self.proactive is not None and is_proactive(inbound) and not is_care(inbound):
             now = self.clock.now()
             later = self.proactive.postpone_until(now)
             if later is not None:  # quiet hours: the reminder waits for the morning

@@ -31,6 +31,7 @@ def register_tables() -> list[str]:
     """Import every module that defines carebot tables; returns the adapters' module names."""
     import bot.groups.models  # noqa: F401  (moderation log, banlist, reports and appeals)
     import bot.handoff.models  # noqa: F401  (staff, ticket history, reviews, complaints)
+    import bot.reminders.models  # noqa: F401  (medication plans, doses, caregiver links)
     import bot.store.models  # noqa: F401  (conversations, inbox, outbox, timers, tickets, events, audit)
 
     loaded = []

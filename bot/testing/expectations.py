@@ -8,6 +8,8 @@ provides the messages not yet read (`pending`), the bot, and the conversation of
 
 from __future__ import annotations
 
+import re
+
 import fnmatch
 import json
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,7 @@ class Failure(AssertionError):
 class Expectations:
     bot: CareBot
     pending: list[Outbound]
+    saved: dict[str, str]  # what `save:` took from a message, said back with {{ name }}
 
     def _conversation_id(self) -> str:
         raise NotImplementedError
@@ -45,7 +48,12 @@ class Expectations:
                 raise Failure("expected no message, got: " + " | ".join(
                     f"[{o.key}] {o.text[:60]}" for o in self.pending))
         if message_checks:
-            self._expect_message(message_checks)
+            matched = self._expect_message(message_checks)
+            for name, pattern in (exp.get("save") or {}).items():  # `save: {code: "\\d{6}"}` → `{{ code }}` later
+                found = re.search(str(pattern), matched.text)
+                if found is None:
+                    raise Failure(f"save: {pattern!r} not found in [{matched.key}] {matched.text[:80]}")
+                self.saved[str(name)] = found.group(0)
         state_checks = {k: exp[k] for k in ("slot", "mode", "tags", "locale", "level", "stack") if k in exp}
         if state_checks:
             await self._expect_state(state_checks)
@@ -60,17 +68,17 @@ class Expectations:
         if "ticket_events" in exp:
             await self._expect_ticket_events(exp["ticket_events"])
         unknown = set(exp) - {"none", *message_checks, *state_checks, "ticket", "record", "timer", "review",
-                              "ticket_events"}
+                              "ticket_events", "save"}
         if unknown:
             raise Failure(f"unknown expectation {sorted(unknown)}; valid: key, contains, not_contains, text, "
-                          "buttons, sender_name, to, none, slot, mode, tags, locale, level, stack, ticket, record, timer, "
-                          "review, ticket_events")
+                          "buttons, sender_name, to, none, save, slot, mode, tags, locale, level, stack, ticket, record, "
+                          "timer, review, ticket_events")
 
-    def _expect_message(self, checks: dict[str, Any]) -> None:
+    def _expect_message(self, checks: dict[str, Any]) -> Outbound:
         for i, ob in enumerate(self.pending):
             if self._matches(ob, checks):
                 del self.pending[: i + 1]
-                return
+                return ob
         got = " | ".join(f"[{o.key}] {o.text[:80]}" for o in self.pending) or "nothing"
         raise Failure(f"expected a message with {checks}; unread messages: {got}")
 

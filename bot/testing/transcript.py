@@ -32,7 +32,8 @@ from bot.testing.memory import MemoryAdapter
 from bot.types import Address, Media, Outbound
 from bot.yamlsrc import Source, load_yaml
 
-ACTIONS = ("user", "member", "click", "media", "event", "staff", "advance", "expect", "locale_hint")
+ACTIONS = ("user", "member", "click", "media", "event", "staff", "plan", "advance", "down", "expect", "locale_hint")
+MAX_FIRES_PER_ADVANCE = 10_000  # an `advance` walks through at most this many due moments
 
 
 @dataclass
@@ -113,10 +114,12 @@ class TranscriptRunner:
         data = case.data
         start = datetime.fromisoformat(str(data["now"])) if data.get("now") else \
             datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-        clock = ManualClock(start, self.settings.timezone)
+        zone = str(data.get("timezone") or self.settings.timezone)  # the deployment's (and patients') zone
+        clock = ManualClock(start, zone)
         channel = str(data.get("channel", "memory"))
         adapter = MemoryAdapter(channel)
-        settings = replace(self.settings, database_url=f"sqlite:///{db}", worker_id="test", redis_url="")
+        settings = replace(self.settings, database_url=f"sqlite:///{db}", worker_id="test", redis_url="",
+                           timezone=zone)
         bot = CareBot.build(settings, [adapter], clock=clock, config=self.config, coord=MemoryCoord())
         bot.engine.coverage = self.coverage
         await bot.start(background=False)
@@ -152,6 +155,7 @@ class _Run(Expectations):
         self.chat = "group" if group else "patient"  # a group test: members write in one chat
         self.user = "patient"
         self.pending: list[Outbound] = []
+        self.saved: dict[str, str] = {}
         self.seen = 0
 
     def _conversation_id(self) -> str:
@@ -175,14 +179,37 @@ class _Run(Expectations):
         `{text: …, reply: true}` replies to one of its messages (both address the bot)."""
         arg = arg if isinstance(arg, dict) else {"text": arg}
         text = str(arg.get("text", ""))
+        for name, value in self.saved.items():  # what an earlier `expect` saved (a caregiver code)
+            text = text.replace("{{ " + name + " }}", value)
         await self._send(text=text, kind="command" if text.startswith("/") else "text",
                          addressed=bool(arg.get("mention") or arg.get("reply")))
 
     async def do_member(self, name: Any) -> None:
-        """In a group test: the member who speaks from now on (state checks read their conversation)."""
-        if not self.group:
-            raise Failure("`member` is for group tests: set `group: true` on the test")
+        """Who speaks from now on (state checks read their conversation): in a group test a member of
+        the group; otherwise another person in a private chat of their own (a caregiver)."""
         self.user = str(name)
+        if not self.group:
+            self.chat = self.user
+
+    async def do_plan(self, arg: Any) -> None:
+        """A doctor sets a medication plan for the patient speaking now (as the console does):
+        `{medicine, schedule: {times|every_hours|taper…, start}, kind, dose, pills}`."""
+        from pydantic import ValidationError
+
+        from bot.reminders.schedule import Schedule
+
+        if not isinstance(arg, dict) or "schedule" not in arg:
+            raise Failure("plan: needs {medicine: …, schedule: {…}}")
+        data = dict(arg["schedule"])
+        data.setdefault("start", self.clock.now().date().isoformat())
+        try:
+            schedule = Schedule.model_validate(data)
+        except ValidationError as exc:
+            raise Failure(f"plan.schedule: {exc.errors()[0]['msg']}") from None
+        await self.bot.reminders.create_plan(
+            self._conversation_id(), schedule, kind=str(arg.get("kind", "")), medicine=str(arg.get("medicine", "")),
+            dose=str(arg.get("dose", "")), created_by="staff:test",
+            pills_left=int(arg["pills"]) if arg.get("pills") is not None else None)
 
     async def do_click(self, value: Any) -> None:
         value = str(value)
@@ -285,9 +312,31 @@ class _Run(Expectations):
             raise Failure(str(exc)) from None
         from datetime import timedelta
 
-        self.clock.advance(timedelta(seconds=seconds))
+        target = self.clock.now().astimezone(timezone.utc) + timedelta(seconds=seconds)  # elapsed, not wall-clock
+        # the clock walks from one due timer to the next, as a running server's would: each fires at its
+        # time (what was overdue — after a `down` step — fires first, now)
         await self.bot.timers.tick()
         await self._settle()
+        for _ in range(MAX_FIRES_PER_ADVANCE):
+            due = await self.bot.store.next_timer_due()
+            if due is None or due > target or due <= self.clock.now():
+                break
+            self.clock.set(due)
+            await self.bot.timers.tick()
+            await self._settle()
+        self.clock.set(target)
+        await self.bot.timers.tick()
+        await self._settle()
+
+    async def do_down(self, duration: Any) -> None:
+        """The bot is down for this long: the clock moves and nothing fires until the next step."""
+        try:
+            seconds = parse_duration(str(duration))
+        except ValueError as exc:
+            raise Failure(str(exc)) from None
+        from datetime import timedelta
+
+        self.clock.advance(timedelta(seconds=seconds))
 
 
 def coverage_report(config: Config, covered: set[tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
