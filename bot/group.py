@@ -9,7 +9,9 @@ addressed to the bot:
 - a press of a button the bot sent (kind `choice`),
 - a mention of the bot or a reply to one of its messages (`Inbound.addressed`, set by the adapter).
 
-Anything else is the members talking among themselves: screened, then left alone. Each member's
+Anything else is the members talking among themselves: screened, then left alone. So is an edit
+of an earlier message (`payload.edited`, in any chat): safety reads the new words, but the flow has
+moved on and the edit does not answer a question again. Each member's
 flow state is their own (`Address.conversation_id` carries the member in a group), while replies go
 to the group's chat. Direct chats, timers, staff replies and ticket events are never held back.
 """
@@ -24,8 +26,12 @@ ADDRESSED_KINDS = frozenset({"command", "choice"})
 
 def is_addressed(inbound: Inbound) -> bool:
     """Whether the bot should answer this message: always outside a group, and in a group when the
-    message is a command, a button press, a mention of the bot or a reply to it."""
-    if not inbound.address.is_group or inbound.kind not in PATIENT_INPUT:
+    message is a command, a button press, a mention of the bot or a reply to it; never an edit."""
+    if inbound.kind not in PATIENT_INPUT:
+        return True
+    if inbound.payload.get("edited"):
+        return False
+    if not inbound.address.is_group:
         return True
     return inbound.addressed or inbound.kind in ADDRESSED_KINDS or inbound.text.lstrip().startswith("/")
 

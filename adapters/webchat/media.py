@@ -1,7 +1,7 @@
-"""Uploads: a photo of a report or of the skin. The type is read from the bytes (magic numbers),
-never from the file name or the browser's Content-Type; SVG and HTML are never accepted, since a
-browser would run their scripts. Files live under the media directory; a `webchat_media` row says
-which conversation a file belongs to, and only that conversation (or staff) may read it."""
+"""Uploads: a photo of a report or of the skin, checked by content with the one check every channel
+uses (`bot/uploads.py`: the type read from the bytes, never the name or Content-Type). Files live
+under the media directory; a `webchat_media` row says which conversation a file belongs to, and
+only that conversation (or staff) may read it."""
 
 from __future__ import annotations
 
@@ -15,24 +15,11 @@ import sqlalchemy as sa
 
 from adapters.webchat.models import WebchatMedia
 from bot.store.store import Store
+from bot.uploads import UploadRefused, check_upload, kind_of, sniff
+
+__all__ = ["MediaStore", "StoredMedia", "UploadRefused", "kind_of", "sniff"]
 
 MEDIA = WebchatMedia.__table__
-
-# (magic prefix, offset, mime, extension, Media.kind)
-_SIGNATURES: tuple[tuple[bytes, int, str, str, str], ...] = (
-    (b"\xff\xd8\xff", 0, "image/jpeg", "jpg", "image"),
-    (b"\x89PNG\r\n\x1a\n", 0, "image/png", "png", "image"),
-    (b"GIF87a", 0, "image/gif", "gif", "image"),
-    (b"GIF89a", 0, "image/gif", "gif", "image"),
-    (b"WEBP", 8, "image/webp", "webp", "image"),  # RIFF....WEBP
-    (b"%PDF-", 0, "application/pdf", "pdf", "file"),  # a lab report exported as PDF
-)
-
-
-class UploadRefused(Exception):
-    def __init__(self, code: str):  # too_large | bad_type | empty
-        super().__init__(code)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -45,18 +32,6 @@ class StoredMedia:
     kind: str  # Media.kind: image | file
 
 
-def sniff(head: bytes) -> tuple[str, str, str] | None:
-    """(mime, extension, kind) read from the first bytes, or None for anything not accepted."""
-    for magic, offset, mime, ext, kind in _SIGNATURES:
-        if head[offset:offset + len(magic)] == magic and (ext != "webp" or head[:4] == b"RIFF"):
-            return mime, ext, kind
-    return None
-
-
-def kind_of(mime: str) -> str:
-    return "image" if mime.startswith("image/") else "file"
-
-
 class MediaStore:
     def __init__(self, store: Store, directory: Path, max_bytes: int):
         self.store = store
@@ -64,14 +39,8 @@ class MediaStore:
         self.max_bytes = max_bytes
 
     async def save(self, conversation_id: str, data: bytes, now: datetime, org: str = "default") -> StoredMedia:
-        if not data:
-            raise UploadRefused("empty")
-        if len(data) > self.max_bytes:
-            raise UploadRefused("too_large")
-        found = sniff(data[:16])
-        if found is None:
-            raise UploadRefused("bad_type")
-        mime, ext, kind = found
+        accepted = check_upload(data, self.max_bytes)
+        mime, ext, kind = accepted.mime, accepted.ext, accepted.kind
         media_id = secrets.token_hex(16)
         relative = f"{media_id[:2]}/{media_id}.{ext}"
         path = self.directory / relative

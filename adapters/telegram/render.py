@@ -1,0 +1,110 @@
+"""One carebot `Outbound` → the Bot API calls that deliver it (aiogram method objects). Pure.
+
+- Text is HTML (`parse_mode=HTML`); every character a patient, a doctor or an operator wrote is
+  escaped, so `<`, `>` and `&` show as written and never break or inject markup. A staff reply is
+  headed by the doctor's name in bold.
+- Past 4,096 characters the text is cut at line breaks (else spaces) into several messages; the
+  buttons ride on the last one.
+- Buttons become an inline keyboard. A value that fits Telegram's 64-byte `callback_data` is sent
+  as it is; a longer one as `#<index>`, resolved from the live keyboard the adapter keeps.
+- An emergency message (`extra.call`: the numbers, ambulance first) is followed by one contact
+  card per number. Telegram's inline buttons cannot open `tel:` links (only http(s) and tg://),
+  and short numbers such as 120 are not turned into links in a message; a shared contact is the
+  one thing a patient taps to call in every Telegram client.
+- Media goes by Telegram file id (`telegram:<file_id>`, e.g. a photo the patient sent, shown to
+  staff) or by http(s) URL; the text is its caption when it fits (1,024 characters).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Callable
+
+from aiogram.methods import SendContact, SendDocument, SendMessage, SendPhoto, TelegramMethod
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+
+from bot.types import Button, Outbound
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_CALLBACK_BYTES = 64
+MAX_BUTTONS = 100  # Telegram refuses a longer reply markup
+HTML = "HTML"
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Parts of at most `limit` characters, cut at the last line break (else space) before it."""
+    parts: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit + 1)
+        if cut <= limit // 2:
+            cut = text.rfind(" ", 0, limit + 1)
+        if cut <= limit // 2:
+            cut = limit
+        parts.append(text[:cut].rstrip())
+        text = text[cut:].lstrip("\n ")
+    if text or not parts:
+        parts.append(text)
+    return parts
+
+
+def callback_data(button: Button, index: int) -> str:
+    value = button.value
+    if value and not value.startswith("#") and len(value.encode()) <= MAX_CALLBACK_BYTES:
+        return value
+    return f"#{index}"
+
+
+def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    items = [InlineKeyboardButton(text=b.label or b.value, callback_data=callback_data(b, i))
+             for i, b in enumerate(buttons[:MAX_BUTTONS])]
+    per_row = 2 if all(len(b.text) <= 12 for b in items) else 1
+    return InlineKeyboardMarkup(inline_keyboard=[items[i:i + per_row] for i in range(0, len(items), per_row)])
+
+
+def _file(ref: str) -> str | None:
+    if ref.startswith("telegram:"):
+        return ref.removeprefix("telegram:")
+    if ref.startswith(("https://", "http://")):
+        return ref
+    return None
+
+
+def plan(outbound: Outbound, chat_id: int | str, *, reply_to: int = 0,
+         call_label: Callable[[str], str] = lambda n: n) -> list[TelegramMethod[Any]]:
+    """The calls that deliver a `say`, in order."""
+    thread = int(outbound.address.thread_id) if outbound.address.thread_id.lstrip("-").isdigit() else None
+    common: dict[str, Any] = {"chat_id": chat_id}
+    if thread is not None:
+        common["message_thread_id"] = thread
+    head = f"<b>{escape(outbound.sender_name)}</b>\n" if outbound.sender_name and outbound.sender != "bot" else ""
+    budget = MAX_TEXT - len(outbound.sender_name) - 1 if head else MAX_TEXT
+    markup = keyboard(outbound.buttons)
+    calls: list[TelegramMethod[Any]] = []
+    text = outbound.text
+    file = _file(outbound.media.ref) if outbound.media is not None else None
+    if file is not None and outbound.media is not None:
+        kind, field = (SendPhoto, "photo") if outbound.media.kind == "image" else (SendDocument, "document")
+        fits = bool(text) and len(head) + len(text) <= MAX_CAPTION
+        calls.append(kind(**common, **{field: file}, caption=head + escape(text) if fits else None,
+                          parse_mode=HTML if fits else None, reply_markup=markup if fits or not text else None))
+        if fits:
+            text = ""
+    if text:
+        parts = split_text(text, budget)
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            calls.append(SendMessage(**common, text=(head if i == 0 else "") + escape(part), parse_mode=HTML,
+                                     reply_markup=markup if last else None))
+    for number in outbound.extra.get("call") or () if outbound.extra.get("priority") == "emergency" else ():
+        calls.append(SendContact(**common, phone_number=str(number), first_name=call_label(str(number))[:64]))
+    if reply_to and calls:
+        calls[0] = calls[0].model_copy(update={"reply_parameters": ReplyParameters(
+            message_id=reply_to, allow_sending_without_reply=True)})
+    return calls
