@@ -13,6 +13,11 @@ Heads:
 - red_flag: emergency or emergency_ambulance vs ordinary. Its threshold is chosen on out-of-fold
   predictions so that at most MAX_FALSE_ALARM of ordinary messages would fire.
 - ambulance: emergency_ambulance vs everything else; threshold by out-of-fold exact-level accuracy.
+
+A second file, bot/understand/models/intents.json, holds a multinomial model of typed requests
+(tests/understand/dev, the requests only, not typed answers). Its threshold is chosen on writers it did
+not see (leave one dev file out): the lowest probability at which at least INTENT_PRECISION of its
+routes were right. bot.understand.intents asks it only when the cues did not route.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ RED = ("emergency", "emergency_ambulance")
 MAX_FALSE_ALARM = 0.005
 MAX_QUESTIONS = 0.02
 C = 8.0
+INTENT_PRECISION = 0.95
+INTENT_C = 10.0
 PARAMS = {"C": C}  # what --c changes
 
 
@@ -98,11 +105,63 @@ def head(texts: list[str], y: np.ndarray, threshold: float, question: float = 1.
             "question": round(min(question, threshold), 4), "weights": weights}
 
 
+def intent_rows() -> list[tuple[str, str, str]]:
+    """(canonical text, intent, file) of every typed request in tests/understand/dev."""
+    rows = []
+    for path in sorted((ROOT / "tests/understand/dev").glob("*.yml")):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]:
+            if ":" not in str(case["expect"]):  # question:value is a typed answer, not a request
+                rows.append((canonical(case["text"]), str(case["expect"]), path.name))
+    return rows
+
+
+def train_intents(output: Path) -> dict:
+    rows = intent_rows()
+    texts = [t for t, _, _ in rows]
+    labels = np.array([label for _, label, _ in rows])
+    files = np.array([f for _, _, f in rows])
+    # out-of-writer predictions: each dev file is one writer
+    best = np.empty(len(rows), dtype=object)
+    conf = np.zeros(len(rows))
+    for held in sorted(set(files)):
+        train, test = files != held, files == held
+        x, vec = matrix([texts[i] for i in np.flatnonzero(train)])
+        model = LogisticRegression(C=INTENT_C, solver="lbfgs", max_iter=5000).fit(x, labels[train])
+        p = model.predict_proba(matrix([texts[i] for i in np.flatnonzero(test)], vec)[0])
+        best[test] = model.classes_[p.argmax(1)]
+        conf[test] = p.max(1)
+    threshold = 1.0
+    for t in np.arange(0.20, 0.91, 0.02):
+        chosen = conf >= t
+        if chosen.any() and np.mean(best[chosen] == labels[chosen]) >= INTENT_PRECISION:
+            threshold = float(t)
+            break
+    chosen = conf >= threshold
+    x, vec = matrix(texts)
+    model = LogisticRegression(C=INTENT_C, solver="lbfgs", max_iter=5000).fit(x, labels)
+    names = vec.get_feature_names_out()
+    coef = model.coef_
+    weights = {str(n): [round(float(w), 3) for w in coef[:, j]] for j, n in enumerate(names)
+               if float(np.abs(coef[:, j]).max()) >= 0.02}
+    out = {"name": "intents", "classes": [str(c) for c in model.classes_],
+           "bias": [round(float(b), 4) for b in model.intercept_], "threshold": round(threshold, 2),
+           "trained_on": f"{len(rows)} typed requests: tests/understand/dev",
+           "out_of_writer": {"accuracy": round(float(np.mean(best == labels)), 3),
+                             "routed": round(float(np.mean(chosen)), 3),
+                             "precision": round(float(np.mean(best[chosen] == labels[chosen])), 3) if chosen.any() else None},
+           "weights": weights}
+    output.write_text(json.dumps(out, ensure_ascii=False, sort_keys=True, separators=(",", ":")), encoding="utf-8")
+    return {"output": str(output), "rows": len(rows), "bytes": output.stat().st_size, "threshold": out["threshold"],
+            **out["out_of_writer"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", default=str(ROOT / "bot/understand/models/triage.json"))
     parser.add_argument("--c", type=float, default=C, help="inverse regularisation strength")
+    parser.add_argument("--intents-output", default=str(ROOT / "bot/understand/models/intents.json"))
     args = parser.parse_args(argv)
+    print(json.dumps(train_intents(Path(args.intents_output))))
     PARAMS["C"] = args.c
     rows = corpus()
     texts = [t for t, _ in rows]

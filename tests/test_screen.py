@@ -17,6 +17,7 @@ from bot.triage.model import Symptom, TriageRules, literal_prefixes
 from bot.triage.screen import Screener, shipped_model
 from bot.understand.learned import features, long_enough
 from bot.understand.normalize import canonical
+from bot.understand.sounds import respell
 from bot.understand.values import read_values
 from tests.conftest import ROOT
 
@@ -35,9 +36,26 @@ def screener() -> Screener:
     ("３９度", "39度"),                          # full-width
     ("一直咳嗽 一下子就倒了", "一直咳嗽 一下子就倒了"),  # 一 that is not a number stays
     ("Chest   PAIN", "chest pain"),
+    ("喝了半瓶农要", "喝了半瓶农药"),               # a medical word typed by sound
+    ("我爸打一岛素的 在做话疗", "我爸打胰岛素的 在做化疗"),
+    ("發少 三十八度", "发烧 38度"),
+    ("發騷", "发骚"),                            # … unless what was typed is a word itself
 ])
 def test_canonical_form(text: str, form: str) -> None:
     assert canonical(text) == form
+
+
+@pytest.mark.parametrize("text", [
+    "我想去留学",                # 留学 sounds like 流血 but is a word
+    "好像没气了",                # 没气 (not breathing) is not 煤气
+    "架子上掉下来了",             # 上|掉下来: two words, not 上吊
+    "同意书能反悔吗",             # 同意|书 is not 遗书
+    "我老伴最近老是睡不着觉",       # 老是|睡不着 is not 嗜睡
+    "餐后血糖多少算正常",           # listed as never rewritten
+    "保保才两个月",               # no character in common with 宝宝: two chance homophones are too common
+])
+def test_sound_alikes_that_are_words_stay(text: str) -> None:
+    assert respell(text) == text
 
 
 @pytest.mark.parametrize("text, flags", [

@@ -193,3 +193,25 @@ def test_homophones_must_be_chinese(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_intents(tmp_path)
     assert "en.yml:1" in str(err.value.problems[0]) and "homophones" in str(err.value.problems[0])
+
+
+def test_the_learned_model_routes_only_where_the_cues_did_not(intents) -> None:
+    # no cue of `human` matches "staffer"; the intent model reads the request and says why
+    result = intents.classify("could i get a hold of an actual staffer", "en")
+    assert result.confident and result.intent == "human" and result.flow == "human"
+    assert result.learned and result.learned["routes"] and result.learned["p"] >= result.learned["threshold"]
+    assert "learned model" in result.why()
+    # cues that route are never second-guessed by the model
+    routed = intents.classify("remind me to take my pills at 8 every morning", "en")
+    assert routed.intent == "reminder" and routed.learned is None
+    # too short or unknown to the model: nothing routes
+    for text in ("blorp", "嗯", "ok thanks", "asdf qwer zxcv"):
+        assert not intents.classify(text, "en").confident
+
+
+def test_cues_alone_without_the_model(tmp_path) -> None:
+    from bot.understand.intents import load_intents
+    from tests.conftest import ROOT
+
+    cues_only = load_intents(ROOT / "content", model=False)
+    assert not cues_only.classify("could i get a hold of an actual staffer", "en").confident

@@ -53,6 +53,7 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--content", default=None, help="content directory (default: ./content)")
     p.add_argument("--flows", default=None, help="flows directory (default: ./flows)")
     p.add_argument("--show", type=int, default=30, help="wrong cases to list per locale")
+    p.add_argument("--no-model", action="store_true", help="cues only: leave the learned intent model out")
     return p
 
 
@@ -140,8 +141,8 @@ def _answer(intents: Intents, spec: AskSpec, text: str, content: Content, locale
     return str(value)
 
 
-def evaluate(files: list[str], content_dir: Path, flows_dir: Path) -> list[LocaleScore]:
-    intents = load_intents(content_dir)
+def evaluate(files: list[str], content_dir: Path, flows_dir: Path, model: bool = True) -> list[LocaleScore]:
+    intents = load_intents(content_dir, model=model)
     content = load_content([content_dir])
     questions = _questions(flows_dir, content)
     scores: dict[str, LocaleScore] = {}
@@ -183,7 +184,7 @@ def evaluate(files: list[str], content_dir: Path, flows_dir: Path) -> list[Local
 def _run_eval(args: argparse.Namespace) -> int:
     content_dir, flows_dir = _dirs(args.content, args.flows)
     try:
-        results = evaluate(args.files, content_dir, flows_dir)
+        results = evaluate(args.files, content_dir, flows_dir, model=not args.no_model)
     except ConfigError as exc:
         print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
         return 1

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -37,6 +38,7 @@ from bot.engine.answers import Invalid, clean
 from bot.understand.normalize import zh_number
 from bot.engine.answers import read_answer as strict_answer
 from bot.errors import ConfigError, ConfigProblem
+from bot.understand.learned import MODELS_DIR, IntentModel, load_intent_model
 from bot.understand.normalize import canonical
 from bot.yamlsrc import Source, load_yaml
 
@@ -223,8 +225,12 @@ class Understanding:
     evidence: tuple[Evidence, ...]
     threshold: float
     margin: float
+    learned: dict[str, Any] | None = None  # the intent model's reading, when the cues did not route
 
     def why(self) -> str:
+        if self.learned is not None and self.learned.get("routes"):
+            return (f"the cues did not route; the learned model reads {self.learned['intent']} with "
+                    f"p={self.learned['p']:g} (routes at ≥ {self.learned['threshold']:g})")
         if self.intent is None:
             return "no cue of any intent matched"
         ranked = sorted(self.scores.items(), key=lambda kv: -kv[1])
@@ -238,7 +244,8 @@ class Understanding:
                 "confident": self.confident, "score": round(self.score, 2),
                 "scores": {k: round(v, 2) for k, v in self.scores.items()}, "why": self.why(),
                 "evidence": [{"intent": e.intent, "cue": e.cue, "weight": e.weight, "where": e.where,
-                              "typo": e.fuzzy, "negated_by": e.negated_by or None} for e in self.evidence]}
+                              "typo": e.fuzzy, "negated_by": e.negated_by or None} for e in self.evidence],
+                "learned": self.learned}
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,7 @@ class Intents:
     _numbers: dict[str, int] = field(default_factory=dict)
     _homophones: dict[str, str] = field(default_factory=dict)
     _homophone_re: re.Pattern[str] | None = None
+    model: IntentModel | None = None  # asked only when the cues do not route
 
     def add(self, locale: str, lexicon: Lexicon, source: Source) -> None:
         name = Path(source.file).name
@@ -344,15 +352,33 @@ class Intents:
         for e in evidence:
             scores[e.intent] = scores.get(e.intent, 0.0) + e.weight
         if not scores:
-            return Understanding(None, None, {}, False, 0.0, {}, (), lex.threshold, lex.margin)
+            return self._learned(Understanding(None, None, {}, False, 0.0, {}, (), lex.threshold, lex.margin),
+                                 text, canon, locale)
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])
         best, score = ranked[0]
         second = ranked[1][1] if len(ranked) > 1 else 0.0
         spec = self.spec_of(best, locale)
         confident = spec is not None and score >= lex.threshold and score - second >= lex.margin
         slots = {spec.keep_text: text.strip()} if spec is not None and spec.keep_text else {}
-        return Understanding(best, spec.flow if spec else None, slots, confident, score, dict(ranked),
-                             tuple(evidence), lex.threshold, lex.margin)
+        result = Understanding(best, spec.flow if spec else None, slots, confident, score, dict(ranked),
+                               tuple(evidence), lex.threshold, lex.margin)
+        return result if confident else self._learned(result, text, canon, locale)
+
+    def _learned(self, result: Understanding, text: str, canon: str, locale: str) -> Understanding:
+        """Where the cues did not route: the intent model's best intent routes at its threshold."""
+        if self.model is None or not self.model.reads(canon):
+            return result
+        intent, p, why = self.model.predict(canon)
+        spec = self.spec_of(intent, locale)
+        routes = spec is not None and p >= self.model.threshold
+        result.learned = {"intent": intent, "p": round(p, 3), "threshold": self.model.threshold,
+                          "routes": routes, "top_features": why}
+        if not routes:
+            return result
+        assert spec is not None
+        result.intent, result.flow, result.confident = intent, spec.flow, True
+        result.slots = {spec.keep_text: text.strip()} if spec.keep_text else {}
+        return result
 
     def routes_mid_flow(self, intent: str, locale: str) -> bool:
         spec = self.spec_of(intent, locale)
@@ -496,13 +522,22 @@ def _first(hits: list[Hit]) -> Hit | None:
     return min(hits, key=lambda h: (h.at, -len(h.cue)), default=None)
 
 
+@lru_cache(maxsize=1)
+def shipped_intent_model() -> IntentModel | None:
+    """The intent model shipped in bot/understand/models/ (None when absent), loaded once."""
+    path = MODELS_DIR / "intents.json"
+    return load_intent_model(path) if path.is_file() else None
+
+
 def default_content_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "content"
 
 
-def load_intents(content_dir: str | Path) -> Intents:
-    """Read `understand/<locale>.yml` under `content_dir`; a ConfigError names file, line and field."""
-    intents = Intents()
+def load_intents(content_dir: str | Path, model: IntentModel | None | bool = True) -> Intents:
+    """Read `understand/<locale>.yml` under `content_dir`; a ConfigError names file, line and field.
+    `model`: the learned intent model asked where the cues do not route (True: the shipped one, when
+    present; False or None: cues only)."""
+    intents = Intents(model=shipped_intent_model() if model is True else (model or None))
     problems: list[ConfigProblem] = []
     for path in sorted((Path(content_dir) / "understand").glob("*.yml")):
         try:

@@ -94,3 +94,51 @@ def load_model(path: str | Path) -> LearnedModel:
                         float(h.get("question", 1.0)))
              for name, h in data["heads"].items()}
     return LearnedModel(data["name"], heads, data.get("trained_on", ""))
+
+
+@dataclass(frozen=True)
+class IntentModel:
+    """A multinomial linear model over the same features: which typed request a message is.
+
+    Used by bot.understand.intents only where the cues did not route: its best intent routes when its
+    probability reaches `threshold` (chosen on writers the model did not see, for high precision)."""
+
+    classes: tuple[str, ...]
+    bias: tuple[float, ...]
+    weights: dict[str, tuple[float, ...]]
+    threshold: float
+    trained_on: str = ""
+
+    def reads(self, text: str) -> bool:
+        """Whether the model may judge this canonical text: a request of some length (3 words or 4
+        Chinese characters) with at least two words it learned from — not "ok thanks", 嗯 or "blorp"."""
+        words = _WORD.findall(text)
+        if len(words) < 3 and sum(len(r) for r in _CJK_RUN.findall(text)) < 4:
+            return False
+        known = sum(1 for f in features(text) if f[0] in "wc" and f in self.weights)
+        return known >= 2
+
+    def predict(self, text: str) -> tuple[str, float, list[str]]:
+        """(best intent, its probability, the features that pushed it most) for a canonical text."""
+        feats = features(text)
+        scale = 1.0 / math.sqrt(len(feats)) if feats else 0.0
+        z = list(self.bias)
+        for f in feats:
+            w = self.weights.get(f)
+            if w is not None:
+                for k, wk in enumerate(w):
+                    z[k] += scale * wk
+        top = max(z)
+        exp = [math.exp(v - top) for v in z]
+        best = max(range(len(z)), key=z.__getitem__)
+        why = sorted((f for f in feats if f in self.weights and self.weights[f][best] > 0),
+                     key=lambda f: -self.weights[f][best])[:5]
+        return self.classes[best], exp[best] / sum(exp), [f[1:] for f in why]
+
+
+def load_intent_model(path: str | Path) -> IntentModel:
+    """Load an intent model written by scripts/train_understanding.py."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return IntentModel(tuple(data["classes"]), tuple(float(b) for b in data["bias"]),
+                       {f: tuple(float(x) for x in w) for f, w in data["weights"].items()},
+                       float(data["threshold"]), data.get("trained_on", ""))

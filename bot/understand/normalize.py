@@ -4,7 +4,8 @@
 - NFKC (full-width ３９ → 39, ｃｈｅｓｔ → chest), lower case, straight quotes, one space;
 - Traditional → Simplified Chinese with OpenCC (呼吸困難 → 呼吸困难), the same table the rules use;
 - Chinese numerals next to a unit or a measurement word → digits (三十九度五 → 39度5, 孕二十周 → 孕20周,
-  血压一百九 → 血压190), so "values without units" and "values in words" reach one form.
+  血压一百九 → 血压190), so "values without units" and "values in words" reach one form;
+- a medical word typed by sound as written (农要 → 农药, 一岛素 → 胰岛素: bot.understand.sounds).
 
 Pure and fast: OpenCC's converter is built once per process; the numeral pass is one regex.
 """
@@ -15,9 +16,12 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from bot.understand.sounds import respell
+
 _SPACES = re.compile(r"[^\S\n]+")
 _FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_CJK_RUN = re.compile(r"[\u3400-\u9fff]{2,}")
 
 _DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
           "八": 8, "九": 9}
@@ -100,6 +104,10 @@ def _traditional() -> frozenset[str]:
     return frozenset(a for a, b in zip(chars, _t2s().convert(chars)) if a != b)
 
 
+def _respell(match: re.Match[str]) -> str:
+    return respell(match.group())
+
+
 def _half_width(match: re.Match[str]) -> str:
     code = ord(match.group())
     return " " if code == 0x3000 else chr(code - 0xFEE0)
@@ -116,6 +124,7 @@ def canonical(text: str) -> str:
     if _CJK.search(text):
         if not _traditional().isdisjoint(text):
             text = _t2s().convert(text)
+        text = _CJK_RUN.sub(_respell, text)
         if _RUN.search(text):
             text = _numerals(text)
         if "度" in text:
