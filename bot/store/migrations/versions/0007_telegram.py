@@ -1,7 +1,7 @@
 """telegram: chats and their aliases, live keyboards, the polling offset, staff forum topics
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ import bot.store.models
 
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

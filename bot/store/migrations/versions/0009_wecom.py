@@ -1,7 +1,7 @@
 """wecom: callbacks, kf cursor and sessions, contacts, tags, care-team and customer groups
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0008
 Create Date: 2026-11-30
 """
 
@@ -12,7 +12,7 @@ import bot.store.models
 
 
 revision = '0009'
-down_revision = '0005'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """groups: the moderation log, the organisation's banlist, reports, flags and appeals
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0009
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ import bot.store.models
 
 
 revision = '0010'
-down_revision = '0005'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

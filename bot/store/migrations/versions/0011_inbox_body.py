@@ -1,7 +1,7 @@
 """inbox: what the patient wrote (body, media reference), so staff read the whole episode
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0011'
-down_revision = '0005'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
