@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from adapters.wecom.callback import CALLBACK, dedupe_key
@@ -67,7 +69,7 @@ async def test_an_accepted_callback_survives_a_crash_before_processing(make_harn
         fields = h.fake.kf_callback_fields(KFID)
         row_id = await h.wecom.accept(fields)  # written down and answered, then the process died
         assert row_id is not None
-        h.clock.advance(__import__("datetime").timedelta(minutes=1))
+        h.clock.advance(timedelta(minutes=1))
         await h.wecom.tick()  # the next process (or tick) finds it
         await h.settle()
         assert h.fake.kf_sent, "the patient got an answer"
