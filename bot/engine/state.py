@@ -68,7 +68,7 @@ class State:
             "slots": self.slots, "mode": self.mode, "tags": list(self.tags), "turns": self.turns,
             "misunderstood": self.misunderstood, "triage_level": self.triage_level,
             "ticket_id": self.ticket_id, "last_ticket_id": self.last_ticket_id, "opted_out": self.opted_out,
-            "episode": self.episode, **({"group": self.group} if self.group else {}),
+            "episode": self.episode, "group": self.group,
         }
 
     @classmethod
