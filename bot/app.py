@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.actions.registry import ActionRegistry
 from bot.adapter import Adapter, AdapterSet
@@ -41,6 +42,9 @@ from bot.triage.guidance import Guidance, load_guidance
 from bot.understand.intents import Intents, load_intents
 from bot.triage.screen import Screener, shipped_model
 
+if TYPE_CHECKING:
+    from bot.reload import Reloads
+
 log = logging.getLogger("carebot")
 
 
@@ -70,7 +74,7 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
         problems.extend(exc.problems)
     flows = None
     try:
-        flows = load_flows([settings.flows_dir], content, root=root)
+        flows = load_flows([settings.flows_dir], content, root=root, known_names=_known_names())
     except ConfigError as exc:
         problems.extend(exc.problems)
     care, care_loaded = CareSettings(), False
@@ -135,6 +139,16 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
                   guidance if guidance and guidance.kinds else None, groups, reminders)
 
 
+def _known_names() -> frozenset[str]:
+    """Slots set outside flows — by the built-in actions, the safety stage, the hand-off relay — which
+    conditions and templates may read (bot/flow/names.py)."""
+    from bot.care.actions import ACTION_SLOTS
+    from bot.handoff.relay import STAFFED_SLOT
+    from bot.safety import CALLED_SLOT, CHECK_SLOT
+
+    return ACTION_SLOTS | {STAFFED_SLOT, CALLED_SLOT, CHECK_SLOT}
+
+
 def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
     engine = Engine(config.flows, config.content, constants={"care": config.care.model_dump()},
                     intents=config.intents)
@@ -160,6 +174,12 @@ class CareBot:
     timers: TimerLoop
     handoff: HandoffService
     reminders: Reminders
+    reloads: Reloads = field(init=False, repr=False)  # flows and content without a restart (bot/reload.py)
+
+    def __post_init__(self) -> None:
+        from bot.reload import Reloads
+
+        self.reloads = Reloads(self)
 
     @classmethod
     def build(cls, settings: Settings, adapters: list[Adapter] | None = None, clock: Clock | None = None,
@@ -214,6 +234,7 @@ class CareBot:
         if background:
             self.sender.start()
             self.timers.start()
+            self.reloads.start()
 
     async def settle(self) -> None:
         """Wait until nothing is in flight: deliveries and hand-off follow-ups (tests, chat)."""
@@ -224,6 +245,7 @@ class CareBot:
                 return
 
     async def stop(self) -> None:
+        await self.reloads.stop()
         await self.handoff.idle()
         await self.timers.stop()
         await self.sender.stop()

@@ -46,6 +46,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.server import create_lazy_app
 
     settings = _settings(args)
+    if args.log_format:
+        from bot.logs import setup_logging
+
+        setup_logging(settings.log_level, args.log_format)
     if not args.no_migrate:
         from bot.store.migrate import upgrade
 
@@ -67,8 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     # no per-message WebSocket compression: chat frames are small and deflate cost ~10% of the CPU
+    # log_config=None: uvicorn's own lines go through our (redacting, optionally JSON) handler
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                           ws_per_message_deflate=False))
+                                           log_config=None, ws_per_message_deflate=False))
     print(f"carebot serving on http://{host}:{port}\n  web chat: http://{host}:{port}/chat\n"
           f"  staff console: http://{host}:{port}/console  (accounts: carebot staff add)\n"
           f"  health: /healthz  ready: /readyz  metrics: /metrics", flush=True)
@@ -183,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--no-migrate", action="store_true", help="do not upgrade the database first")
+    p.add_argument("--log-format", choices=["text", "json"], help="json: one object per line "
+                   "(default: $CAREBOT_LOG_FORMAT, else text)")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("validate", help="check flows, content and triage rules; exit 1 on any problem")
@@ -228,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.handoff.staff_cli import add_parser as staff_parser
 
     staff_parser(sub, common)
+    from bot.reload import add_parser as reload_parser
+
+    reload_parser(sub)
 
     sub.add_parser("triage", help="assess a message for red flags: carebot triage TEXT --locale zh-CN [--json]",
                    add_help=False)
@@ -241,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     from bot.logs import setup_logging
 
     # every command logs through the redaction filter; `run` raises the level to CAREBOT_LOG_LEVEL
-    setup_logging(os.environ.get("CAREBOT_LOG_LEVEL", "WARNING" if argv[:1] != ["run"] else "INFO"))
+    setup_logging(os.environ.get("CAREBOT_LOG_LEVEL", "WARNING" if argv[:1] != ["run"] else "INFO"),
+                  "json" if os.environ.get("CAREBOT_LOG_FORMAT", "").strip().lower() == "json" else "text")
     if argv and argv[0] == "triage":
         return cmd_triage(argv[1:])
     if argv and argv[0] == "understand":

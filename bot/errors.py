@@ -11,9 +11,12 @@ class ConfigProblem:
     line: int  # 1-based; 0 when unknown
     field: str  # dotted path inside the file, e.g. "steps[3].ask.type"
     message: str  # what is wrong and what would be valid
+    column: int = 0  # 1-based, when a character is to blame (a tab, a misplaced indent)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.line and self.column:
+            where += f":{self.column}"
         field = f" {self.field}:" if self.field else ""
         return f"{where}:{field} {self.message}"
 

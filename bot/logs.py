@@ -2,12 +2,20 @@
 
 Code logs ids, never message text — but a filter also masks anything that looks like a phone
 number, a Chinese resident ID, an e-mail address or a long digit run, in case a message slips in.
+
+What an operator watches is logged as an *event* (`event(log, "ticket", action="opened", …)`): a
+kind and fields that are ids, kinds, counts and durations. As text it is one line
+(`ticket action=opened ticket=T… department=dermatology`); with `--log-format json`
+(`CAREBOT_LOG_FORMAT=json`) every line is one JSON object and an event's fields are keys of it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import datetime, timezone
+from typing import Any
 
 _PATTERNS = [
     (re.compile(r"\b\d{17}[\dXx]\b"), "[id-number]"),  # 居民身份证
@@ -44,9 +52,38 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def setup_logging(level: str = "INFO") -> None:
+def event(logger: logging.Logger, kind: str, *, level: int = logging.INFO, **fields: Any) -> None:
+    """Log an event an operator watches: ids, kinds, counts and durations only — never patient text."""
+    if logger.isEnabledFor(level):
+        text = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and v != "")
+        logger.log(level, "%s %s", kind, text, extra={"carebot_event": kind, "carebot_fields": fields})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and an event's kind and fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                                "level": record.levelname.lower(), "logger": record.name}
+        kind = getattr(record, "carebot_event", None)
+        if kind:
+            line["event"] = kind
+            for key, value in getattr(record, "carebot_fields", {}).items():
+                line.setdefault(key, value if isinstance(value, (bool, int, float)) or value is None
+                                else redact(str(value)))
+        else:
+            line["msg"] = redact(record.getMessage())
+        if record.exc_info:
+            line["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else ""
+            line["traceback"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """`fmt` is `text` (one readable line) or `json` (one object per line, for a log collector)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json"
+                         else RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -74,9 +76,12 @@ def _outer(holder: _Holder, lifespan: Callable[[Starlette], contextlib.AbstractA
     async def metrics(_request: Request) -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    from bot.access_log import AccessLog
+    from bot.reload import admin_routes
+
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
-                               Mount("/", app=holder)]
-    app = Starlette(routes=routes, lifespan=lifespan)
+                               *admin_routes(lambda: holder.carebot), Mount("/", app=holder)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AccessLog)])
     app.state.holder = holder
     return app
 
@@ -120,6 +125,9 @@ def create_lazy_app(build: Callable[[], CareBot], on_failure: Callable[[], None]
         from bot.runtime.gc_tuning import tune_for_server
 
         tune_for_server()
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):  # SIGHUP: POSIX, main thread
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, lambda: carebot.handoff.spawn(carebot.reloads.here("signal")))
         log.info("carebot ready after %.2f s", holder.ready_after or 0)
 
     @contextlib.asynccontextmanager

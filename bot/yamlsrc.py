@@ -155,12 +155,41 @@ def load_yaml(path: str | Path, display: str | None = None) -> Source:
     try:
         node = parse_yaml(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        msg = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise ConfigError([ConfigProblem(name, line, "", f"YAML syntax: {msg}")]) from None
+        raise ConfigError([syntax_problem(name, text, exc)]) from None
     lines: dict[Loc, int] = {(): 1}
     return Source(name, _plain(node, (), lines), lines)
+
+
+def syntax_problem(name: str, text: str, exc: Any) -> ConfigProblem:
+    """A YAML syntax error in an operator's words: a tab is named with its column, a misaligned
+    line is explained by the indentation it should have; anything else keeps the parser's words."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else 0
+    lines = text.splitlines()
+    for n, content in enumerate(lines[:max(line, 1)], start=1):  # the first tab in indentation, or at the error
+        indent = content[:len(content) - len(content.lstrip(" \t"))]
+        col = indent.find("\t") + 1 or (mark.column + 1 if mark and n == line and content[mark.column:mark.column + 1] == "\t" else 0)
+        if col:
+            return ConfigProblem(name, n, "", f"a tab at column {col}; YAML indents with spaces "
+                                 "(replace the tab with spaces)", column=col)
+    problem = str(exc.problem or "")
+    if mark and exc.context_mark and ("expected key" in problem or "expected <block end>" in problem) \
+            and 0 < line <= len(lines):
+        here = len(lines[line - 1]) - len(lines[line - 1].lstrip(" "))
+        word = lines[line - 1].strip().split(":")[0][:40]
+        levels: dict[int, tuple[str, int]] = {}  # indentation -> the nearest key above at that indentation
+        for n in range(line - 1, exc.context_mark.line, -1):
+            above = lines[n - 1]
+            key = above.lstrip(" -").split(":")[0].strip()
+            if key and not above.lstrip().startswith("#") and ":" in above:
+                levels.setdefault(len(above) - len(above.lstrip(" -")), (key, n))
+        options = " or ".join(f"{i} (like `{k}`, line {n})" for i, (k, n) in sorted(levels.items()))
+        return ConfigProblem(name, line, "", f"`{word}` is indented {here} spaces, which lines up with no key above "
+                             f"it: indent it {options or 'like the key it belongs beside'} — keys of one mapping line "
+                             "up exactly; what belongs inside a key is indented further than that key",
+                             column=here + 1)
+    msg = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+    return ConfigProblem(name, line, "", f"YAML syntax: {msg}")
 
 
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:

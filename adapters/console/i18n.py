@@ -225,6 +225,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "detail": ("详情", "Detail"),
     "time": ("时间", "Time"),
     "older": ("更早的记录", "Older entries"),
+    "reload": ("重新加载流程和内容", "Reload flows and content"),
+    "reload_hint": ("先校验；有问题时不替换，正在运行的版本继续服务，正在进行的对话保持原位。",
+                    "Checked first: a broken change is refused and the running version keeps serving; "
+                    "conversations keep their place."),
+    "reload_done": ("已重新加载：{workers}", "Reloaded: {workers}"),
+    "reload_refused": ("未重新加载，正在运行的版本继续服务。请修正：", "Not reloaded; the running version keeps serving. Fix:"),
     # inbox rows and their news
     "waiting": ("等待", "Waiting"),
     "waiting_only": ("只看等待回复的", "Waiting for a reply"),

@@ -11,7 +11,7 @@
     GET  /console/reviews · POST /console/reviews/{id}           quality review queue
     GET  /console/complaints · POST /console/complaints/{id}/handled
     GET  /console/stats                  first response, SLA, NPS, CSAT, complaints per department
-    GET  /console/audit                  the audit log (admins)
+    GET  /console/audit                  the audit log (admins) · POST /console/admin/reload (flows, content)
     POST /console/pages/{id}/{seen|ack}  emergency alerts (adapters/console/paging.py)
     GET  /console/groups · POST /console/groups/cases/{id}/{decision}  groups (adapters/console/moderation.py)
 """
@@ -369,6 +369,17 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         rows = await ctx.carebot.store.read(lambda c: views.audit(c, before=before, **f))
         return web.render(ctx, "audit.html", rows=rows, f=f)
 
+    async def reload(ctx: Ctx) -> Response:
+        """The admin's button: every worker re-reads flows and content (bot/reload.py)."""
+        results = await ctx.carebot.reloads.everywhere(ctx.actor)
+        await ctx.audit("reload", "flows", {"ok": [r.ok for r in results], "problems": sum(len(r.problems) for r in results)})
+        if all(r.ok for r in results):
+            done = ", ".join(f"{r.worker} ({r.flows})" for r in results)
+            return web.redirect(ctx, f"{PREFIX}/audit", ("ok", ctx.t("reload_done", workers=done)))
+        rows = await ctx.carebot.store.read(lambda c: views.audit(c, before=0, actor="", action="", subject=""))
+        return web.render(ctx, "audit.html", code=422, rows=rows, f={"actor": "", "action": "", "subject": ""},
+                          refused=[f"{r.worker}: {p}" for r in results for p in r.problems])
+
     async def index(ctx: Ctx) -> Response:
         return RedirectResponse(f"{PREFIX}/inbox", 303)
 
@@ -401,6 +412,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
               methods=["POST"]),
         Route("/stats", p(stats)),
         Route("/audit", p(audit_log, roles=("admin",))),
+        Route("/admin/reload", p(reload, roles=("admin",)), methods=["POST"]),
         Route("/static/{name}", static),
         *paging_routes(web),
         *moderation_routes(web),

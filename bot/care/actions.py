@@ -17,6 +17,17 @@ from bot.handoff.tickets import OPEN
 from bot.triage import TriageRules, assess
 
 
+# The slots the built-in actions set (`carebot validate` counts them as known names in conditions and
+# templates): keep it in step with the results below.
+ACTION_SLOTS = frozenset({
+    "department", "department_name", "department_confidence", "department_confident",  # care.suggest_department
+    "price_text", "price_phone", "price_video", "currency", "limit_kind", "limit_value",  # care.pricing
+    "quota_free_total", "quota_used", "quota_left",  # care.quota
+    "complaint_id",  # care.complaint
+    "reply_minutes", "reply_basis", "reply_sample", "reply_opens",  # care.reply_time
+})
+
+
 def register_care_actions(registry: ActionRegistry, care: CareSettings, triage: dict[str, TriageRules],
                           base_locale: str) -> None:
     def rules_for(locale: str) -> TriageRules | None:

@@ -189,11 +189,12 @@ class Engine:
                 self._start(turn, flow)
                 return
         asked = str(inbound.payload.get("question", "")) if payload else ""
-        if asked and waiting and top.wait == "ask" and asked != question_id(top):  # type: ignore[union-attr]
+        if asked and waiting and asked != question_id(top):  # type: ignore[arg-type]
             # a button of an earlier question (a reloaded page): never an answer to this one
             self._say(turn, "repair.question_passed", turn.context())
-            cf = self.flows.get(top.flow)  # type: ignore[union-attr]
-            self._prompt(turn, cf.code[self._pc(cf, top)].a["spec"])  # type: ignore[arg-type]
+            if top.wait == "ask":  # type: ignore[union-attr]
+                cf = self.flows.get(top.flow)  # type: ignore[union-attr]
+                self._prompt(turn, cf.code[self._pc(cf, top)].a["spec"])  # type: ignore[arg-type]
             return
         if payload:
             if waiting and top.wait == "ask" and self._accepts(top, payload):  # type: ignore[union-attr]

@@ -47,6 +47,8 @@ class CompiledFlow:
     labels: dict[str, int]
     content_keys: list[tuple[str, int, str]]  # (key, line, field) for validation
     pc_of: dict[str, int] = field(default_factory=dict)  # every instruction's label → index
+    # (source, is a condition, line, field) of every expression and template, for the name check
+    expressions: list[tuple[str, bool, int, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pc_of = {instr.label: i for i, instr in enumerate(self.code)}
@@ -82,6 +84,7 @@ class FlowCompiler:
         self.keys: list[tuple[str, int, str]] = []
         self.problems: list = []
         self.gotos: list[tuple[str, Loc]] = []
+        self.expressions: list[tuple[str, bool, int, str]] = []
 
     def compile(self) -> CompiledFlow:
         self.block(self.flow.steps, (*self.base, "steps"))
@@ -93,7 +96,7 @@ class FlowCompiler:
                     loc, f"goto target {target!r} is not a step id in flow {self.flow.id!r}; "
                     f"step ids here: {', '.join(ids) or 'none (give a step an id: to jump to it)'}"))
         return CompiledFlow(self.flow, self.source.file, self.source.line(self.base), self.code,
-                            self.labels, self.keys)
+                            self.labels, self.keys, expressions=self.expressions)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -111,6 +114,7 @@ class FlowCompiler:
         return key
 
     def expr(self, source: str, loc: Loc) -> Compiled:
+        self.expressions.append((source, True, self.line(loc), field_path(loc)))
         try:
             return compile_condition(source)
         except ExprError as exc:
@@ -118,6 +122,8 @@ class FlowCompiler:
             return lambda _ctx: None
 
     def template(self, source: str, loc: Loc) -> Compiled:
+        if "{{" in source or "{%" in source:
+            self.expressions.append((source, False, self.line(loc), field_path(loc)))
         try:
             return compile_template(source)
         except ExprError as exc:
@@ -134,6 +140,9 @@ class FlowCompiler:
         return self.template(source, loc)
 
     def value(self, value: Any, loc: Loc) -> Compiled:
+        for text in _strings(value):
+            if "{{" in text or "{%" in text:
+                self.expressions.append((text, False, self.line(loc), field_path(loc)))
         try:
             return compile_value(value)
         except ExprError as exc:
@@ -336,3 +345,14 @@ class FlowCompiler:
         if key:
             self.key(key, (*loc, "end"))
         self.emit("end", loc, {"key": key})
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside a `set` value or an action's arguments."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []

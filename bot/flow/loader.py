@@ -7,6 +7,8 @@ An operator's flow with the same id as a built-in one replaces it — that is ho
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,9 +47,69 @@ class FlowSet:
         return self.flows[flow_id]
 
 
+def _body_fields(kind: str) -> set[str]:
+    """The fields that belong inside a step's key (`say: {key, buttons …}`)."""
+    import typing
+
+    annotation = m.STEP_MODELS[kind].model_fields[kind].annotation
+    return {f for arg in typing.get_args(annotation) or (annotation,)
+            if isinstance(arg, type) and issubclass(arg, m.Model) for f in arg.model_fields}
+
+
+def _unindented_bodies(data: Any, loc: tuple = ()) -> dict[tuple, str]:
+    """Steps written `- say:` with their fields beside `say` instead of under it, each explained once."""
+    found: dict[tuple, str] = {}
+    if isinstance(data, dict):
+        kind = next((k for k in data if k in m.STEP_MODELS), None)
+        if kind is not None and data[kind] is None:
+            beside = [k for k in data if k not in m.STEP_MODELS[kind].model_fields]
+            if set(beside) & _body_fields(kind):
+                shape = ", ".join(f"{k}: {_short(data[k])}" for k in beside)
+                found[loc] = (f"`{kind}:` is empty and {', '.join(f'`{k}`' for k in beside)} {'sit' if len(beside) > 1 else 'sits'} beside it instead of "
+                              f"inside it: indent {'them' if len(beside) > 1 else 'it'} further than `{kind}` "
+                              f"(expected shape: `- {kind}: {{{shape}}}`)")
+        for key, value in data.items():
+            found.update(_unindented_bodies(value, (*loc, key)))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found.update(_unindented_bodies(value, (*loc, i)))
+    return found
+
+
+def _data_path(data: Any, loc: tuple) -> tuple:
+    """A pydantic error location as a path in the data: the step-kind tags of the union dropped."""
+    node, out = data, []
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and isinstance(part, str):
+            following = loc[i + 1] if i + 1 < len(loc) else None
+            if part not in node or (isinstance(following, str) and following != part and following in node):
+                continue  # a union tag, not a key of the data
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+        out.append(part)
+    return tuple(out)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 30 else text[:27] + "…"
+
+
 def _problems_from(source: Source, err: ValidationError, base: tuple) -> list[ConfigProblem]:
     problems = []
+    node = source.data
+    for part in base:
+        node = node[part]
+    unindented = {(*base, *loc): why for loc, why in _unindented_bodies(node).items()}
+    for loc, why in unindented.items():
+        problems.append(source.problem(loc, why))
     for e in err.errors():
+        at = _data_path(source.data, (*base, *e["loc"]))
+        if any(at[:len(loc)] == loc for loc in unindented):
+            continue  # explained above, once
         if e["type"] == "union_tag_not_found":
             loc = (*base, *e["loc"])
             got = ", ".join(map(repr, e["input"])) if isinstance(e["input"], dict) else repr(e["input"])
@@ -91,7 +153,8 @@ def _flow_files(directory: Path) -> list[Path]:
         sorted(p for p in directory.rglob("*.yaml") if p.is_file())
 
 
-def load_flows(flow_dirs: list[Path], content: Content | None = None, root: Path | None = None) -> FlowSet:
+def load_flows(flow_dirs: list[Path], content: Content | None = None, root: Path | None = None,
+               known_names: frozenset[str] = frozenset()) -> FlowSet:
     """Load every flow; raise ConfigError listing every problem found, each with file:line."""
     problems: list[ConfigProblem] = []
     compiled: dict[str, CompiledFlow] = {}
@@ -123,6 +186,8 @@ def load_flows(flow_dirs: list[Path], content: Content | None = None, root: Path
     flowset = FlowSet(flows=compiled)
     problems.extend(_index_triggers(flowset))
     problems.extend(_check_references(flowset, content))
+    if not problems:
+        problems.extend(_check_names(flowset, content, known_names))
     if problems:
         raise ConfigError(problems)
     return flowset
@@ -167,6 +232,43 @@ def _index_triggers(fs: FlowSet) -> list[ConfigProblem]:
     for rule in fs.keywords:
         for word in rule.words:
             fs.exact.setdefault(word, rule.flow)
+    return problems
+
+
+def _check_names(fs: FlowSet, content: Content | None, known_names: frozenset[str]) -> list[ConfigProblem]:
+    """A name in a condition or a template close to a known one but not it: a typo (bot/flow/names.py)."""
+    from bot.flow.names import JINJA_NAMES, TURN_NAMES, misspelt, read_names, written_slots
+
+    known = set(TURN_NAMES | JINJA_NAMES | known_names)
+    for cf in fs.flows.values():
+        known |= written_slots(cf.flow)
+    problems = []
+
+    def check(source: str, condition: bool, file: str, line: int, fld: str, block: bool = False) -> None:
+        for name in sorted(read_names(source, condition)):
+            near = misspelt(name, known)
+            if near is None:
+                continue
+            rows = source.splitlines() or [source]
+            at = next((i for i, row in enumerate(rows) if re.search(rf"\b{re.escape(name)}\b", row)), 0)
+            if block and len(rows) > 1:  # a `key: |` message: its text starts on the next line
+                line_of = line + 1 + at
+            else:
+                line_of = line
+            text = rows[at].strip()
+            text = text if len(text) <= 60 else text[:57] + "…"
+            what = "condition" if condition else "template"
+            problems.append(ConfigProblem(file, line_of, fld, f"unknown name {name!r} in {what} {text!r}: "
+                                                               f"did you mean {near!r}?"))
+
+    for cf in fs.flows.values():
+        for source, condition, line, fld in cf.expressions:
+            check(source, condition, cf.file, line, fld)
+    if content is not None:
+        for messages in content.messages.values():
+            for msg in messages.values():
+                if "{{" in msg.source or "{%" in msg.source:
+                    check(msg.source, False, msg.file, msg.line, msg.key, block=True)
     return problems
 
 

@@ -331,6 +331,7 @@
     if (m.sender_name) node.setAttribute("data-sender-name", m.sender_name);
     if (m.seq) node.setAttribute("data-seq", String(m.seq));
     if (m.key) node.setAttribute("data-key", m.key);
+    if (m.question) node.setAttribute("data-question", m.question);
     if (m.client_id) node.setAttribute("data-client-id", m.client_id);
     var meta = el("div", "cb-meta");
     if (staff) meta.appendChild(el("span", "cb-badge"));
