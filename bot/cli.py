@@ -243,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("understand", help="which flow a typed request starts: carebot understand TEXT --locale en "
                    "[--json]; carebot understand eval FILE… [--json]", add_help=False)
+    sub.add_parser("telegram", help="the Telegram bot: set-webhook, delete-webhook, info, poll", add_help=False)
     return parser
 
 
@@ -255,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                   "json" if os.environ.get("CAREBOT_LOG_FORMAT", "").strip().lower() == "json" else "text")
     if argv and argv[0] == "triage":
         return cmd_triage(argv[1:])
+    if argv and argv[0] == "telegram":  # set-webhook | delete-webhook | info | poll
+        from adapters.telegram.cli import run_telegram_cli
+
+        return run_telegram_cli(argv[1:])
     if argv and argv[0] == "understand":
         from bot.understand.cli import run_understand_cli
 

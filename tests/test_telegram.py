@@ -302,8 +302,9 @@ async def test_runtime_paths_on_each_backend(tg_backends: TG) -> None:
     update = tg.updates.message(901, li, "/start")
     assert await tg.push(update) == 200
     assert await tg.push(update) == 200
+    assert len(tg.texts(901)) == 2  # welcome and menu, once
     await tg.press(li, "咨询医生")
-    assert len([m for m in tg.fake.messages(901) if m.method == "sendMessage"]) == 3
+    assert len(tg.texts(901)) > 2 and tg.fake.messages(901)[1].reply_markup is None
     await tg.push(tg.updates.my_chat_member(li, "member", "kicked"))
     assert (await state_of(tg, "default:telegram:901"))["opted_out"] is True
     tg.fake.chats[-502] = {"id": -502, "type": "group", "title": "Patients"}
@@ -313,3 +314,77 @@ async def test_runtime_paths_on_each_backend(tg_backends: TG) -> None:
     await tg.push(tg.updates.migrated(-502, -1000502, alice))
     await tg.say(alice, "@carebot_test_bot 菜单", chat_id=-1000502)
     assert tg.texts(-1000502)
+
+
+# -- long polling and the command ---------------------------------------------------------------------
+
+
+async def test_polling_persists_its_offset(tmp_path: Any) -> None:
+    from adapters.telegram.polling import Poller
+
+    tg = await open_tg(tmp_path, "aiogram")
+    try:
+        li = tg.fake.private(951, "Li")
+        for text in ("/start", "咨询医生"):
+            await tg.fake.push(tg.updates.message(951, li, text))
+        poller = Poller(tg.adapter, timeout=0)
+        assert await poller.poll_once() == 2
+        await tg.bot.settle()
+        saved = await poller.offset()
+        assert saved == tg.fake.calls[-1][1].get("offset", saved) or saved > 0
+        again = Poller(tg.adapter, timeout=0)  # a restarted `carebot telegram poll`
+        assert await again.offset() == saved
+        assert await again.poll_once() == 0  # confirmed updates are not delivered again
+        assert len(tg.texts(951)) >= 3
+    finally:
+        await tg.close()
+
+
+@pytest.mark.timeout(600)  # three `carebot` processes: slow to start on a loaded machine, never flaky
+async def test_the_telegram_command_manages_the_webhook(tmp_path: Any) -> None:
+    import asyncio
+    import os
+    import sys
+
+    from adapters.telegram.testing import FakeBotAPI
+
+    fake = FakeBotAPI()
+    await fake.start()
+    env = {**os.environ, "CAREBOT_TELEGRAM_TOKEN": fake.token, "CAREBOT_TELEGRAM_API": fake.base_url,
+           "CAREBOT_TELEGRAM_WEBHOOK_SECRET": SECRET, "CAREBOT_TELEGRAM_PUBLIC_URL": "https://bot.example.org"}
+
+    async def carebot(*args: str, **extra: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "telegram", *args,
+                                                    env={**env, **extra}, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    try:
+        code, out, _ = await carebot("set-webhook")
+        assert code == 0 and fake.webhook == {"url": "https://bot.example.org/telegram/webhook",
+                                              "secret_token": SECRET, "allowed_updates": list(
+                                                  ("message", "edited_message", "callback_query", "my_chat_member",
+                                                   "chat_member"))}
+        code, out, _ = await carebot("info")
+        info = json.loads(out)
+        assert info["bot"]["username"] == "carebot_test_bot"
+        assert info["webhook"]["url"] == "https://bot.example.org/telegram/webhook"
+        code, out, _ = await carebot("delete-webhook")
+        assert code == 0 and fake.webhook == {}
+    finally:
+        await fake.stop()
+
+
+def test_bad_telegram_settings_are_named(monkeypatch: Any) -> None:
+    from adapters.telegram.config import TelegramConfig
+    from bot.errors import ConfigError
+
+    monkeypatch.setenv("CAREBOT_TELEGRAM_TOKEN", "not-a-token")
+    monkeypatch.setenv("CAREBOT_TELEGRAM_WEBHOOK_SECRET", "bad secret!")
+    monkeypatch.setenv("CAREBOT_TELEGRAM_PUBLIC_URL", "http://bot.example.org")
+    with pytest.raises(ConfigError) as raised:
+        TelegramConfig.from_env()
+    fields = [p.field for p in raised.value.problems]
+    assert fields == ["CAREBOT_TELEGRAM_TOKEN", "CAREBOT_TELEGRAM_WEBHOOK_SECRET", "CAREBOT_TELEGRAM_PUBLIC_URL"]
+    assert "A-Z" in str(raised.value.problems[1]) and "https://" in str(raised.value.problems[2])
