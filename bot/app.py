@@ -169,6 +169,7 @@ class CareBot:
     async def start(self, background: bool = True) -> None:
         for adapter in self.adapters.adapters.values():
             await adapter.start(self.runtime)
+        await self.store.beat(self.clock.now())
         await self.sender.sweep()  # deliver what a previous process committed but never sent
         await self.handoff.sweep_undispatched()  # tickets opened just before a crash
         if self.handoff.paging is not None:
