@@ -2,12 +2,18 @@
 
 Code logs ids, never message text — but a filter also masks anything that looks like a phone
 number, a Chinese resident ID, an e-mail address or a long digit run, in case a message slips in.
+A traceback keeps its frames (file, line, function, code) but not the exception's message: a
+database error's DETAIL ("Failing row contains (…)"), a decoder's complaint or a KeyError may quote
+what a patient wrote. The server's own loggers (uvicorn's "Exception in ASGI application") go
+through the same handler.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import traceback
+from types import TracebackType
 
 _PATTERNS = [
     (re.compile(r"\b\d{17}[\dXx]\b"), "[id-number]"),  # 居民身份证
@@ -37,8 +43,31 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def describe_exception(exc: BaseException | None, tb: TracebackType | None = None) -> str:
+    """A traceback without messages: the frames, then each exception's type (causes included)."""
+    lines: list[str] = []
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    for n, item in enumerate(reversed(chain)):
+        if n:
+            lines.append("\nwhile handling it, or caused by it:\n")
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.format_tb(item.__traceback__ if item is not chain[0] or tb is None else tb))
+        kind = type(item)
+        detail = f" sqlstate={item.orig.sqlstate}" if getattr(getattr(item, "orig", None), "sqlstate", None) else ""
+        lines.append(f"{kind.__module__}.{kind.__qualname__} (message withheld: it may quote patient data){detail}\n")
+    return "".join(lines).rstrip("\n")
+
+
 class RedactingFormatter(logging.Formatter):
-    """Also masks tracebacks, which are formatted after filters run."""
+    """Masks the message and formats tracebacks without exception messages."""
+
+    def formatException(self, ei: tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]) -> str:  # type: ignore[override]
+        return describe_exception(ei[1], ei[2])
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
@@ -51,3 +80,7 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        server_log = logging.getLogger(name)  # their own handlers would bypass the redaction
+        server_log.handlers[:] = []
+        server_log.propagate = True

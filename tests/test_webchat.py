@@ -98,6 +98,7 @@ def receive_until(ws: WebSocketTestSession, predicate: Any, limit: int = 30) -> 
     frames = []
     for _ in range(limit):
         frame = ws.receive_json()
+        assert frame.get("code") != "server_error", frames + [frame]
         frames.append(frame)
         if predicate(frame):
             return frames
