@@ -152,7 +152,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from bot.bench import run_bench
 
     settings = _settings(args)
-    if args.target == "webchat":
+    if args.target == "fuzz":
+        from bot.testing.fuzz import run_fuzz_bench
+
+        result = run_fuzz_bench(_fuzz_app(settings), args.requests, args.seed)
+    elif args.target == "webchat":
         from adapters.webchat.bench import run_webchat_bench
 
         result = run_webchat_bench(settings, clients=args.clients, seconds=args.seconds if args.seconds != 5.0 else 20.0,
@@ -166,6 +170,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for k, v in result.items():
             print(f"{k}: {v}")
     return 0
+
+
+def _fuzz_app(settings: Any) -> Any:
+    """The whole app (web chat, console) on a fresh SQLite file in a temporary directory."""
+    import tempfile
+    from dataclasses import replace as _replace
+
+    from adapters.console import ConsoleAdapter
+    from adapters.webchat import WebchatAdapter
+    from adapters.webchat.config import WebchatConfig
+    from bot.app import CareBot
+    from bot.server import create_app
+    from bot.store.migrate import upgrade
+
+    tmp = Path(tempfile.mkdtemp(prefix="carebot-fuzz-"))
+    url = settings.database_url if settings.database_url.startswith("postgres") else f"sqlite:///{tmp / 'fuzz.db'}"
+    upgrade(url)
+    settings = _replace(settings, database_url=url, secret=settings.secret or "fuzz-" + "x" * 30)
+    config = _replace(WebchatConfig(), media_dir=tmp / "media", visitor_rate=(10**6, 1.0), ip_rate=(10**6, 1.0))
+    return create_app(CareBot.build(settings, [WebchatAdapter(settings, config), ConsoleAdapter(settings)]))
 
 
 def cmd_triage(argv: list[str]) -> int:
@@ -220,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure throughput and latency")
     common(p)
-    p.add_argument("target", choices=["engine", "startup", "webchat"])
+    p.add_argument("target", choices=["engine", "startup", "webchat", "fuzz"])
     p.add_argument("--pure", action="store_true", help="the engine alone: steps per second")
     p.add_argument("--json", action="store_true")
     p.add_argument("--database-url")
@@ -230,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--clients", type=int, default=1000, help="webchat: concurrent WebSocket clients")
     p.add_argument("--think-ms", type=float, default=5000.0, help="webchat: each client's pause between messages")
+    p.add_argument("--requests", type=int, default=2000, help="fuzz: hostile requests to send")
+    p.add_argument("--seed", type=int, default=1, help="fuzz: the random seed (a run is repeatable)")
     p.set_defaults(fn=cmd_bench)
 
     from bot.handoff.staff_cli import add_parser as staff_parser

@@ -7,6 +7,11 @@ What an operator watches is logged as an *event* (`event(log, "ticket", action="
 kind and fields that are ids, kinds, counts and durations. As text it is one line
 (`ticket action=opened ticket=T… department=dermatology`); with `--log-format json`
 (`CAREBOT_LOG_FORMAT=json`) every line is one JSON object and an event's fields are keys of it.
+
+A traceback keeps its frames (file, line, function, code) but not the exception's message: a
+database error's DETAIL ("Failing row contains (…)"), a decoder's complaint or a KeyError may quote
+what a patient wrote. The server's own loggers (uvicorn's "Exception in ASGI application") go
+through the same handler.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import traceback
 from datetime import datetime, timezone
+from types import TracebackType
 from typing import Any
 
 _PATTERNS = [
@@ -45,8 +52,31 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def describe_exception(exc: BaseException | None, tb: TracebackType | None = None) -> str:
+    """A traceback without messages: the frames, then each exception's type (causes included)."""
+    lines: list[str] = []
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    for n, item in enumerate(reversed(chain)):
+        if n:
+            lines.append("\nwhile handling it, or caused by it:\n")
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.format_tb(item.__traceback__ if item is not chain[0] or tb is None else tb))
+        kind = type(item)
+        detail = f" sqlstate={item.orig.sqlstate}" if getattr(getattr(item, "orig", None), "sqlstate", None) else ""
+        lines.append(f"{kind.__module__}.{kind.__qualname__} (message withheld: it may quote patient data){detail}\n")
+    return "".join(lines).rstrip("\n")
+
+
 class RedactingFormatter(logging.Formatter):
-    """Also masks tracebacks, which are formatted after filters run."""
+    """Masks the message and formats tracebacks without exception messages."""
+
+    def formatException(self, ei: tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]) -> str:  # type: ignore[override]
+        return describe_exception(ei[1], ei[2])
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
@@ -88,3 +118,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        server_log = logging.getLogger(name)  # their own handlers would bypass the redaction
+        server_log.handlers[:] = []
+        server_log.propagate = True

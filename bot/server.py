@@ -22,7 +22,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.metrics import REGISTRY
 
@@ -61,6 +62,37 @@ class _Holder:
                                     headers={"Retry-After": "1"})(scope, receive, send)
 
 
+class Guard:
+    """The last line: an error no handler caught becomes a 500 (or a WebSocket close 1011) and one
+    log line with the path and a traceback without messages (bot/logs.py) — never uvicorn's
+    "Exception in ASGI application" with whatever the exception quoted."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] in ("http.response.start", "websocket.accept", "websocket.close"):
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("unhandled error %s path=%s", scope["type"], scope.get("path", ""))
+            with contextlib.suppress(Exception):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1011})
+                elif not started:
+                    await JSONResponse({"type": "error", "code": "server_error"}, status_code=500)(scope, receive, send)
+
+
 def _outer(holder: _Holder, lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]) -> Starlette:
     async def healthz(_request: Request) -> JSONResponse:
         status = "failed" if holder.failed else "ok"
@@ -81,7 +113,7 @@ def _outer(holder: _Holder, lifespan: Callable[[Starlette], contextlib.AbstractA
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
                                *admin_routes(lambda: holder.carebot), Mount("/", app=holder)]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AccessLog)])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Guard), Middleware(AccessLog)])
     app.state.holder = holder
     return app
 

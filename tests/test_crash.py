@@ -62,3 +62,32 @@ async def test_resent_row_after_a_crash_is_dropped_by_the_platform_duplicate_che
         assert platform.attempts == 2 and platform.texts("p1") == ["请说"]
     finally:
         await bot.stop()
+
+
+async def test_replies_of_a_dead_worker_go_out_within_seconds_and_in_order(tmp_path, sqlite_url, make_bot):
+    """The dead worker held its rows with a 30 s lease. Its heartbeat stops, so another worker takes
+    them over within seconds — and a reply committed meanwhile in one of its conversations waits
+    behind them instead of overtaking them."""
+    from bot.store.store import WORKER
+
+    proc = run_worker(tmp_path, "crash", sqlite_url, "6", "30")
+    assert proc.returncode == 9, proc.stderr
+    bot, platform, clock = make_bot(ECHO_FLOWS, ECHO_MESSAGES, url=sqlite_url)
+    last_beat = await bot.store.read(lambda c: c.execute(sa.select(sa.func.max(WORKER.c.beat_at))).scalar())
+    clock.set(last_beat + timedelta(seconds=1))  # the other worker may still be alive
+    await bot.start(background=False)
+    try:
+        await bot.sender.idle()
+        assert platform.sent == []  # its rows are its own while it may be alive
+        await bot.runtime.handle(platform.inbound("c3", "I am back", message_id="after-crash"))
+        await bot.sender.idle()
+        assert platform.texts("c3") == []  # the new reply waits behind the undelivered one
+        clock.advance(timedelta(seconds=3))  # no heartbeat for 4 s: dead, though its leases run 26 s more
+        await bot.store.beat(clock.now())
+        assert await bot.sender.sweep() == 6 + 2
+        await bot.sender.idle()
+        assert platform.texts("c3") == ["请说", "I am back", "请说"]
+        assert sorted(platform.texts()) == sorted(["请说"] * 7 + ["I am back"])
+        assert await bot.sender.sweep() == 0
+    finally:
+        await bot.stop()

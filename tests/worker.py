@@ -1,7 +1,7 @@
 """A carebot worker process for the multi-process tests: `python -m tests.worker MODE ...`.
 
 Modes:
-  crash DB_URL N        handle N messages in N conversations; the platform send kills the process
+  crash DB_URL N [LEASE] handle N messages in N conversations; the platform send kills the process
                         (os._exit) after the commits, so committed messages are never delivered here.
   timers DB_URL         fire every due timer with real claims, print how many this process fired.
   inbound DB_URL REDIS  read message ids from argv, handle each (Redis locks and de-duplication),
@@ -41,7 +41,7 @@ def future_clock() -> ManualClock:
 
 
 def _bot(url: str, adapter: MemoryAdapter, clock: Clock | None = None, redis_url: str = "",
-         shipped: bool = False) -> CareBot:
+         shipped: bool = False, lease: float = 1.0) -> CareBot:
     tmp = Path(os.environ["CAREBOT_TEST_TMP"])
     if shipped:
         flows, content = ROOT / "flows", ROOT / "content"
@@ -49,13 +49,13 @@ def _bot(url: str, adapter: MemoryAdapter, clock: Clock | None = None, redis_url
         flows = write_flows(tmp / f"flows-{os.getpid()}", ECHO_FLOWS)
         content = write_messages(tmp / f"content-{os.getpid()}", ECHO_MESSAGES)
     settings = replace(Settings(), database_url=url, redis_url=redis_url, flows_dir=flows, content_dir=content,
-                       worker_id=f"worker-{os.getpid()}", outbox_lease_seconds=1.0)
+                       worker_id=f"worker-{os.getpid()}", outbox_lease_seconds=lease)
     return CareBot.build(settings, [adapter], clock=clock, config=load_config(settings))
 
 
-async def crash(url: str, n: int) -> None:
+async def crash(url: str, n: int, lease: float = 1.0) -> None:
     adapter = KillingAdapter()
-    bot = _bot(url, adapter)
+    bot = _bot(url, adapter, lease=lease)
     await bot.start(background=False)
     await asyncio.gather(*(bot.runtime.handle(adapter.inbound(f"c{i}", "hello")) for i in range(n)))
     print("committed", flush=True)
@@ -110,7 +110,7 @@ async def take(url: str, redis_url: str, ticket: str, staff_id: str, at: float) 
 if __name__ == "__main__":
     mode, url = sys.argv[1], sys.argv[2]
     if mode == "crash":
-        asyncio.run(crash(url, int(sys.argv[3])))
+        asyncio.run(crash(url, int(sys.argv[3]), *(float(a) for a in sys.argv[4:5])))
     elif mode == "timers":
         asyncio.run(timers(url))
     elif mode == "inbound":

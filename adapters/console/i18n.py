@@ -152,6 +152,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "no_such_ticket": ("没有这个工单。", "There is no such ticket."),
     "no_such_patient": ("没有这位患者。", "There is no such patient."),
     "no_such_action": ("没有这个操作。", "There is no such action."),
+    "no_such_item": ("没有这一项。", "There is no such item."),
     "other_department": ("该工单属于其他科室，您无权查看。", "This ticket belongs to another department; you cannot open it."),
     "taken": ("已接诊，患者已收到通知。", "You have the ticket; the patient has been told."),
     "taken_by_other": ("已被 {who} 接诊。", "{who} took this ticket first."),

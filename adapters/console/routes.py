@@ -40,6 +40,7 @@ from adapters.console.web import LANG_COOKIE, PREFIX, Ctx, Refused, Web
 from bot.handoff.service import HandoffService
 from bot.handoff.staff import MANAGERS, SEES_ALL, HandoffError
 from bot.handoff.stats import stats_for
+from bot.inputs import bounded_int
 
 if TYPE_CHECKING:
     from adapters.console.adapter import ConsoleAdapter
@@ -57,6 +58,14 @@ def _safe_next(target: str) -> str:
     if target.startswith(PREFIX) and not target.startswith("//") and "\\" not in target and "\n" not in target:
         return target
     return f"{PREFIX}/inbox"
+
+
+def known_id(ctx: Ctx, name: str) -> int:
+    """A numeric id from the path; one no row can have (above 2^31) is answered 404, not 500."""
+    value = bounded_int(ctx.request.path_params[name])
+    if value is None:
+        raise Refused(ctx.t("no_such_item"), 404)
+    return value
 
 
 def console_routes(adapter: ConsoleAdapter) -> list[Any]:
@@ -298,7 +307,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         return web.render(ctx, "reviews.html", rows=rows, status=status, names=names)
 
     async def review(ctx: Ctx) -> Response:
-        form, review_id = ctx.values["form"], int(ctx.request.path_params["review_id"])
+        form, review_id = ctx.values["form"], known_id(ctx, "review_id")
         status = str(form.get("status", "open"))
         back = f"{PREFIX}/reviews?status={status if status in ('open', 'panel') else 'open'}"
         try:
@@ -319,7 +328,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         return web.render(ctx, "complaints.html", rows=rows, status=status)
 
     async def complaint_handled(ctx: Ctx) -> Response:
-        complaint_id = int(ctx.request.path_params["complaint_id"])
+        complaint_id = known_id(ctx, "complaint_id")
         member = await ctx.carebot.handoff.staff(ctx.me.id)
         assert member is not None
         done = await ctx.carebot.handoff.handle_complaint(complaint_id, member)
@@ -365,7 +374,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
     async def audit_log(ctx: Ctx) -> Response:
         q = ctx.request.query_params
         f = {"actor": q.get("actor", ""), "action": q.get("action", ""), "subject": q.get("subject", "")}
-        before = int(q["before"]) if q.get("before", "").isdigit() else 0
+        before = bounded_int(q.get("before", ""), 0) or 0
         rows = await ctx.carebot.store.read(lambda c: views.audit(c, before=before, **f))
         return web.render(ctx, "audit.html", rows=rows, f=f)
 

@@ -18,6 +18,8 @@ import json
 import secrets
 from dataclasses import dataclass
 
+from bot.inputs import same_secret
+
 COOKIE = "carebot_console"
 IDLE = 12 * 3600  # seconds without a request before a session ends
 ABSOLUTE = 7 * 86400
@@ -60,17 +62,17 @@ class SessionSigner:
 
     def load(self, cookie: str | None, now: float) -> ConsoleSession | None:
         """The session in a cookie, or None when it is missing, forged or expired."""
-        if not cookie or len(cookie) > 600 or cookie.count(".") != 2:
+        if not cookie or len(cookie) > 600 or not cookie.isascii() or cookie.count(".") != 2:
             return None
         version, payload, signature = cookie.split(".")
         body = f"{version}.{payload}"
         expected = _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
-        if version != "v1" or not hmac.compare_digest(expected, signature):
+        if version != "v1" or not same_secret(expected, signature):
             return None
         try:
             data = json.loads(_unb64(payload))
             session = ConsoleSession(str(data["s"]), str(data["n"]), int(data["i"]), int(data["a"]))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return None
         if now - session.active > IDLE or now - session.issued > ABSOLUTE or session.active > now + 300:
             return None
@@ -86,4 +88,4 @@ class SessionSigner:
         return _b64(hmac.new(self._csrf_key, session.nonce.encode(), hashlib.sha256).digest())
 
     def csrf_ok(self, session: ConsoleSession, token: str) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf(session), token)
+        return same_secret(self.csrf(session), token)

@@ -164,7 +164,7 @@ class Web:
             try:
                 kind, message = json.loads(base64.urlsafe_b64decode(flash.encode()))
                 ctx.flash = ("ok" if kind == "ok" else "error", str(message)[:300])
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, RecursionError):
                 ctx.flash = ("error", "")
         return ctx
 

@@ -29,6 +29,7 @@ from adapters.webchat.media import MediaStore, StoredMedia
 from adapters.webchat.models import WebchatErasure
 from adapters.webchat.tokens import BadToken, Session, TokenSigner
 from bot.adapter import Adapter, Capabilities, MediaFile, RatePolicy
+from bot.inputs import encodable
 from bot.types import Address, Delivery, Inbound, Media, Outbound
 
 if TYPE_CHECKING:
@@ -249,8 +250,10 @@ class WebchatAdapter(Adapter):
             return error("bad_request")
         text, value, media_id = frame.get("text", ""), frame.get("value"), frame.get("media")
         if not isinstance(text, str) or not isinstance(value, (str, type(None))) \
-                or not isinstance(media_id, (str, type(None))):
+                or not isinstance(media_id, (str, type(None))) or not encodable(text + (value or "") + (media_id or "")):
             return error("bad_request", client_id)
+        if media_id is not None and len(media_id) > 64:
+            return error("bad_media", client_id)
         if len(text) > self.config.max_text:
             return error("too_long", client_id, limit=self.config.max_text)
         if not text.strip() and value is None and not media_id:

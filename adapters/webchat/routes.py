@@ -27,6 +27,7 @@ from adapters.webchat.adapter import RateLimited, Visitor, error
 from adapters.webchat.hub import Listener
 from adapters.webchat.media import UploadRefused
 from adapters.webchat.tokens import BadToken
+from bot.inputs import bounded_float, bounded_int, parse_json
 
 if TYPE_CHECKING:
     from adapters.webchat.adapter import WebchatAdapter
@@ -102,9 +103,9 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
     async def json_body(request: Request, limit: int) -> dict[str, Any] | None:
         try:
             body = await _read_limited(request, limit)
-            data = json.loads(body) if body else {}
-        except (ValueError, UnicodeDecodeError, UploadRefused):
+        except UploadRefused:
             return None
+        data = parse_json(body) if body else {}
         return data if isinstance(data, dict) else None
 
     async def session(request: Request) -> Response:
@@ -115,9 +116,13 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
 
     async def send(request: Request) -> Response:
         who = await visitor(request)
-        data = await json_body(request, config.max_text * 6 + 4096)
-        if data is None:
+        limit = config.max_text * 6 + 4096
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and len(declared) < 12 and int(declared) > limit:
             return JSONResponse(error("too_long", limit=config.max_text), status_code=413)
+        data = await json_body(request, limit)
+        if data is None:  # too long as it streamed in, not JSON, or nothing a database can store
+            return JSONResponse(error("bad_request"), status_code=400)
         if isinstance(data, dict) and data.get("type") in ("open", "locale"):
             locale = data.get("locale")
             await adapter.opened(who, locale if isinstance(locale, str) else "", data["type"] == "locale")
@@ -127,11 +132,11 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
 
     async def poll(request: Request) -> Response:
         who = await visitor(request)
-        try:
-            after = int(request.query_params.get("after", "0"))
-            wait = min(POLL_SECONDS, float(request.query_params.get("wait", POLL_SECONDS)))
-        except ValueError:
+        after = bounded_int(request.query_params.get("after", "0"))
+        wait = bounded_float(request.query_params.get("wait", POLL_SECONDS), low=0.0, high=1e9)
+        if after is None or wait is None:
             return JSONResponse(error("bad_request"), status_code=400)
+        wait = min(POLL_SECONDS, wait)
         assert adapter.log is not None
         listener = adapter.hub.listen(who.conversation_id)
         try:
@@ -146,7 +151,7 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
     async def upload(request: Request) -> Response:
         who = await visitor(request)
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > config.max_upload_bytes:
+        if declared.isdigit() and (len(declared) > 12 or int(declared) > config.max_upload_bytes):
             return JSONResponse(error("too_large", limit=config.max_upload_bytes), status_code=413)
         try:
             data = await _read_limited(request, config.max_upload_bytes)
@@ -182,13 +187,12 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
         await ws.accept()
         ip = _ip(ws)
         try:
-            hello = json.loads(await asyncio.wait_for(ws.receive_text(), config.hello_timeout))
+            hello = parse_json(await asyncio.wait_for(_receive_text(ws), config.hello_timeout))
             if not isinstance(hello, dict) or hello.get("type") != "hello":
                 raise ValueError("first frame must be hello")
             token = hello.get("token")
             s = await adapter.open_session(token if isinstance(token, str) and token else None, ip)
-            after = hello.get("after", 0)
-            after = after if isinstance(after, int) and after >= 0 else 0
+            after = bounded_int(hello.get("after", 0), 0)
         except BadToken:
             await _close(ws, error("bad_token"), 4401)
             return
@@ -204,12 +208,9 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
         writer = asyncio.get_running_loop().create_task(_write(ws, adapter, listener, after))
         try:
             while True:
-                raw = await ws.receive_text()
-                try:
-                    frame = json.loads(raw)
-                    kind = frame.get("type") if isinstance(frame, dict) else None
-                except ValueError:
-                    kind = None
+                raw = await _receive_text(ws)
+                frame = parse_json(raw) if raw is not None else None  # a binary frame: a bad request
+                kind = frame.get("type") if isinstance(frame, dict) else None
                 if kind == "send":
                     reply = await adapter.accept(who, frame)
                     if reply["type"] == "error":  # a socket's ack is the echo of its message
@@ -221,7 +222,7 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
                     except RateLimited as exc:
                         listener.put(error("rate_limited", retry_after=round(exc.retry_after, 1)))
                 elif kind == "resume":
-                    listener.put({"type": "_resume", "after": frame.get("after")})
+                    listener.put({"type": "_resume", "after": bounded_int(frame.get("after"))})
                 elif kind == "ping":
                     listener.put({"type": "pong"})
                 else:
@@ -245,6 +246,15 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
         Route("/webchat/api/media/{media_id}", api(media), methods=["GET", "OPTIONS"]),
     ]
     return routes
+
+
+async def _receive_text(ws: WebSocket) -> str | None:
+    """The next text frame; None for a binary one. Raises WebSocketDisconnect when the client left."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    return text if isinstance(text, str) else None
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -13,6 +13,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from bot.inputs import same_secret
+
 
 class BadToken(Exception):
     """The token is malformed, forged, or expired."""
@@ -43,11 +45,12 @@ class TokenSigner:
         return Session(visitor, issued, f"{body}.{_sign(self._key, body)}")
 
     def verify(self, token: str, now: float) -> Session:
-        parts = token.split(".") if isinstance(token, str) and len(token) < 200 else []
+        ok = isinstance(token, str) and len(token) < 200 and token.isascii()  # str.isalnum/isdigit take any script
+        parts = token.split(".") if ok else []
         if len(parts) != 4 or parts[0] != "v1" or not parts[1].isalnum() or not parts[2].isdigit():
             raise BadToken("malformed")
         body = ".".join(parts[:3])
-        if not hmac.compare_digest(_sign(self._key, body), parts[3]):
+        if not same_secret(_sign(self._key, body), parts[3]):
             raise BadToken("bad signature")
         issued = int(parts[2])
         if issued > now + 300 or now - issued > self.lifetime:

@@ -2,8 +2,9 @@
 
 Rows of one conversation go out one after another (a failing row holds back the ones after it, so
 the patient never reads answer 2 before answer 1); different conversations go out concurrently.
-A row's lease keeps other workers off it while it is being delivered; when a worker dies its rows'
-leases run out and the sweep delivers them. A row is sent twice only if the process dies after the
+A row's lease keeps other workers off it while it is being delivered; when a worker dies (its
+heartbeat, written every sweep, stops) its rows are taken over within seconds, before their leases
+run out, and rows of its conversations committed meanwhile wait behind them. A row is sent twice only if the process dies after the
 platform accepted it and before the outcome was recorded — and the adapter's idempotency key lets a
 platform with a duplicate check drop that second copy.
 """
@@ -31,7 +32,7 @@ log = logging.getLogger("carebot.sender")
 class Sender(Background):
     def __init__(self, store: Store, adapters: AdapterSet, coord: Coord, clock: Clock, *,
                  max_attempts: int = 8, backoff: float = 1.0, max_backoff: float = 300.0,
-                 sweep_interval: float = 2.0):
+                 sweep_interval: float = 1.0):
         self.store = store
         self.adapters = adapters
         self.coord = coord
@@ -73,6 +74,7 @@ class Sender(Background):
     async def run(self) -> None:
         while True:
             try:
+                await self.store.beat(self.clock.now())  # alive: our leased rows stay ours
                 await self.sweep()
             except Exception:
                 log.exception("outbox sweep failed")

@@ -24,13 +24,15 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 8, sqlite_synchronous: str = "NORMAL") -> Engine:
+    """`hide_parameters`: a database error never carries the statement's values (patient text)
+    into an exception message, and so into a log."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size,
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size, hide_parameters=True,
             max_overflow=4, poolclass=sa.pool.QueuePool if path != ":memory:" else sa.pool.StaticPool)
 
         @event.listens_for(engine, "connect")
@@ -58,7 +60,7 @@ def make_engine(url: str, *, pool_size: int = 8, sqlite_synchronous: str = "NORM
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("writer") else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, hide_parameters=True)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -80,6 +80,7 @@ class OutboxEntry(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_outbox_due", "status", "next_attempt_at"),
         sa.Index("ix_outbox_conversation", "conversation_id", "id"),
+        sa.Index("ix_outbox_open", "conversation_id", "status"),
     )
     id: int | None = Field(default=None, primary_key=True)
     org: str = Field(default="default", max_length=64)
@@ -97,6 +98,16 @@ class OutboxEntry(SQLModel, table=True):
     sent_at: datetime | None = _ts(default=None)
     platform_message_id: str = Field(default="", max_length=200)
     last_error: str = Field(default="", max_length=500)
+
+
+class WorkerBeat(SQLModel, table=True):
+    """A worker's heartbeat. Outbox rows and timers claimed by a worker whose heartbeat stopped are
+    taken over within seconds, instead of waiting out their lease."""
+
+    __tablename__ = "worker"
+    id: str = Field(primary_key=True, max_length=64)
+    started_at: datetime = _ts()
+    beat_at: datetime = _ts()
 
 
 class TimerEntry(SQLModel, table=True):

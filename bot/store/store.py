@@ -33,6 +33,8 @@ EVENT = t.EventRecord.__table__
 AUDIT = t.AuditEntry.__table__
 # inbound kinds whose words the inbox keeps (members talking among themselves in a group are not kept)
 PATIENT_WORDS = frozenset({"text", "choice", "media", "command"})
+WORKER = t.WorkerBeat.__table__
+OPEN = ("pending", "sending")  # outbox rows not yet delivered (nor given up)
 
 
 class Duplicate(Exception):
@@ -119,6 +121,11 @@ class _Statements:
             TIMER.c.conversation_id == b("cid"), TIMER.c.name == b("tname"),
             sa.or_(TIMER.c.status == "pending", TIMER.c.status == "claimed")).values(status="cancelled"))
         self.event_insert = fast(EVENT.insert().values(cols(EVENT, "org", "conversation_id", "kind", "data", "at")))
+        # an undelivered row of the conversation that another worker holds (or nobody yet): a
+        # turn's new rows then wait behind it, so replies keep their order after a crash
+        self.open_elsewhere = fast(sa.select(OUTBOX.c.id).where(
+            OUTBOX.c.conversation_id == b("cid"), sa.or_(OUTBOX.c.status == OPEN[0], OUTBOX.c.status == OPEN[1]),
+            OUTBOX.c.claimed_by != b("me")).limit(1))
         self.outbox_sent = fast(OUTBOX.update().where(OUTBOX.c.id == b("rid")).values(
             status="sent", lease_until=None, attempts=OUTBOX.c.attempts + 1,
             **cols(OUTBOX, "sent_at", "platform_message_id")))
@@ -126,12 +133,15 @@ class _Statements:
 
 class Store:
     def __init__(self, url: str, *, worker_id: str = "w0", lease_seconds: float = 30.0,
-                 sqlite_synchronous: str = "NORMAL", writer_threads: int | None = None):
+                 sqlite_synchronous: str = "NORMAL", writer_threads: int | None = None,
+                 liveness_seconds: float = 3.0):
         self.url = url
         self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         self.postgres = is_postgres(self.engine)
         self.worker_id = worker_id
         self.lease = timedelta(seconds=lease_seconds)
+        # a worker whose heartbeat is older than this is dead: its claims are taken over at once
+        self.liveness = timedelta(seconds=liveness_seconds)
         self.writer = BatchWriter(self.engine, threads=writer_threads if writer_threads is not None else (4 if self.postgres else 0))
         self._stmts = _Statements(self.engine.dialect)
         self._sent_marks: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
@@ -208,16 +218,22 @@ class Store:
             st.timer_fired.execute(conn, dict(tid=c.timer_id, fired_at=now))
         claimed: list[Claimed] = []
         ticket = c.current_ticket
+        behind: bool | None = None  # is an earlier reply of this conversation still out elsewhere?
         for i, effect in enumerate(c.effects):
             if isinstance(effect, (Send, Moderate)):
                 ob = effect.outbound
+                if behind is None:
+                    behind = st.open_elsewhere.execute(conn, dict(cid=c.conversation_id, me=self.worker_id)) \
+                        .fetchone() is not None
                 row_id = st.outbox_insert.execute(conn, dict(
                     org=org, conversation_id=c.conversation_id, channel=ob.address.channel, op=ob.op,
                     content_key=ob.key, payload=json.dumps(ob.to_dict(), ensure_ascii=False),
-                    status="sending", attempts=0, next_attempt_at=now, lease_until=now + self.lease,
-                    claimed_by=self.worker_id, created_at=now, platform_message_id="", last_error="",
+                    status="pending" if behind else "sending", attempts=0, next_attempt_at=now,
+                    lease_until=None if behind else now + self.lease, claimed_by="" if behind else self.worker_id,
+                    created_at=now, platform_message_id="", last_error="",
                 )).fetchone()[0]
-                claimed.append(Claimed(row_id, c.conversation_id, ob))
+                if not behind:  # else the sweep takes it, in order, once the earlier ones are out
+                    claimed.append(Claimed(row_id, c.conversation_id, ob))
             elif isinstance(effect, ScheduleTimer):
                 self._cancel_timer(conn, c.conversation_id, effect.name)
                 st.timer_insert.execute(conn, dict(
@@ -272,20 +288,44 @@ class Store:
 
     # -- outbox ------------------------------------------------------------------------------------
 
+    def _dead(self, now: datetime) -> Any:
+        """Workers whose heartbeat stopped (a worker that never beat is judged by its leases)."""
+        return sa.select(WORKER.c.id).where(WORKER.c.beat_at < now - self.liveness)
+
+    async def beat(self, now: datetime) -> None:
+        """This worker is alive (the sender's loop calls it every second or so)."""
+        if self.postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(WORKER).values(id=self.worker_id, started_at=now, beat_at=now)
+        stmt = stmt.on_conflict_do_update(index_elements=[WORKER.c.id], set_={"beat_at": now})
+        await self.write(lambda conn: conn.execute(stmt))
+
     async def claim_outbox(self, now: datetime, limit: int = 200) -> list[Claimed]:
-        """Rows due for (re)delivery: pending and due, or held by a worker whose lease ran out."""
+        """Rows due for (re)delivery — pending and due, or held by a worker that died (its heartbeat
+        stopped, or its lease ran out) — and never a row behind an earlier undelivered row of its
+        conversation that is not due itself: replies go out in order, also after a crash."""
+        dead = self._dead(now)
+
+        def due(rows: Any) -> Any:
+            return sa.or_(
+                sa.and_(rows.c.status == "pending", rows.c.next_attempt_at <= now),
+                sa.and_(rows.c.status == "sending", sa.or_(rows.c.lease_until < now, rows.c.claimed_by.in_(dead))))
 
         def q(conn: Connection) -> list[Claimed]:
-            due = sa.or_(
-                sa.and_(OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= now),
-                sa.and_(OUTBOX.c.status == "sending", OUTBOX.c.lease_until < now))
-            sel = sa.select(OUTBOX.c.id).where(due).order_by(OUTBOX.c.id).limit(limit)
+            earlier = OUTBOX.alias("earlier")
+            blocked = sa.exists().where(earlier.c.conversation_id == OUTBOX.c.conversation_id,
+                                        earlier.c.id < OUTBOX.c.id, earlier.c.status.in_(OPEN), ~due(earlier))
+            sel = sa.select(OUTBOX.c.id).where(due(OUTBOX), ~blocked).order_by(OUTBOX.c.id).limit(limit)
             if self.postgres:
-                sel = sel.with_for_update(skip_locked=True)
+                # not SKIP LOCKED: a row skipped while another worker claims it would let a later
+                # row of its conversation go first. Sweeps are rare; they may wait for each other.
+                sel = sel.with_for_update()
             ids = conn.execute(sel).scalars().all()
             if not ids:
                 return []
-            rows = conn.execute(OUTBOX.update().where(OUTBOX.c.id.in_(ids), due).values(
+            rows = conn.execute(OUTBOX.update().where(OUTBOX.c.id.in_(ids), due(OUTBOX)).values(
                 status="sending", claimed_by=self.worker_id, lease_until=now + self.lease).returning(
                 OUTBOX.c.id, OUTBOX.c.conversation_id, OUTBOX.c.payload, OUTBOX.c.attempts)).all()
             return sorted((Claimed(r.id, r.conversation_id, Outbound.from_dict(json.loads(r.payload)), r.attempts)
@@ -346,7 +386,8 @@ class Store:
         def q(conn: Connection) -> list[DueTimer]:
             due = sa.or_(
                 sa.and_(TIMER.c.status == "pending", TIMER.c.due_at <= now),
-                sa.and_(TIMER.c.status == "claimed", TIMER.c.lease_until < now))
+                sa.and_(TIMER.c.status == "claimed",
+                        sa.or_(TIMER.c.lease_until < now, TIMER.c.claimed_by.in_(self._dead(now)))))
             sel = sa.select(TIMER.c.id).where(due).order_by(TIMER.c.due_at, TIMER.c.id).limit(limit)
             if self.postgres:
                 sel = sel.with_for_update(skip_locked=True)

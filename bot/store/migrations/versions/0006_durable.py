@@ -1,4 +1,5 @@
-"""durable web chat and console: a sequence row per web chat conversation
+"""durable: a sequence row per web chat conversation; worker heartbeats; open outbox rows by
+conversation
 
 Revision ID: 0006
 Revises: 0005
@@ -8,6 +9,7 @@ Create Date: 2026-12-01
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+import bot.store.models
 
 
 revision = '0006'
@@ -28,5 +30,18 @@ def upgrade() -> None:
                "SELECT conversation_id, MIN(org), MAX(seq) FROM webchat_message GROUP BY conversation_id")
 
 
+    op.create_table('worker',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('started_at', bot.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('beat_at', bot.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_open', ['conversation_id', 'status'], unique=False)
+
+
 def downgrade() -> None:
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_open')
+    op.drop_table('worker')
     op.drop_table('webchat_seq')
