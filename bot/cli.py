@@ -274,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("understand", help="which flow a typed request starts: carebot understand TEXT --locale en "
                    "[--json]; carebot understand eval FILE… [--json]", add_help=False)
+    sub.add_parser("reminders", help="carebot reminders eval FILE… [--json] (typed schedules); "
+                   "carebot bench reminders --plans N [--json]", add_help=False)
     return parser
 
 
@@ -285,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(os.environ.get("CAREBOT_LOG_LEVEL", "WARNING" if argv[:1] != ["run"] else "INFO"))
     if argv and argv[0] == "triage":
         return cmd_triage(argv[1:])
+    if argv[:1] == ["reminders"] or argv[:2] == ["bench", "reminders"]:
+        from bot.reminders.cli import run_reminders_cli
+
+        return run_reminders_cli(argv[1:] if argv[0] == "reminders" else argv)
     if argv and argv[0] == "understand":
         from bot.understand.cli import run_understand_cli
 
