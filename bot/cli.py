@@ -270,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("understand", help="which flow a typed request starts: carebot understand TEXT --locale en "
                    "[--json]; carebot understand eval FILE… [--json]", add_help=False)
     sub.add_parser("telegram", help="the Telegram bot: set-webhook, delete-webhook, info, poll", add_help=False)
+    sub.add_parser("reminders", help="carebot reminders eval FILE… [--json] (typed schedules); "
+                   "carebot bench reminders --plans N [--json]", add_help=False)
     return parser
 
 
@@ -286,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         from adapters.telegram.cli import run_telegram_cli
 
         return run_telegram_cli(argv[1:])
+    if argv[:1] == ["reminders"] or argv[:2] == ["bench", "reminders"]:
+        from bot.reminders.cli import run_reminders_cli
+
+        return run_reminders_cli(argv[1:] if argv[0] == "reminders" else argv)
     if argv and argv[0] == "understand":
         from bot.understand.cli import run_understand_cli
 

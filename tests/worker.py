@@ -4,6 +4,7 @@ Modes:
   crash DB_URL N [LEASE] handle N messages in N conversations; the platform send kills the process
                         (os._exit) after the commits, so committed messages are never delivered here.
   timers DB_URL         fire every due timer with real claims, print how many this process fired.
+  reminders DB_URL MIN  fire every due medication-reminder timer at T0 + MIN minutes (shipped flows).
   inbound DB_URL REDIS  read message ids from argv, handle each (Redis locks and de-duplication),
                         print "processed N duplicate M conflicts K".
 """
@@ -79,6 +80,23 @@ async def timers(url: str) -> None:
     await bot.stop()
 
 
+async def reminders(url: str, minutes: int) -> None:
+    """Fire every due reminder timer at T0 + `minutes` with the shipped flows; print how many."""
+    bot = _bot(url, MemoryAdapter(), clock=ManualClock(T0 + timedelta(minutes=minutes)), shipped=True)
+    await bot.start(background=False)
+    fired = 0
+    for _ in range(200):
+        n = await bot.timers.tick()
+        fired += n
+        if n == 0:
+            await asyncio.sleep(0.05)
+            if await bot.timers.tick() == 0:
+                break
+    await bot.settle()
+    print(f"fired {fired}", flush=True)
+    await bot.stop()
+
+
 async def inbound(url: str, redis_url: str, ids: list[str]) -> None:
     adapter = MemoryAdapter()
     bot = _bot(url, adapter, redis_url=redis_url)
@@ -113,6 +131,8 @@ if __name__ == "__main__":
         asyncio.run(crash(url, int(sys.argv[3]), *(float(a) for a in sys.argv[4:5])))
     elif mode == "timers":
         asyncio.run(timers(url))
+    elif mode == "reminders":
+        asyncio.run(reminders(url, int(sys.argv[3])))
     elif mode == "inbound":
         asyncio.run(inbound(url, sys.argv[3], sys.argv[4].split(",")))
     elif mode == "take":

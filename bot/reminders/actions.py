@@ -64,19 +64,23 @@ def register_reminder_actions(registry: ActionRegistry, reminders: Reminders, co
         return str(ctx.slots.get("timezone") or reminders.default_timezone)
 
     async def read(ctx: ActionContext) -> ActionResult:
-        """The typed schedule → a Schedule from today, and its description for the patient to confirm."""
+        """The typed schedule → a Schedule from today (or tomorrow, if said), and its description for
+        the patient to confirm; nothing readable → `med_schedule_ok: false` and the flow asks again."""
         text = str(ctx.args.get("text") or ctx.latest_text or "")
         reading = read_schedule(text, ctx.locale)
-        fields = reading.schedule_fields()
         today = ctx.now.astimezone(ZoneInfo(zone(ctx))).date()
+        fields = reading.schedule_fields(today)
+        unread = {"med_schedule_ok": False, "med_schedule": None, "med_schedule_ambiguous": False}
         if fields is None:
-            return ActionResult(slots={"med_schedule_ok": False, "med_schedule": None})
+            return ActionResult(slots=unread)
         try:
-            schedule = Schedule(start=today, **fields)  # type: ignore[arg-type]
+            schedule = Schedule(**{"start": today, **fields})  # type: ignore[arg-type]
         except ValidationError:
-            return ActionResult(slots={"med_schedule_ok": False, "med_schedule": None})
+            return ActionResult(slots=unread)
         return ActionResult(slots={"med_schedule_ok": True, "med_schedule": schedule.model_dump(mode="json"),
-                                   "med_schedule_text": said(schedule, ctx.locale)["schedule"]})
+                                   "med_schedule_text": said(schedule, ctx.locale)["schedule"],
+                                   "med_schedule_ambiguous": reading.ambiguous,
+                                   "med_schedule_from": schedule.start.isoformat() if schedule.start > today else ""})
 
     async def create(ctx: ActionContext) -> ActionResult:
         data = ctx.slots.get("med_schedule")

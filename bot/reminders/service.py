@@ -306,9 +306,14 @@ class Reminders:
     async def _repeat(self, plan: Plan, timer: DueTimer, dose_id: int, what: str, now: datetime) -> None:
         dose = await self.store.read(lambda c: c.execute(sa.select(DOSE_T).where(DOSE_T.c.id == dose_id)).first())
         wanted = ("due",) if what == "nag" else ("snoozed",)
-        if dose is None or dose.state not in wanted or await self._opted_out(plan.conversation_id):
+        timing = self.timing(plan)
+        # a repeat that comes due during downtime is stale once its moment has passed: never say it late
+        stale = dose is not None and (now > dose.scheduled_at + timedelta(seconds=timing.on_time_window)
+                                      if what == "nag" else now - timer.due_at > timedelta(seconds=timing.grace))
+        if dose is None or dose.state not in wanted or stale or await self._opted_out(plan.conversation_id):
             why = "answered" if dose is not None and dose.state not in OPEN_DOSE else (
-                "snoozed" if dose is not None and dose.state == "snoozed" else "opted_out")
+                "snoozed" if dose is not None and dose.state == "snoozed" and what == "nag" else
+                "stale" if stale else "opted_out")
 
             def q(conn: Connection) -> None:
                 _fired(conn, timer.id, now)

@@ -41,6 +41,7 @@ class TimerLoop(Background):
         self.interval = interval
         self.proactive = proactive
         self.handlers: dict[str, TimerHandler] = {}
+        self.batch = 100  # timers claimed in one transaction
         self._wake = asyncio.Event()
 
     def register(self, kind: str, handler: TimerHandler) -> None:
@@ -59,7 +60,7 @@ class TimerLoop(Background):
         """Fire every timer that is due now. Returns how many ran."""
         fired = 0
         while True:
-            due = await self.store.claim_timers(self.clock.now())
+            due = await self.store.claim_timers(self.clock.now(), self.batch)
             if not due:
                 return fired
             results = await asyncio.gather(*(self._fire(t) for t in due), return_exceptions=True)

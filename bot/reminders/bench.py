@@ -1,0 +1,343 @@
+"""`carebot bench reminders --plans N [--json]`: medication reminders at scale on PostgreSQL.
+
+    carebot bench reminders --plans 1000000 --due 20000 --rate 2000 --json
+
+1. A fresh schema (the database is emptied: use a benchmark database) gets N patients and N plans,
+   written in bulk with COPY: each plan's first dose timer is tomorrow, except `--due` plans whose
+   doses fall due one after another at `--rate` a second, starting a few seconds after the workers
+   are up (the offered load).
+2. Two worker processes (`carebot run`'s timer loop and reminder handler, shipped flows and content,
+   the memory platform) fire them: each dose is a dose row, its nag/close timers, the next dose's
+   timer and a `medication_dose` turn whose reminder lands in the outbox and is sent.
+   Figures: fires per second (due doses / first due → last reminder written), lateness per dose
+   (reminder written − scheduled time, p50/p99/max), each worker's peak RSS, and a check that every
+   due dose has exactly one dose row, one reminder and one `dose_fired` record.
+3. In the same run APScheduler 3 (SQLAlchemyJobStore on the same database, one scheduler process:
+   two schedulers sharing a job store would fire jobs twice) gets the same due jobs at the same
+   rate; each job writes its dose row. Its figures are measured the same way.
+
+The JSON's last line: {"plans", "due", "fires_per_second", "p99_lateness_ms", "peak_rss_mb", "exactly_once",
+"apscheduler": {"fires_per_second", "p99_lateness_ms", …}, …}. Every wait is bounded (`--timeout`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[2]
+LEAD = 4.0  # seconds from the workers' start to the first due dose: they are up and idle by then
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def _rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _url(args: argparse.Namespace) -> str:
+    url = args.database_url or os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise SystemExit("carebot bench reminders needs PostgreSQL: --database-url postgresql://… or $DATABASE_URL "
+                         f"(got {url.split('@')[-1] if url else 'nothing'}); its data is deleted")
+    return url
+
+
+def _fresh_schema(url: str) -> None:
+    from bot.store.db import normalize_url
+    from bot.store.migrate import upgrade
+
+    engine = sa.create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+    upgrade(url)
+
+
+def _copy(cur: Any, table: str, columns: list[str], rows: Any) -> int:
+    """COPY rows (tuples) into a table in chunks; returns how many."""
+    n = 0
+    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
+    return n
+
+
+def create_plans(url: str, plans: int, due: int, first_due: datetime, rate: float) -> float:
+    """N conversations and plans and their first timers, by COPY. Returns seconds taken."""
+    import psycopg
+
+    from bot.reminders.schedule import Schedule
+
+    started = time.perf_counter()
+    now = datetime.now(timezone.utc)
+    tomorrow = now + timedelta(days=1)
+    from bot.engine.state import State
+    from bot.types import Address
+
+    def state(i: int) -> str:
+        return json.dumps(State.new(Address("memory", f"b{i}", f"b{i}"), "en").to_dict())
+    with psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=False) as pg, pg.cursor() as cur:
+        def when(i: int) -> datetime:
+            return first_due + timedelta(seconds=i / rate) if i < due else tomorrow + timedelta(seconds=i % 3600)
+
+        def conv_id(i: int) -> str:
+            return f"default:memory:b{i}"
+
+        _copy(cur, "conversation", ["id", "org", "channel", "chat_id", "user_id", "thread_id", "is_group", "mode",
+                                    "locale", "state", "version", "created_at", "updated_at"],
+              ((conv_id(i), "default", "memory", f"b{i}", f"b{i}", "", False, "bot", "en", state(i), 1, now, now)
+               for i in range(plans)))
+
+        def plan_rows() -> Any:
+            for i in range(plans):
+                at = when(i)
+                schedule = Schedule(start=at.date(), times=[at.strftime("%H:%M:%S")[:5]]).model_dump_json()
+                yield (f"B{i:09d}", "default", conv_id(i), "tablet", f"m{i}", "", schedule, "UTC", "active",
+                       "bench", now, now, None, 1, False, at)
+
+        _copy(cur, "med_plan", ["id", "org", "conversation_id", "kind", "medicine", "dose", "schedule", "timezone",
+                                "status", "created_by", "created_at", "updated_at", "pills_left", "pills_per_dose",
+                                "refill_warned", "next_due_at"], plan_rows())
+
+        def timer_rows() -> Any:
+            for i in range(plans):
+                at, name = when(i), f"dose:B{i:09d}"
+                payload = json.dumps({"plan": f"B{i:09d}", "at": at.isoformat(), "name": name, "care": True})
+                yield ("default", conv_id(i), name, at, payload, "pending", "", now)
+
+        _copy(cur, "timer", ["org", "conversation_id", "name", "due_at", "payload", "status", "claimed_by",
+                             "created_at"], timer_rows())
+        pg.commit()
+        cur.execute("ANALYZE conversation; ANALYZE med_plan; ANALYZE timer")
+        pg.commit()
+    return time.perf_counter() - started
+
+
+# -- carebot's workers ------------------------------------------------------------------------------
+
+def worker_main(url: str, until: float, claim: int) -> None:
+    """One worker process: the timer loop until `until` (epoch seconds) or nothing is left due."""
+    import asyncio
+
+    from bot.app import CareBot, load_config
+    from bot.settings import Settings
+    from bot.testing.memory import MemoryAdapter
+
+    async def run() -> dict[str, Any]:
+        settings = replace(Settings(), database_url=url, flows_dir=ROOT / "flows", content_dir=ROOT / "content",
+                           worker_id=f"bench-{os.getpid()}", timezone="UTC")
+        bot = CareBot.build(settings, [MemoryAdapter()], config=load_config(settings))
+        await bot.start(background=False)
+        bot.timers.batch = claim
+        fired, last = 0, 0.0
+        while time.time() < until:
+            n = await bot.timers.tick()
+            await bot.sender.idle()
+            if n:
+                fired, last = fired + n, time.time()
+            else:
+                pending = await bot.store.read(lambda c: c.execute(sa.select(sa.func.count()).select_from(
+                    sa.table("timer", sa.column("status"), sa.column("due_at"), sa.column("name"))).where(
+                    sa.text("status in ('pending','claimed') and name not like '%:%:%' "
+                            "and due_at < now() + interval '1 hour'"))).scalar())
+                if not pending:
+                    break
+                await asyncio.sleep(0.01)
+        await bot.stop()
+        return {"fired": fired, "last": last, "peak_rss_mb": _rss_mb()}
+
+    print(json.dumps(asyncio.run(run())), flush=True)
+
+
+def run_carebot(url: str, workers: int, until: float, claim: int) -> list[dict[str, Any]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-m", "bot.reminders.bench", "--worker", url, str(until), str(claim)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+             for _ in range(workers)]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=max(30.0, until - time.time() + 60))
+        if p.returncode != 0:
+            raise SystemExit(f"a bench worker failed (exit {p.returncode}): {stderr.strip()[-2000:]}")
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out
+
+
+def measure_carebot(url: str, due: int, first_due: datetime) -> dict[str, Any]:
+    """Lateness and exactly-once from what the workers wrote."""
+    from bot.store.db import normalize_url
+
+    engine = sa.create_engine(normalize_url(url))
+    with engine.connect() as conn:
+        doses = conn.execute(sa.text(
+            "SELECT d.plan_id, d.scheduled_at, o.created_at AS said FROM med_dose d "
+            "LEFT JOIN outbox o ON o.conversation_id = d.conversation_id AND o.content_key = 'reminder.dose'")).all()
+        per_plan = conn.execute(sa.text("SELECT count(*) FROM (SELECT plan_id FROM med_dose GROUP BY plan_id "
+                                        "HAVING count(*) > 1) x")).scalar()
+        reminders = conn.execute(sa.text("SELECT count(*), count(DISTINCT conversation_id) FROM outbox "
+                                         "WHERE content_key = 'reminder.dose'")).one()
+        fired_events = conn.execute(sa.text("SELECT count(*) FROM event WHERE kind = 'dose_fired'")).scalar()
+        unsent = conn.execute(sa.text("SELECT count(*) FROM outbox WHERE content_key = 'reminder.dose' "
+                                      "AND status <> 'sent'")).scalar()
+    engine.dispose()
+    late = [(d.said - d.scheduled_at).total_seconds() * 1000 for d in doses if d.said is not None]
+    last = max((d.said for d in doses if d.said is not None), default=first_due)
+    span = max((last - first_due).total_seconds(), 1e-3)
+    return {"fired": len(late), "fires_per_second": round(len(late) / span, 1),
+            "p50_lateness_ms": round(_percentile(late, 0.5), 1), "p99_lateness_ms": round(_percentile(late, 0.99), 1),
+            "max_lateness_ms": round(max(late, default=0.0), 1),
+            "exactly_once": (len(doses) == due and per_plan == 0 and reminders[0] == due and reminders[1] == due
+                             and fired_events == due),
+            "doses": len(doses), "reminders": reminders[0], "dose_fired_records": fired_events,
+            "reminders_not_yet_delivered": unsent}
+
+
+# -- APScheduler ----------------------------------------------------------------------------------
+
+def _aps_job(plan: str, at: str) -> None:
+    _APS["fired"].append((plan, at, time.time()))
+    with _APS["engine"].begin() as conn:
+        conn.execute(sa.text("INSERT INTO bench_aps_dose (plan_id, scheduled_at, fired_at) VALUES (:p, :a, now())"),
+                     {"p": plan, "a": at})
+
+
+_APS: dict[str, Any] = {}
+
+
+def run_apscheduler(url: str, due: int, rate: float, timeout: float) -> dict[str, Any]:
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.store.db import normalize_url
+
+    engine = sa.create_engine(normalize_url(url), pool_size=20)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS bench_aps_dose")
+        conn.exec_driver_sql("CREATE TABLE bench_aps_dose (plan_id text, scheduled_at timestamptz, "
+                             "fired_at timestamptz, UNIQUE (plan_id, scheduled_at))")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS apscheduler_jobs")
+    _APS.update(engine=engine, fired=[])
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine)}, executors={"default": ThreadPoolExecutor(20)},
+        job_defaults={"misfire_grace_time": 3600, "coalesce": False}, timezone="UTC")
+    scheduler.start(paused=True)
+    setup = time.perf_counter()
+    # adding a job is an INSERT each (~5-10 ms here): the first falls due after all are added
+    first_due = datetime.now(timezone.utc) + timedelta(seconds=LEAD + due * 0.012)
+    for i in range(due):
+        at = first_due + timedelta(seconds=i / rate)
+        scheduler.add_job(_aps_job, "date", run_date=at, args=[f"B{i:09d}", at.isoformat()], id=f"B{i:09d}")
+    setup = time.perf_counter() - setup
+    started_late = max(0.0, (datetime.now(timezone.utc) - first_due).total_seconds())
+    scheduler.resume()
+    deadline = time.time() + timeout
+    while len(_APS["fired"]) < due and time.time() < deadline:
+        time.sleep(0.05)
+    scheduler.shutdown(wait=True)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT scheduled_at, fired_at FROM bench_aps_dose")).all()
+        twice = conn.execute(sa.text("SELECT count(*) - count(DISTINCT plan_id) FROM bench_aps_dose")).scalar()
+    engine.dispose()
+    late = [(r.fired_at - r.scheduled_at).total_seconds() * 1000 for r in rows]
+    last = max((r.fired_at for r in rows), default=first_due)
+    span = max((last - first_due).total_seconds(), 1e-3)
+    return {"fired": len(rows), "fires_per_second": round(len(rows) / span, 1),
+            "p50_lateness_ms": round(_percentile(late, 0.5), 1), "p99_lateness_ms": round(_percentile(late, 0.99), 1),
+            "max_lateness_ms": round(max(late, default=0.0), 1), "exactly_once": len(rows) == due and twice == 0,
+            "add_jobs_seconds": round(setup, 1),
+            "started_late_seconds": round(started_late, 1), "workers": 1, "executor_threads": 20}
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+def _move_due(url: str, placeholder: datetime, window: float, to: datetime) -> None:
+    """The due doses were written a day ahead (nothing falls due while a million rows are copied);
+    move them to start at `to`, payload and plan included."""
+    from bot.store.db import normalize_url
+
+    shift = to - placeholder
+    span = {"s": shift, "a": placeholder, "b": placeholder + timedelta(seconds=window + 1)}
+    engine = sa.create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "UPDATE timer SET due_at = due_at + :s, payload = jsonb_set(payload::jsonb, '{at}', to_jsonb(to_char("
+            "(due_at + :s) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')))::text "
+            "WHERE due_at >= :a AND due_at < :b"), span)
+        conn.execute(sa.text("UPDATE med_plan SET next_due_at = next_due_at + :s "
+                             "WHERE next_due_at >= :a AND next_due_at < :b"), span)
+    engine.dispose()
+
+
+def run_bench(url: str, plans: int, due: int, rate: float, workers: int, timeout: float,
+              claim: int, skip_apscheduler: bool = False) -> dict[str, Any]:
+    due = min(due, plans)
+    window = due / rate
+    _fresh_schema(url)
+    placeholder = datetime.now(timezone.utc) + timedelta(days=2)
+    copy_seconds = create_plans(url, plans, due, placeholder, rate)
+    first_due = datetime.now(timezone.utc) + timedelta(seconds=LEAD)
+    _move_due(url, placeholder, window, first_due)
+    results = run_carebot(url, workers, time.time() + LEAD + window + timeout, claim)
+    ours = measure_carebot(url, due, first_due)
+    aps = {} if skip_apscheduler else run_apscheduler(url, due, rate, timeout + window)
+    return {"target": "reminders", "plans": plans, "due": due, "offered_per_second": rate, "workers": workers,
+            "create_plans_seconds": round(copy_seconds, 1),
+            "plans_created_per_second": round(plans / max(copy_seconds, 1e-3)),
+            **ours, "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "fired_per_worker": [r["fired"] for r in results], "claim_batch": claim,
+            "cores": os.cpu_count(), "apscheduler": aps}
+
+
+def run_bench_cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="carebot bench reminders",
+                                description="medication reminders at scale on PostgreSQL, against APScheduler "
+                                            "(the database's data is deleted)")
+    p.add_argument("--plans", type=int, default=20_000, help="plans (patients) to create in bulk")
+    p.add_argument("--due", type=int, default=4_000, help="doses that fall due during the run")
+    p.add_argument("--rate", type=float, default=2_000.0, help="due doses a second (the offered load)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--claim", type=int, default=100, help="timers a worker claims at once")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait past the window, at most")
+    p.add_argument("--database-url", default="")
+    p.add_argument("--no-apscheduler", action="store_true", help="skip the APScheduler comparison")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.plans < 1 or args.due < 1 or args.rate <= 0 or args.workers < 1:
+        p.error("--plans, --due, --rate and --workers must be positive")
+    result = run_bench(_url(args), args.plans, args.due, args.rate, args.workers, args.timeout, args.claim,
+                       args.no_apscheduler)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        worker_main(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+    else:
+        sys.exit(run_bench_cli(sys.argv[1:]))
