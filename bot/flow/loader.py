@@ -244,8 +244,9 @@ def _check_names(fs: FlowSet, content: Content | None, known_names: frozenset[st
         known |= written_slots(cf.flow)
     problems = []
 
-    def check(source: str, condition: bool, file: str, line: int, fld: str, block: bool = False) -> None:
-        for name in sorted(read_names(source, condition)):
+    def check(source: str, condition: bool, file: str, line: int, fld: str, block: bool = False,
+              own: set[str] | frozenset[str] = frozenset()) -> None:
+        for name in sorted(read_names(source, condition) - own):
             near = misspelt(name, known)
             if near is None:
                 continue
@@ -265,10 +266,20 @@ def _check_names(fs: FlowSet, content: Content | None, known_names: frozenset[st
         for source, condition, line, fld in cf.expressions:
             check(source, condition, cf.file, line, fld)
     if content is not None:
+        # A message no flow names is rendered by code (the hand-off, reminders, groups, an adapter),
+        # which passes its parameters itself: a name such a message reads in every locale is one of
+        # them. A name only one locale reads, and any name in a message a flow says, is checked.
+        used = {key for cf in fs.flows.values() for key, _line, _fld in cf.content_keys}
+        params: dict[str, set[str]] = {}
         for messages in content.messages.values():
-            for msg in messages.values():
+            for key, msg in messages.items():
+                names = read_names(msg.source, False) if "{{" in msg.source or "{%" in msg.source else set()
+                params[key] = names if key not in params else params[key] & names
+        for messages in content.messages.values():
+            for key, msg in messages.items():
                 if "{{" in msg.source or "{%" in msg.source:
-                    check(msg.source, False, msg.file, msg.line, msg.key, block=True)
+                    own = params.get(key, set()) if key not in used else set()
+                    check(msg.source, False, msg.file, msg.line, msg.key, block=True, own=own)
     return problems
 
 
