@@ -88,10 +88,14 @@ def test_checkin_by_typing_and_buttons_then_reload_continues(live_server: LiveSe
     wait_until(page, f"document.querySelector('[data-carebot]').shadowRoot"
                      f".querySelectorAll('.cb-msg[data-seq]').length >= {len(before)}")
     assert seqs(page) == before  # the same conversation, each message once
+    menus = page.evaluate("document.querySelector('[data-carebot]').shadowRoot"
+                          ".querySelectorAll('.cb-msg[data-key=\"menu.ask\"]').length")
     say(page, "/start")
-    # the menu again (the first came with the greeting on the first open)
+    # the menu once more (one came with the greeting on the first open): wait for the new one
     wait_until(page, "document.querySelector('[data-carebot]').shadowRoot"
-                     ".querySelectorAll('.cb-msg[data-key=\"menu.ask\"]').length >= 2")
+                     f".querySelectorAll('.cb-msg[data-key=\"menu.ask\"]').length >= {menus + 1}")
+    wait_until(page, "document.querySelector('[data-carebot]').shadowRoot"
+                     f".querySelectorAll('.cb-msg[data-seq]').length > {len(before)}")
     after = seqs(page)
     assert after == list(range(1, len(after) + 1)) and len(after) > len(before)
     shot(page, "checkin-after-reload")
