@@ -82,11 +82,26 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def event(logger: logging.Logger, kind: str, *, level: int = logging.INFO, **fields: Any) -> None:
-    """Log an event an operator watches: ids, kinds, counts and durations only — never patient text."""
+_TOKEN = re.compile(r"[A-Za-z0-9_.:/{}@+\-]{0,100}", re.ASCII)
+
+
+def _token(value: Any) -> Any:
+    """An id, a kind, a number — or `(text)`: words never reach an event, whatever a caller passes."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_token(v) for v in value]
+    text = str(value)
+    return text if _TOKEN.fullmatch(text) else "(text)"
+
+
+def event(logger: logging.Logger, name: str, /, *, level: int = logging.INFO, **fields: Any) -> None:
+    """Log an event an operator watches: ids, kinds, counts and durations only — never patient text
+    (a string field that is not a plain token is logged as `(text)`)."""
     if logger.isEnabledFor(level):
+        fields = {k: _token(v) for k, v in fields.items()}
         text = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and v != "")
-        logger.log(level, "%s %s", kind, text, extra={"carebot_event": kind, "carebot_fields": fields})
+        logger.log(level, "%s %s", name, text, extra={"carebot_event": name, "carebot_fields": fields})
 
 
 class JsonFormatter(logging.Formatter):
@@ -99,7 +114,7 @@ class JsonFormatter(logging.Formatter):
         if kind:
             line["event"] = kind
             for key, value in getattr(record, "carebot_fields", {}).items():
-                line.setdefault(key, value if isinstance(value, (bool, int, float)) or value is None
+                line.setdefault(key, value if isinstance(value, (bool, int, float, list)) or value is None
                                 else redact(str(value)))
         else:
             line["msg"] = redact(record.getMessage())

@@ -473,7 +473,7 @@ def test_the_stats_page_shows_the_figures_per_department_with_charts(derm: Setup
     # all departments pooled: recommends 10 8 3 9 → 2 promoters, 1 detractor of 4 → +25
     assert cell("*", "nps") == "+25 (n=4)"
     assert cell("*", "median") == "15 min"  # 4 10 20 150
-    assert page.count('<svg class="cb-chart"') == 5
+    assert page.count('<svg class="cb-chart"') == 6  # five measures and the care funnel
     assert "cdn" not in page.lower() and "<script>" not in page
 
 

@@ -10,7 +10,8 @@
     GET  /console/patients/{conversation id}   consent, tags, history (audited)
     GET  /console/reviews · POST /console/reviews/{id}           quality review queue
     GET  /console/complaints · POST /console/complaints/{id}/handled
-    GET  /console/stats                  first response, SLA, NPS, CSAT, complaints per department
+    GET  /console/stats                  first response, SLA, NPS, CSAT, complaints per department; the care
+                                         funnel and daily trends · GET /console/stats/export.csv?what=funnel|trends
     GET  /console/audit                  the audit log (admins) · POST /console/admin/reload (flows, content)
     POST /console/pages/{id}/{seen|ack}  emergency alerts (adapters/console/paging.py)
     GET  /console/groups · POST /console/groups/cases/{id}/{decision}  groups (adapters/console/moderation.py)
@@ -30,7 +31,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 from starlette.routing import Mount, Route
 
 from adapters.console import views
-from adapters.console.charts import Bar, bar_chart
+from adapters.console.charts import Bar, Point, bar_chart, line_chart
 from adapters.console.i18n import LOCALES
 from adapters.console.moderation import moderation_routes
 from adapters.console.paging import paging_routes, paging_values
@@ -39,6 +40,7 @@ from adapters.console.summary import clinical_summary
 from adapters.console.web import LANG_COOKIE, PREFIX, Ctx, Refused, Web
 from bot.handoff.service import HandoffService
 from bot.handoff.staff import MANAGERS, SEES_ALL, HandoffError
+from bot.handoff.funnel import STEPS, CareReport, care_report, funnel_csv, trends_csv
 from bot.handoff.stats import stats_for
 from bot.inputs import bounded_int
 
@@ -368,8 +370,49 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
             ("chart_complaints", [Bar(label(d), d.complaints, str(d.complaints)) for d in rows], 0.0, None),
         ]
         charts = [(ctx.t(key), bar_chart(ctx.t(key), bars, low=low, high=high)) for key, bars, low, high in measures]
+        care = await _care(ctx, days_n)
+        funnel_chart = bar_chart(ctx.t("funnel"), [Bar(ctx.t(f"step_{s}"), care.overall.funnel[i], str(care.overall.funnel[i]))
+                                                   for i, s in enumerate(STEPS)], label_w=200)
         return web.render(ctx, "stats.html", report=report, rows=rows, days=days_n, charts=charts,
-                          label=label, minutes=minutes, pct=pct)
+                          label=label, minutes=minutes, pct=pct, care=care, steps=STEPS, funnel_chart=funnel_chart,
+                          trends=_trend_charts(ctx, care))
+
+    async def _care(ctx: Ctx, days_n: int) -> CareReport:
+        now = ctx.now
+        start = (now - timedelta(days=days_n - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        sat = ctx.carebot.config.handoff.satisfaction
+        return await ctx.carebot.store.read(lambda c: care_report(
+            c, start, now + timedelta(seconds=1), now, now.tzinfo or ctx.carebot.clock.tz,
+            promoter_threshold=sat.promoter_threshold, detractor_max=sat.detractor_max))
+
+    def _trend_charts(ctx: Ctx, care: CareReport) -> list[tuple[str, Any]]:
+        def pts(get: Any, fmt: str) -> list[Point]:
+            out = []
+            for d in care.days:
+                v = get(d)
+                out.append(Point(d.day.strftime("%m-%d"), v, "—" if v is None else fmt.format(v)))
+            return out
+
+        minutes_of = (lambda s: None if s is None else s / 60)  # noqa: E731
+        specs = [("trend_tickets", pts(lambda d: d.tickets, "{:.0f}"), 0.0, None),
+                 ("trend_first_response", pts(lambda d: minutes_of(d.first_response_median_s), "{:.1f} min"), 0.0, None),
+                 ("trend_sla", pts(lambda d: None if d.sla_attainment is None else 100 * d.sla_attainment, "{:.0f}%"),
+                  0.0, 100.0),
+                 ("trend_nps", pts(lambda d: d.nps, "{:+.0f}"), -100.0, 100.0),
+                 ("trend_emergencies", pts(lambda d: d.emergencies, "{:.0f}"), 0.0, None),
+                 ("trend_ack", pts(lambda d: minutes_of(d.ack_median_s), "{:.1f} min"), 0.0, None)]
+        return [(ctx.t(k), line_chart(ctx.t(k), p, low=lo, high=hi)) for k, p, lo, hi in specs]
+
+    async def stats_export(ctx: Ctx) -> Response:
+        """The funnel or the trends as CSV (UTF-8 with a BOM, so a spreadsheet reads Chinese right)."""
+        days = ctx.request.query_params.get("days", "30")
+        days_n = int(days) if days in ("7", "30", "90") else 30
+        what = "trends" if ctx.request.query_params.get("what") == "trends" else "funnel"
+        care = await _care(ctx, days_n)
+        body = funnel_csv(care) if what == "funnel" else trends_csv(care)
+        name = f"carebot-{what}-{ctx.now:%Y%m%d}-{days_n}d.csv"
+        return Response("\ufeff" + body, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
     async def audit_log(ctx: Ctx) -> Response:
         q = ctx.request.query_params
@@ -420,6 +463,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         Route("/complaints/{complaint_id:int}/handled", p(complaint_handled, roles=SEES_ALL),
               methods=["POST"]),
         Route("/stats", p(stats)),
+        Route("/stats/export.csv", p(stats_export)),
         Route("/audit", p(audit_log, roles=("admin",))),
         Route("/admin/reload", p(reload, roles=("admin",)), methods=["POST"]),
         Route("/static/{name}", static),

@@ -154,8 +154,10 @@ def _flow_files(directory: Path) -> list[Path]:
 
 
 def load_flows(flow_dirs: list[Path], content: Content | None = None, root: Path | None = None,
-               known_names: frozenset[str] = frozenset()) -> FlowSet:
-    """Load every flow; raise ConfigError listing every problem found, each with file:line."""
+               known_names: frozenset[str] | None = None) -> FlowSet:
+    """Load every flow; raise ConfigError listing every problem found, each with file:line.
+    With `known_names` (the slots set outside flows), misspelt names in conditions and templates are
+    problems too (bot/flow/names.py)."""
     problems: list[ConfigProblem] = []
     compiled: dict[str, CompiledFlow] = {}
     origin: dict[str, tuple[str, bool]] = {}  # flow id → (file, builtin?)
@@ -186,7 +188,7 @@ def load_flows(flow_dirs: list[Path], content: Content | None = None, root: Path
     flowset = FlowSet(flows=compiled)
     problems.extend(_index_triggers(flowset))
     problems.extend(_check_references(flowset, content))
-    if not problems:
+    if not problems and known_names is not None:  # load_config passes the names set outside flows
         problems.extend(_check_names(flowset, content, known_names))
     if problems:
         raise ConfigError(problems)

@@ -39,6 +39,7 @@ from bot.handoff.replies import Replies
 from bot.handoff.sla import SlaClocks
 from bot.handoff.staff import HandoffError, StaffAccounts, StaffMember, can_view
 from bot.handoff.tickets import OPEN, Tickets
+from bot.logs import event as log_event
 from bot.store.store import TICKET, Store, TurnCommit
 from bot.types import Inbound, OpenTicket, UpdateTicket
 
@@ -92,6 +93,11 @@ class HandoffService:
         on a task of its own (the turn's conversation is still locked)."""
         for i, effect in enumerate(commit.effects):
             if isinstance(effect, OpenTicket):
+                log_event(log, "emergency" if effect.reason == "red_flag" else "ticket",
+                          level=logging.WARNING if effect.reason == "red_flag" else logging.INFO,
+                          ticket=commit.ticket_ids[i], kind="opened", reason=effect.reason,
+                          department=effect.department, priority=effect.priority,
+                          channel=commit.address.channel)
                 self.spawn(self._opened(commit.ticket_ids[i], effect.reason))
             elif isinstance(effect, UpdateTicket) and (effect.message or effect.media) and commit.current_ticket:
                 self.spawn(self.on_patient_message(commit.current_ticket))

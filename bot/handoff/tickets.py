@@ -10,6 +10,7 @@ and without an assignee in one of `QUEUED`. Every change a person or the system 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +19,14 @@ from sqlalchemy import Connection
 
 from bot.handoff.models import TicketEvent
 from bot.handoff.staff import HandoffError
+from bot.logs import event as log_event
 from bot.store.store import AUDIT, CONV, TICKET
 from bot.types import Address
 
 if TYPE_CHECKING:
     from bot.store.store import Store
 
+log = logging.getLogger("carebot.handoff")
 EVENTS = TicketEvent.__table__
 OPEN = ("pending", "assigned", "transferred", "escalated")
 QUEUED = ("pending", "transferred", "escalated")  # open statuses a taker may still take
@@ -31,9 +34,20 @@ PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2}
 
 
 def event(conn: Connection, ticket_id: str, at: datetime, actor: str, kind: str, detail: dict[str, Any]) -> None:
-    """Append to the ticket's history (in the caller's transaction)."""
+    """Append to the ticket's history (in the caller's transaction), and log it: ids and kinds only."""
     conn.execute(EVENTS.insert().values(org="default", ticket_id=ticket_id, at=at, actor=actor, kind=kind,
                                         detail=json.dumps(detail, ensure_ascii=False)))
+    name, level = LOGGED_AS.get(kind, ("ticket", logging.INFO))
+    fields = {k: detail[k] for k in LOGGED_DETAIL if isinstance(detail.get(k), (str, int, float, list))}
+    log_event(log, name, level=level, ticket=ticket_id, kind=kind, actor=actor, **fields)
+
+
+# how ticket events show in the log (bot/logs.py): SLA breaches and pages are what an operator alerts on
+LOGGED_AS = {"breached": ("sla_breach", logging.WARNING), "paged": ("page", logging.WARNING),
+             "page_delivered": ("page", logging.INFO), "page_unanswered": ("page", logging.WARNING),
+             "page_ladder_exhausted": ("page", logging.ERROR), "acknowledged": ("page", logging.INFO),
+             "rerouted": ("emergency", logging.WARNING)}
+LOGGED_DETAIL = ("clock", "rung", "who", "channel", "channels", "seconds", "to", "department", "priority", "canned")
 
 
 def audit(conn: Connection, at: datetime, action: str, subject: str, detail: dict[str, Any],

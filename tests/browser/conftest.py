@@ -11,6 +11,7 @@ import socket
 import threading
 import uuid
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Coroutine, Iterator
 
@@ -19,10 +20,11 @@ import pytest
 from adapters.webchat import WebchatAdapter
 from adapters.webchat.config import WebchatConfig
 from bot.app import CareBot
-from bot.clock import Clock
+from bot.clock import Clock, OffsetClock
 from bot.server import create_app
 from bot.settings import Settings
 from bot.store.migrate import upgrade
+from tests.conftest import T0
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("CAREBOT_ARTIFACTS", ROOT / "test-artifacts"))  # screenshots
@@ -43,8 +45,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def ticking_from(start: datetime) -> OffsetClock:
+    """A server clock that reads `start` now and moves on in real time from there."""
+    clock = OffsetClock()
+    clock.offset = start - clock.now()
+    return clock
+
+
 class LiveServer:
-    """carebot serving on 127.0.0.1 in a thread of its own; `call` runs a coroutine on its loop."""
+    """carebot serving on 127.0.0.1 in a thread of its own; `call` runs a coroutine on its loop.
+
+    The server's clock starts at a pinned time and then ticks (default T0, Monday 17:00 in Shanghai:
+    in business hours, d_sun on call), so every test asserts one exact message whatever the hour it
+    runs at, while messages still follow one another in time as they do in a clinic; a test of the
+    night passes `ticking_from(...)` of its own. The browser keeps the real clock."""
 
     def __init__(self, tmp_path: Path, clock: Clock | None = None, backend: tuple[str, str] = ("", ""),
                  **config: Any):
@@ -57,7 +71,8 @@ class LiveServer:
         self.settings = replace(Settings(), database_url=url, redis_url=redis_url, flows_dir=ROOT / "flows", content_dir=ROOT / "content",
                                 secret="browser-test-" + uuid.uuid4().hex, worker_id=f"b-{uuid.uuid4().hex[:4]}")
         self.adapter = WebchatAdapter(self.settings, replace(WebchatConfig(), media_dir=tmp_path / "media", **config))
-        self.bot = CareBot.build(self.settings, [self.adapter], clock=clock)
+        self.clock = clock or ticking_from(T0)
+        self.bot = CareBot.build(self.settings, [self.adapter], clock=self.clock)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(create_app(self.bot), host="127.0.0.1", port=self.port,

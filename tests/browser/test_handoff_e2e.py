@@ -90,7 +90,9 @@ def test_patient_handed_off_to_a_doctor_in_the_console_and_back(server: LiveServ
     click(page, "no")
     bot_says(page, "handoff.ask_department")
     click(page, "dermatology")
-    page.locator('.cb-msg[data-key^="handoff.queued"]').last.wait_for()  # queued_after_hours at night
+    queued = bot_says(page, "handoff.queued")  # Monday 17:00 in Shanghai (the pinned clock): open
+    assert "expect a reply within about" in queued.inner_text()
+    assert page.locator('.cb-msg[data-key="handoff.queued_after_hours"]').count() == 0
     shot(page, "e2e-01-patient-queued")
 
     # the ticket appears in the doctor's inbox without a reload
@@ -162,3 +164,32 @@ def test_the_console_is_usable_at_phone_width(server: LiveServer, page: Any) -> 
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390  # no sideways scrolling on a phone
     shot(page, "e2e-08-console-phone")
+
+
+def test_at_night_the_patient_is_promised_the_morning_and_nothing_else(tmp_path: Path, page: Any) -> None:
+    from datetime import timedelta
+
+    from tests.browser.conftest import ticking_from
+    from tests.conftest import T0
+
+    live = LiveServer(tmp_path, clock=ticking_from(T0 + timedelta(hours=6)))  # Monday 23:00 in Shanghai
+    live.start()
+    try:
+        page.goto(f"{live.url}/chat")
+        say(page, "human")
+        bot_says(page, "consent.ask_service")
+        click(page, "yes")
+        bot_says(page, "consent.ask_data")
+        click(page, "yes")
+        bot_says(page, "consent.ask_minor")
+        click(page, "no")
+        bot_says(page, "handoff.ask_department")
+        click(page, "dermatology")
+        queued = bot_says(page, "handoff.queued_after_hours")
+        assert "after the clinic opens at 08:00" in queued.inner_text()
+        shot(page, "e2e-night-queued-after-hours")
+        texts = page.locator(".cb-msg").all_inner_texts()
+        assert page.locator('.cb-msg[data-key="handoff.queued"]').count() == 0
+        assert not any("please wait a moment" in t.lower() for t in texts)  # one promise, not two
+    finally:
+        live.stop()
