@@ -164,6 +164,8 @@ class CareBot:
                                 webhook=adapter_set.get(PAGER) is not None)
         timers.register(SLA, handoff.clocks.on_timer)
         timers.register(PAGE, handoff.paging.on_timer)
+        for adapter in adapter_set.adapters.values():
+            adapter.bind_handoff(handoff)  # a staff group on the platform (Telegram forum topics)
         return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff)
 
     async def start(self, background: bool = True) -> None:
