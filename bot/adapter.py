@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from bot.types import Delivery, Outbound
 
 if TYPE_CHECKING:
+    from bot.handoff.service import HandoffService
     from bot.runtime.runtime import Runtime
 
 
@@ -64,6 +65,11 @@ class Adapter(ABC):
 
     async def start(self, runtime: Runtime) -> None:
         """Called once the runtime runs; keep the runtime to hand it parsed Inbounds."""
+
+    def bind_handoff(self, handoff: HandoffService) -> None:
+        """Called once by `CareBot.build` with the hand-off facade, for an adapter that gives staff
+        a place to work (a staff group on the platform). Nothing by default."""
+        return None
 
     async def stop(self) -> None:
         return None

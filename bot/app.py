@@ -219,6 +219,8 @@ class CareBot:
                                         if "notify_staff" in a.capabilities.ops), "")
         register_reminder_actions(actions, reminders, config.content)
         timers.register(DOSE, reminders.on_timer)
+        for adapter in adapter_set.adapters.values():
+            adapter.bind_handoff(handoff)  # a staff group on the platform (Telegram forum topics)
         return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff,
                    reminders)
 

@@ -161,8 +161,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         result = run_webchat_bench(settings, clients=args.clients, seconds=args.seconds if args.seconds != 5.0 else 20.0,
                                    think_ms=args.think_ms)
+    elif args.target == "telegram":
+        from adapters.telegram.bench import run_telegram_bench
+
+        result = run_telegram_bench(settings, conversations=args.conversations or 1000, broadcast=args.broadcast,
+                                    broadcast_rate=args.broadcast_rate)
     else:
-        result = run_bench(args.target, settings, pure=args.pure, conversations=args.conversations,
+        result = run_bench(args.target, settings, pure=args.pure, conversations=args.conversations or 200,
                            messages=args.messages, seconds=args.seconds)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
@@ -244,18 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure throughput and latency")
     common(p)
-    p.add_argument("target", choices=["engine", "startup", "webchat", "fuzz"])
+    p.add_argument("target", choices=["engine", "startup", "webchat", "fuzz", "telegram"])
     p.add_argument("--pure", action="store_true", help="the engine alone: steps per second")
     p.add_argument("--json", action="store_true")
     p.add_argument("--database-url")
     p.add_argument("--redis-url")
-    p.add_argument("--conversations", type=int, default=200)
+    p.add_argument("--conversations", type=int, default=None, help="engine: 200; telegram: 1000")
     p.add_argument("--messages", type=int, default=20000)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--clients", type=int, default=1000, help="webchat: concurrent WebSocket clients")
     p.add_argument("--think-ms", type=float, default=5000.0, help="webchat: each client's pause between messages")
     p.add_argument("--requests", type=int, default=2000, help="fuzz: hostile requests to send")
     p.add_argument("--seed", type=int, default=1, help="fuzz: the random seed (a run is repeatable)")
+    p.add_argument("--broadcast", type=int, default=10_000, help="telegram: reminders in the paced broadcast")
+    p.add_argument("--broadcast-rate", type=int, default=300, help="telegram: the fake Bot API's overall limit "
+                   "per second (Telegram's 30, scaled up so the run stays short)")
     p.set_defaults(fn=cmd_bench)
 
     from bot.handoff.staff_cli import add_parser as staff_parser

@@ -50,6 +50,7 @@ class TG:
     clock: ManualClock
     _stop: list[Any] = field(default_factory=list)
     _feed: Any = None
+    base_url: str = ""  # carebot's ASGI app (webhook binding)
 
     async def push(self, update: dict[str, Any]) -> Any:
         """Hand one update to carebot by this binding, then wait until the replies are delivered."""
@@ -80,7 +81,7 @@ class TG:
 
 
 async def open_tg(tmp_path: Path, binding: str, *, url: str | None = None, redis_url: str = "",
-                  limits: Limits | None = None, config: dict[str, Any] | None = None) -> TG:
+                  limits: Limits | None = None, config: dict[str, Any] | None = None, console: bool = False) -> TG:
     fake = FakeBotAPI(limits=limits or ROOMY)
     await fake.start()
     if url is None:
@@ -89,14 +90,20 @@ async def open_tg(tmp_path: Path, binding: str, *, url: str | None = None, redis
         url = f"sqlite:///{tmp_path / f'tg-{uuid.uuid4().hex[:6]}.db'}"
         upgrade(url)
     settings = replace(Settings(), database_url=url, redis_url=redis_url, flows_dir=ROOT / "flows",
-                       content_dir=ROOT / "content", worker_id=f"tg-{uuid.uuid4().hex[:4]}")
+                       content_dir=ROOT / "content", worker_id=f"tg-{uuid.uuid4().hex[:4]}",
+                       secret="telegram-test-secret")
     tg_config = TelegramConfig(token=fake.token, webhook_secret=SECRET, api_base=fake.base_url,
                                **{"overall": Rate(1000, 1.0), "per_chat": Rate(100, 1.0),
                                   "per_group": Rate(100, 1.0), **(config or {})})
     adapter = TelegramAdapter(tg_config)
     clock = ManualClock(T0)
     coord = make_coord(redis_url) if redis_url else MemoryCoord()
-    bot = CareBot.build(settings, [adapter], clock=clock, config=load_config(settings), coord=coord)
+    adapters: list[Any] = [adapter]
+    if console:  # the staff console in the same app (webhook binding), for console ↔ topic tests
+        from adapters.console import ConsoleAdapter
+
+        adapters.append(ConsoleAdapter(settings))
+    bot = CareBot.build(settings, adapters, clock=clock, config=load_config(settings), coord=coord)
     tg = TG(fake, bot, adapter, Updates(fake, date=int(T0.timestamp())), binding, clock)
     tg._stop.append(fake.stop)
     if binding == "webhook":
@@ -106,6 +113,7 @@ async def open_tg(tmp_path: Path, binding: str, *, url: str | None = None, redis
         while not server.started:
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
+        tg.base_url = f"http://127.0.0.1:{port}"
         assert await adapter.bot.set_webhook(f"http://127.0.0.1:{port}{tg_config.webhook_path}",
                                              secret_token=SECRET)
 

@@ -42,6 +42,7 @@ from adapters.telegram.models import TelegramChat, TelegramConversation
 from adapters.telegram.pacing import Pacer
 from adapters.telegram.parse import CHANNEL, Parsed, parse_update, with_chat
 from adapters.telegram.render import MAX_BUTTONS, plan
+from adapters.telegram.staff import StaffDesk
 from bot.adapter import Adapter, Capabilities, RatePolicy
 from bot.types import Delivery, Inbound, Media, Outbound
 from bot.uploads import UploadRefused, check_upload
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from bot.handoff.service import HandoffService
     from bot.runtime.runtime import Runtime
 
 log = logging.getLogger("carebot.telegram")
@@ -78,6 +80,7 @@ class TelegramAdapter(Adapter):
         self.pacer: Pacer | None = None
         self._progress: dict[str, int] = {}  # idempotency key → calls of that outbound already made
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.staff = StaffDesk(self)  # the staff group's forum topics (staff.py); on with staff_chat_id
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -93,6 +96,10 @@ class TelegramAdapter(Adapter):
         self.pacer = Pacer(runtime.coord, self.config.overall, self.config.per_chat, self.config.per_group)
         if not self.username:
             await self._learn_username()
+        await self.staff.start(runtime)
+
+    def bind_handoff(self, handoff: HandoffService) -> None:
+        self.staff.handoff = handoff
 
     async def _learn_username(self) -> None:
         try:
@@ -104,10 +111,12 @@ class TelegramAdapter(Adapter):
 
     async def idle(self) -> None:
         """Wait for the work `send` started on tasks of its own (a blocked patient's stop turn)."""
-        while self._tasks:
+        while self._tasks or self.staff._running:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await self.staff.idle()
 
     async def stop(self) -> None:
+        await self.staff.stop()
         await self.idle()
         await self.bot.session.close()
 
@@ -166,6 +175,10 @@ class TelegramAdapter(Adapter):
             return "duplicate"
         if not self.username and self._mentions_possible(update):
             await self._learn_username()
+        if self.staff.owns(update):  # the staff group: doctors at work, never a patient's message
+            outcome = await self.staff.feed(update)
+            await runtime.coord.mark_seen(seen_key)
+            return outcome
         parsed = parse_update(update, bot_id=self.bot_id, bot_username=self.username, now=self._now(),
                               org=self.config.org)
         outcome = await self._feed(parsed)
@@ -343,6 +356,8 @@ class TelegramAdapter(Adapter):
             values["blocked"] = parsed.membership == "blocked"
         if private and parsed.membership != "blocked":
             values["started"] = True
+        if private and parsed.display_name:
+            values["display_name"] = parsed.display_name[:128]
 
         def upsert(conn: sa.Connection) -> None:
             if conn.execute(CHAT.update().where(CHAT.c.id == chat_id).values(**values)).rowcount == 0:
@@ -548,4 +563,8 @@ class TelegramAdapter(Adapter):
             return
         await self.runtime.store.write(lambda c: c.execute(CONV.delete().where(
             CONV.c.conversation_id == conversation_id)))
+        chat = conversation_id.split(":", 2)[-1] if conversation_id.split(":")[1:2] == [CHANNEL] else ""
+        if chat.lstrip("-").isdigit():  # a private chat: the person's display name goes too
+            await self.runtime.store.write(lambda c: c.execute(CHAT.update().where(CHAT.c.id == chat).values(
+                display_name="")))
 

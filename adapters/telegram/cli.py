@@ -1,4 +1,5 @@
-"""`carebot telegram set-webhook | delete-webhook | info | poll` (docs/telegram.md)."""
+"""`carebot telegram set-webhook | delete-webhook | info | poll | link-staff | unlink-staff | staff`
+(docs/telegram.md)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,20 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="the bot and its webhook as Telegram sees them (JSON)")
     p = sub.add_parser("poll", help="long polling for development: carebot and the bot in this terminal")
     p.add_argument("--once", action="store_true", help="one getUpdates round, then exit")
+    p = sub.add_parser("link-staff", help="let a Telegram user act in the staff group as a staff account")
+    p.add_argument("telegram_user_id", type=int, help="their numeric Telegram id (the staff group tells an "
+                   "unlinked person theirs)")
+    p.add_argument("staff_id", help="the console account, e.g. d_wang")
+    p = sub.add_parser("unlink-staff", help="a Telegram user no longer acts for staff")
+    p.add_argument("telegram_user_id", type=int)
+    sub.add_parser("staff", help="the linked Telegram users (JSON)")
     return parser
 
 
 def run_telegram_cli(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.action in ("link-staff", "unlink-staff", "staff"):  # the database only: no token needed
+        return asyncio.run(_staff_links(args))
     try:
         config = TelegramConfig.from_env()
     except ConfigError as exc:
@@ -112,3 +122,52 @@ async def _poll(config: TelegramConfig, *, once: bool) -> int:
     finally:
         await bot.stop()
     return 0
+
+
+async def _staff_links(args: argparse.Namespace) -> int:
+    """Which Telegram user acts as which staff account (the `telegram_staff` table), audited."""
+    import sqlalchemy as sa
+
+    from adapters.telegram.models import TelegramStaff
+    from adapters.telegram.staff import StaffDesk
+    from bot.clock import Clock
+    from bot.handoff import tickets
+    from bot.handoff.models import Staff
+    from bot.settings import Settings
+    from bot.store.migrate import upgrade
+    from bot.store.store import Store
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    store = Store(settings.database_url)
+    links, staff = TelegramStaff.__table__, Staff.__table__
+    now = Clock(settings.timezone).now()
+    try:
+        if args.action == "staff":
+            rows = await store.read(lambda c: c.execute(sa.select(links.c.telegram_user_id, links.c.staff_id).order_by(
+                links.c.staff_id)).all())
+            print(json.dumps([{"telegram_user_id": int(r.telegram_user_id), "staff_id": r.staff_id} for r in rows]))
+            return 0
+        if args.action == "unlink-staff":
+            gone = await store.write(lambda c: c.execute(links.delete().where(
+                links.c.telegram_user_id == str(args.telegram_user_id))).rowcount)
+            if gone:
+                await store.write(lambda c: tickets.audit(c, now, "telegram_unlinked", str(args.telegram_user_id), {}))
+            print(f"unlinked {args.telegram_user_id}" if gone else f"{args.telegram_user_id} was not linked")
+            return 0
+        account = await store.read(lambda c: c.execute(sa.select(staff.c.id, staff.c.active).where(
+            staff.c.id == args.staff_id)).first())
+        if account is None or not account.active:
+            print(f"carebot telegram link-staff: no active staff account {args.staff_id!r} (add it with "
+                  "`carebot staff add` or in the console first)", file=sys.stderr)
+            return 1
+
+        def link(conn: sa.Connection) -> None:
+            StaffDesk.link(conn, args.telegram_user_id, args.staff_id, now)
+            tickets.audit(conn, now, "telegram_linked", args.staff_id, {"telegram_user_id": args.telegram_user_id})
+
+        await store.write(link)
+        print(f"linked Telegram user {args.telegram_user_id} to {args.staff_id}")
+        return 0
+    finally:
+        store.close()

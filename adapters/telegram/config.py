@@ -28,6 +28,8 @@ class TelegramConfig:
     api_base: str = DEFAULT_API  # a local Bot API server, or the fake one in tests
     username: str = ""  # the bot's @username without @; asked with getMe when empty
     staff_chat_id: str = ""  # the staff supergroup with forum topics (one topic per ticket)
+    staff_locale: str = ""  # the language of what carebot writes in the staff group ("" = the content's base)
+    staff_sweep_seconds: float = 30.0  # how often topics are checked against their tickets (a lost feed message)
     max_file_bytes: int = 10 * 1024 * 1024
     # Telegram's limits (core.telegram.org/bots/faq): ~30 messages per second for the bot, about one
     # per second in a chat (short bursts allowed), 20 per minute in a group. Shared across workers
@@ -65,8 +67,12 @@ class TelegramConfig:
         if staff and not re.fullmatch(r"-100\d{5,15}", staff):
             problems.append(ConfigProblem("environment", 0, "CAREBOT_TELEGRAM_STAFF_CHAT",
                                           f"{staff!r}: a supergroup id looks like -1001234567890"))
+        staff_locale = os.environ.get("CAREBOT_TELEGRAM_STAFF_LOCALE", "").strip()
+        if staff_locale and staff_locale not in ("zh-CN", "en"):
+            problems.append(ConfigProblem("environment", 0, "CAREBOT_TELEGRAM_STAFF_LOCALE",
+                                          f"{staff_locale!r}: use zh-CN or en"))
         if problems:
             raise ConfigError(problems)
-        return cls(token=token, webhook_secret=secret, public_url=public, staff_chat_id=staff,
+        return cls(token=token, webhook_secret=secret, public_url=public, staff_chat_id=staff, staff_locale=staff_locale,
                    api_base=os.environ.get("CAREBOT_TELEGRAM_API", DEFAULT_API).strip().rstrip("/") or DEFAULT_API,
                    username=os.environ.get("CAREBOT_TELEGRAM_USERNAME", "").strip().lstrip("@"))

@@ -11,7 +11,10 @@
   (what the bot replies to in a group).
 - `telegram_offset`: the long-polling offset per bot, so a restarted `carebot telegram poll`
   neither loses nor replays updates.
-- `telegram_topic`: the staff supergroup's forum topic of each ticket.
+- `telegram_topic`: the staff supergroup's forum topic of each ticket, and how far the topic has
+  caught up with the ticket (its last mirrored `ticket_event` and `ticket_message` ids).
+- `telegram_staff`: which Telegram user is which staff account (`carebot telegram link-staff`);
+  a person in the staff group who is not linked is refused, never relayed.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class TelegramChat(SQLModel, table=True):
     kind: str = Field(default="private", max_length=16)  # private | group | supergroup | channel
     started: bool = False  # a private chat the person opened (/start or any message)
     blocked: bool = False  # the person blocked the bot
+    display_name: str = Field(default="", max_length=128)  # a private chat's person (the staff topic's title)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -67,4 +71,15 @@ class TelegramTopic(SQLModel, table=True):
     staff_chat_id: str = Field(max_length=32)
     thread_id: int = Field(sa_type=sa.BigInteger)
     closed: bool = False
+    last_event_id: int = Field(default=0, sa_type=sa.BigInteger)  # ticket_event rows mirrored so far
+    last_message_id: int = Field(default=0, sa_type=sa.BigInteger)  # ticket_message rows mirrored so far
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class TelegramStaff(SQLModel, table=True):
+    __tablename__ = "telegram_staff"
+    __table_args__ = (sa.Index("ix_telegram_staff_staff", "staff_id"),)
+    telegram_user_id: str = Field(primary_key=True, max_length=32)
+    org: str = Field(default="default", max_length=64)
+    staff_id: str = Field(max_length=64)  # the console account the person acts as
+    linked_at: datetime = Field(sa_type=UTCDateTime)

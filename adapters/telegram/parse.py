@@ -42,6 +42,7 @@ class Parsed:
     membership: str = ""  # in a private chat: "blocked" | "unblocked"
     migrate_to: int = 0  # this group became the supergroup with that id
     migrate_from: int = 0  # this supergroup was that group
+    display_name: str = ""  # a private chat's person, as Telegram names them (the staff topic's title)
     ignored: str = ""  # why nothing is done ("" when something is)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -167,6 +168,8 @@ def _message(message: dict[str, Any], update_id: int, mid: str, edited: bool, *,
         parsed.ignored = "a message from a bot or a channel"
         return parsed
     address = _address(chat, user, message.get("message_thread_id") if message.get("is_topic_message") else None, org)
+    if chat.get("type") == "private":
+        parsed.display_name = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip()
     locale = telegram_locale(user.get("language_code", ""))
     text = message.get("text") if "text" in message else message.get("caption", "")
     text = text or ""

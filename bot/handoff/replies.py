@@ -34,9 +34,11 @@ class Replies:
     def __init__(self, service: HandoffService):
         self.service = service
 
-    async def reply(self, ticket_id: str, staff: StaffMember, text: str = "", *, canned: str = "") -> list[str]:
+    async def reply(self, ticket_id: str, staff: StaffMember, text: str = "", *, canned: str = "",
+                    via: str = "") -> list[str]:
         """Send a reply to the patient, named with the doctor's name and title. Returns the quality
-        flags the machine rules raised (the reply is sent regardless)."""
+        flags the machine rules raised (the reply is sent regardless). `via` names the staff channel
+        it was written in when not the console (e.g. "telegram"), so that channel does not echo it."""
         s = self.service
         ticket = await s.checked(staff, ticket_id)
         if ticket.assignee and ticket.assignee != staff.id and not s.in_team(staff, ticket):
@@ -64,9 +66,11 @@ class Replies:
             if not ticket.assignee:
                 values.update(assignee=staff.id, assigned_at=now, status="assigned")
             conn.execute(TICKET.update().where(TICKET.c.id == ticket_id).values(**values))
-            conn.execute(TICKET_MSG.insert().values(org="default", ticket_id=ticket_id, author=f"staff:{staff.id}",
-                                                    body=text, media="", at=now))
-            tickets.event(conn, ticket_id, now, staff.id, "replied", {"canned": canned, "flags": flags})
+            message = conn.execute(TICKET_MSG.insert().values(
+                org="default", ticket_id=ticket_id, author=f"staff:{staff.id}", body=text, media="",
+                at=now)).inserted_primary_key[0]
+            tickets.event(conn, ticket_id, now, staff.id, "replied", {"canned": canned, "flags": flags,
+                                                                      "message": message, "via": via})
             clocks.cancel_sla(conn, ticket.conversation_id, ticket_id, clocks.ANSWERED)
             if flags:
                 conn.execute(REVIEWS.insert().values(org="default", ticket_id=ticket_id, staff_id=staff.id,
@@ -74,6 +78,7 @@ class Replies:
                                                      created_at=now))
 
         await s.store.write(q)
+        await s.publish("ticket_replied", ticket_id, ticket.department, ticket.priority, staff.id)
         name = staff.signature
         team = s.settings.teams.get(ticket.team) if ticket.team else None
         if team is not None:
@@ -84,18 +89,20 @@ class Replies:
             payload={"staff_id": staff.id, "staff_name": name, "ticket_id": ticket_id}))
         return flags
 
-    async def note(self, ticket_id: str, staff: StaffMember, text: str) -> None:
+    async def note(self, ticket_id: str, staff: StaffMember, text: str, *, via: str = "") -> None:
         """An internal note: for the care team only, never sent to the patient."""
         s = self.service
-        await s.checked(staff, ticket_id, open_only=False)
+        ticket = await s.checked(staff, ticket_id, open_only=False)
         now = s.clock.now()
 
         def q(conn: Connection) -> None:
-            conn.execute(TICKET_MSG.insert().values(org="default", ticket_id=ticket_id, author=f"note:{staff.id}",
-                                                    body=text.strip(), media="", at=now))
-            tickets.event(conn, ticket_id, now, staff.id, "noted", {})
+            message = conn.execute(TICKET_MSG.insert().values(
+                org="default", ticket_id=ticket_id, author=f"note:{staff.id}", body=text.strip(), media="",
+                at=now)).inserted_primary_key[0]
+            tickets.event(conn, ticket_id, now, staff.id, "noted", {"message": message, "via": via})
 
         await s.store.write(q)
+        await s.publish("ticket_noted", ticket_id, ticket.department, ticket.priority, staff.id)
 
     async def on_patient_message(self, ticket_id: str) -> None:
         """The patient wrote while a human has the thread: start the next-response clock."""

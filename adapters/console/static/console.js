@@ -139,7 +139,8 @@
       soon(function () { refresh("#cb-rows", true); });
     } else if (page === "thread" && event.ticket === ticket) {
       soon(function () { refresh("#cb-messages", false); });
-      if (event.type !== "patient_message" && !document.querySelector(".cb-stale")) {
+      var talk = event.type === "patient_message" || event.type === "ticket_replied" || event.type === "ticket_noted";
+      if (!talk && !document.querySelector(".cb-stale")) {
         var note = document.createElement("p");
         note.className = "cb-flash cb-stale";
         note.setAttribute("role", "status");

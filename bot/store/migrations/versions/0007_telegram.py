@@ -1,4 +1,4 @@
-"""telegram: chats and their aliases, live keyboards, the polling offset, staff forum topics
+"""telegram: chats and their aliases, live keyboards, the polling offset, staff forum topics, staff links
 
 Revision ID: 0007
 Revises: 0006
@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('started', sa.Boolean(), nullable=False),
     sa.Column('blocked', sa.Boolean(), nullable=False),
+    sa.Column('display_name', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False, server_default=''),
     sa.Column('updated_at', bot.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -56,14 +57,26 @@ def upgrade() -> None:
     sa.Column('staff_chat_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('thread_id', sa.BigInteger(), nullable=False),
     sa.Column('closed', sa.Boolean(), nullable=False),
+    sa.Column('last_event_id', sa.BigInteger(), nullable=False, server_default='0'),
+    sa.Column('last_message_id', sa.BigInteger(), nullable=False, server_default='0'),
     sa.Column('created_at', bot.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('ticket_id'),
     sa.UniqueConstraint('staff_chat_id', 'thread_id', name='uq_telegram_topic_thread')
     )
     op.create_index('ix_telegram_topic_conversation', 'telegram_topic', ['conversation_id'], unique=False)
+    op.create_table('telegram_staff',
+    sa.Column('telegram_user_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('org', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('staff_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('linked_at', bot.store.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('telegram_user_id')
+    )
+    op.create_index('ix_telegram_staff_staff', 'telegram_staff', ['staff_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_telegram_staff_staff', table_name='telegram_staff')
+    op.drop_table('telegram_staff')
     op.drop_index('ix_telegram_topic_conversation', table_name='telegram_topic')
     op.drop_table('telegram_topic')
     op.drop_table('telegram_offset')
