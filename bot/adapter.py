@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.types import Delivery, Outbound
+from bot.types import Address, Delivery, Outbound
 
 if TYPE_CHECKING:
     from bot.handoff.service import HandoffService
@@ -25,6 +25,7 @@ class Capabilities:
     max_buttons: int = 10
     media: bool = True
     max_text: int = 4096
+    note: str = ""  # why ops are missing here (capabilities_in: "the bot is no admin…"); the moderation log says it
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ class Adapter(ABC):
     async def send(self, outbound: Outbound, idempotency_key: str) -> Delivery:
         """Deliver one outbound. `idempotency_key` is stable across retries of the same row: pass it
         to the platform's duplicate check where the platform has one."""
+
+    async def capabilities_in(self, address: Address) -> Capabilities:
+        """What the platform can do in this chat. The declared `capabilities` by default; a platform
+        where the bot's rights differ by chat (a Telegram group where the bot is no admin, or one
+        without the right to ban) answers for the chat, and the moderation stage and the degrade rule
+        fall back by it (bot/groups/acts.py, bot/runtime/degrade.py)."""
+        return self.capabilities
 
     def deep_link(self, start: str) -> str:
         """A link that opens a private chat with the bot and starts it with `start` (Telegram's

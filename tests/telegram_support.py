@@ -81,7 +81,11 @@ class TG:
 
 
 async def open_tg(tmp_path: Path, binding: str, *, url: str | None = None, redis_url: str = "",
-                  limits: Limits | None = None, config: dict[str, Any] | None = None, console: bool = False) -> TG:
+                  limits: Limits | None = None, config: dict[str, Any] | None = None, console: bool = False,
+                  content_dir: Path | None = None, adapters: list[Any] | None = None, start: Any = T0) -> TG:
+    """`console`: the staff console in the same app (webhook binding), for console ↔ topic tests;
+    `content_dir` (e.g. with group policies) instead of the shipped content; `adapters` beside
+    Telegram (a staff console stand-in, a pager); `start` the pinned clock's first instant."""
     fake = FakeBotAPI(limits=limits or ROOMY)
     await fake.start()
     if url is None:
@@ -90,21 +94,21 @@ async def open_tg(tmp_path: Path, binding: str, *, url: str | None = None, redis
         url = f"sqlite:///{tmp_path / f'tg-{uuid.uuid4().hex[:6]}.db'}"
         upgrade(url)
     settings = replace(Settings(), database_url=url, redis_url=redis_url, flows_dir=ROOT / "flows",
-                       content_dir=ROOT / "content", worker_id=f"tg-{uuid.uuid4().hex[:4]}",
+                       content_dir=content_dir or ROOT / "content", worker_id=f"tg-{uuid.uuid4().hex[:4]}",
                        secret="telegram-test-secret")
     tg_config = TelegramConfig(token=fake.token, webhook_secret=SECRET, api_base=fake.base_url,
                                **{"overall": Rate(1000, 1.0), "per_chat": Rate(100, 1.0),
                                   "per_group": Rate(100, 1.0), **(config or {})})
     adapter = TelegramAdapter(tg_config)
-    clock = ManualClock(T0)
+    clock = ManualClock(start)
     coord = make_coord(redis_url) if redis_url else MemoryCoord()
-    adapters: list[Any] = [adapter]
+    extra: list[Any] = list(adapters or [])
     if console:  # the staff console in the same app (webhook binding), for console ↔ topic tests
         from adapters.console import ConsoleAdapter
 
-        adapters.append(ConsoleAdapter(settings))
-    bot = CareBot.build(settings, adapters, clock=clock, config=load_config(settings), coord=coord)
-    tg = TG(fake, bot, adapter, Updates(fake, date=int(T0.timestamp())), binding, clock)
+        extra.append(ConsoleAdapter(settings))
+    bot = CareBot.build(settings, [adapter, *extra], clock=clock, config=load_config(settings), coord=coord)
+    tg = TG(fake, bot, adapter, Updates(fake, date=int(start.timestamp())), binding, clock)
     tg._stop.append(fake.stop)
     if binding == "webhook":
         server = uvicorn.Server(uvicorn.Config(create_app(bot), host="127.0.0.1", port=0, log_level="warning",

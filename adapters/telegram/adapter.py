@@ -32,19 +32,19 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (TelegramAPIError, TelegramBadRequest, TelegramForbiddenError,
                                 TelegramMigrateToChat, TelegramNetworkError, TelegramNotFound,
                                 TelegramRetryAfter)
-from aiogram.methods import (AnswerCallbackQuery, BanChatMember, DeleteMessage, EditMessageReplyMarkup,
-                             RestrictChatMember, SendMessage, TelegramMethod)
-from aiogram.types import ChatPermissions, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from aiogram.methods import AnswerCallbackQuery, EditMessageReplyMarkup, SendMessage, TelegramMethod
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 
 from adapters.telegram import messages
 from adapters.telegram.config import TelegramConfig
 from adapters.telegram.models import TelegramChat, TelegramConversation
+from adapters.telegram.moderation import OPEN_VALUES, GroupModeration, with_mention
 from adapters.telegram.pacing import Pacer
 from adapters.telegram.parse import CHANNEL, Parsed, parse_update, with_chat
 from adapters.telegram.render import MAX_BUTTONS, plan
 from adapters.telegram.staff import StaffDesk
 from bot.adapter import Adapter, Capabilities, RatePolicy
-from bot.types import Delivery, Inbound, Media, Outbound
+from bot.types import Address, Delivery, Inbound, Media, Outbound
 from bot.uploads import UploadRefused, check_upload
 
 if TYPE_CHECKING:
@@ -81,6 +81,15 @@ class TelegramAdapter(Adapter):
         self._progress: dict[str, int] = {}  # idempotency key → calls of that outbound already made
         self._tasks: set[asyncio.Task[Any]] = set()
         self.staff = StaffDesk(self)  # the staff group's forum topics (staff.py); on with staff_chat_id
+        self.moderation = GroupModeration(self)  # groups: rights per chat, ops, joins (moderation.py)
+
+    # -- groups (adapters/telegram/moderation.py) --------------------------------------------------------
+
+    async def capabilities_in(self, address: Address) -> Capabilities:
+        return await self.moderation.capabilities_in(address)
+
+    def deep_link(self, start: str) -> str:
+        return self.moderation.deep_link(start)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -199,6 +208,8 @@ class TelegramAdapter(Adapter):
             return "recorded"
         if parsed.chat_id:
             await self._record_chat(parsed)
+        if parsed.extra and await self.moderation.on_update(parsed.chat_id, parsed.extra):
+            return "processed"  # members joining or leaving, one turn each
         inbound = parsed.inbound
         if inbound is None:
             if parsed.press is not None:
@@ -220,7 +231,9 @@ class TelegramAdapter(Adapter):
         if inbound.address.is_group and parsed.message_id:
             await self._remember_message(inbound.address.conversation_id, parsed.chat_id, parsed.message_id)
         outcome = await self.runtime.handle(inbound)
-        if parsed.press is not None:
+        if parsed.press is not None and parsed.press.data in OPEN_VALUES:
+            await self._answer(parsed.press.query_id)  # the keyboard stays for the next member
+        elif parsed.press is not None:
             await self._answer(parsed.press.query_id)
             await self._retire_keyboard(parsed.press.chat_id, parsed.press.message_id,
                                         inbound.address.conversation_id)
@@ -267,6 +280,8 @@ class TelegramAdapter(Adapter):
             CONV.c.chat_id == str(press.chat_id), CONV.c.keyboard_message_id == press.message_id)).all())
         mine = next((r for r in rows if r.conversation_id == conv), None)
         locale = inbound.locale or self.runtime.engine.content.base_locale
+        if press.data in OPEN_VALUES and rows:  # the group's captcha: anyone may press it, it stays
+            return replace(inbound, payload={**inbound.payload, "value": press.data})
         if mine is None:
             key = "telegram.not_yours" if rows else "telegram.stale"
             await self._answer(press.query_id, messages.render(key, locale, self.runtime.engine.content))
@@ -445,7 +460,7 @@ class TelegramAdapter(Adapter):
         address = outbound.address
         chat_id = await self.platform_chat(address.chat_id)
         if outbound.op != "say":
-            return await self._moderate(outbound, chat_id)
+            return await self.moderation.send(outbound, chat_id, idempotency_key)
         group = address.is_group
         reply_to = 0
         if group and address.user_id and await self._said_privately(outbound):
@@ -493,6 +508,8 @@ class TelegramAdapter(Adapter):
             content = self.runtime.engine.content
             label = lambda number: messages.render("telegram.call_card", locale, content, number=number)  # noqa: E731
         calls = plan(outbound, int(chat_id), reply_to=reply_to, call_label=label)
+        if group and outbound.extra.get("mention"):
+            calls = with_mention(calls, outbound)
         done = self._progress.get(idempotency_key, 0)
         first_id = ""
         for index, call in enumerate(calls):
@@ -531,30 +548,6 @@ class TelegramAdapter(Adapter):
                                              keyboard=json.dumps([b.value for b in outbound.buttons]))
         self._progress.pop(idempotency_key, None)
         return Delivery(ok=True, platform_message_id=f"{chat_id}:{first_id}")
-
-    async def _moderate(self, outbound: Outbound, chat_id: str) -> Delivery:
-        target = outbound.target_message_id.rsplit(":", 1)[-1]
-        user = int(outbound.address.user_id) if outbound.address.user_id.lstrip("-").isdigit() else 0
-        method: TelegramMethod[Any]
-        if outbound.op == "delete" and target.isdigit():
-            method = DeleteMessage(chat_id=int(chat_id), message_id=int(target))
-        elif outbound.op == "restrict" and user:
-            until = int(outbound.extra.get("until", 0) or 0)
-            method = RestrictChatMember(chat_id=int(chat_id), user_id=user, until_date=until or None,
-                                        permissions=ChatPermissions(can_send_messages=False))
-        elif outbound.op == "ban" and user:
-            method = BanChatMember(chat_id=int(chat_id), user_id=user)
-        else:
-            return Delivery(ok=False, retryable=False, error=f"telegram cannot {outbound.op} without its target")
-        try:
-            await self.bot(method)
-        except TelegramRetryAfter as exc:
-            return Delivery(ok=False, retryable=True, error="429", retry_after=float(exc.retry_after))
-        except (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound) as exc:
-            return Delivery(ok=False, retryable=False, error=f"{outbound.op} refused: {type(exc).__name__}")
-        except (TelegramAPIError, asyncio.TimeoutError) as exc:
-            return Delivery(ok=False, retryable=True, error=type(exc).__name__)
-        return Delivery(ok=True, platform_message_id=f"{chat_id}:{outbound.op}")
 
     async def erase(self, conversation_id: str, now: datetime) -> None:
         """Forget me: the live keyboard's values and the last message id go. Telegram keeps the chat

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from adapters.telegram import moderation
 from bot.types import Address, Inbound, Media
 
 CHANNEL = "telegram"
@@ -105,6 +106,7 @@ def parse_update(update: dict[str, Any], *, bot_id: int, bot_username: str, now:
         parsed = Parsed(update_id, chat_id=int(chat["id"]), chat_kind=chat.get("type", ""))
         if chat.get("type") != "private":
             parsed.ignored = "bot membership in a group"
+            parsed.extra["bot_member"] = change["new_chat_member"]  # its rights there (moderation.py)
             return parsed
         address = _address(chat, change.get("from"), None, org)
         if new == "kicked":
@@ -122,10 +124,13 @@ def parse_update(update: dict[str, Any], *, bot_id: int, bot_username: str, now:
         old, new = change["old_chat_member"]["status"], member["status"]
         parsed = Parsed(update_id, chat_id=int(chat["id"]), chat_kind=chat.get("type", ""))
         address = _address(chat, member["user"], None, org)
-        if old in GONE and new in JOINED:
-            parsed.inbound = Inbound("join", address, mid, now, payload={"reason": "joined"})
-        elif old in JOINED and new in GONE:
-            parsed.inbound = Inbound("leave", address, mid, now, payload={"reason": new})
+        was, now_in = moderation.present(change["old_chat_member"]), moderation.present(member)
+        name = moderation.hints({"from": member["user"]}, "", []).get("name", "")
+        named = {"name": name} if name else {}
+        if not was and now_in:
+            parsed.extra["members"] = [Inbound("join", address, mid, now, payload={"reason": "joined", **named})]
+        elif was and not now_in:
+            parsed.extra["members"] = [Inbound("leave", address, mid, now, payload={"reason": new, **named})]
         else:
             parsed.ignored = f"member {old} → {new}"
         return parsed
@@ -163,6 +168,12 @@ def _message(message: dict[str, Any], update_id: int, mid: str, edited: bool, *,
     if message.get("migrate_from_chat_id"):
         parsed.migrate_from = int(message["migrate_from_chat_id"])
         return parsed
+    if message.get("new_chat_members") or message.get("left_chat_member"):  # one event per member
+        parsed.extra["members"] = moderation.member_events(message, lambda u: _address(chat, u, None, org), mid,
+                                                           now, bot_id)
+        if not parsed.extra["members"]:
+            parsed.ignored = "the bot itself joined or left"
+        return parsed
     user = message.get("from")
     if user is None or user.get("is_bot"):
         parsed.ignored = "a message from a bot or a channel"
@@ -174,6 +185,7 @@ def _message(message: dict[str, Any], update_id: int, mid: str, edited: bool, *,
     text = message.get("text") if "text" in message else message.get("caption", "")
     text = text or ""
     entities = message.get("entities") or message.get("caption_entities") or []
+    raw_text = text  # what the entities' offsets count in
     kind = "text"
     addressed = False
     payload: dict[str, Any] = {}
@@ -207,9 +219,13 @@ def _message(message: dict[str, Any], update_id: int, mid: str, edited: bool, *,
         loc = message["location"]
         payload["location"] = {"latitude": loc["latitude"], "longitude": loc["longitude"]}
         text = f"{loc['latitude']:.5f}, {loc['longitude']:.5f}"
+    elif address.is_group and (other := moderation.other_media(message)) is not None:
+        media, kind = other, "media"  # in a group: moderated (a newcomer's, a pending captcha's), never fetched
     elif not text:
         parsed.ignored = "a message kind not used (sticker, voice, poll …)"
         return parsed
+    if address.is_group:  # forwarded, links behind words, the replied message, the name (moderation.py)
+        payload.update(moderation.hints(message, raw_text, entities))
     if edited:
         # screened like any message (safety sees the new words), never a new answer (bot/group.py)
         payload["edited"] = True

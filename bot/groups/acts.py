@@ -30,6 +30,11 @@ from bot.groups.records import GroupRecord
 from bot.pipeline import TurnContext
 from bot.types import Address, Button, Moderate, Outbound, Send
 
+# An adapter whose platform refuses an op at delivery hands it back as `Inbound(kind="staff_event",
+# payload={"event": REFUSED, "op", "target_message_id", "until", "permissions", "lift", "reason",
+# "error"})` in the member's conversation; the stage asks a person instead (stage.py `_refused`).
+REFUSED = "moderation_refused"
+
 ALL_OPS = Capabilities(ops=frozenset({"say", "delete", "restrict", "ban", "notify_staff"}))
 
 
@@ -84,6 +89,8 @@ class Act:
         extra: dict[str, Any] = {"group": self.policy.id}
         if mention and self.member and not to_group:
             extra["mention"] = self.member
+            name = self.ctx.inbound.payload.get("name") if isinstance(self.ctx.inbound.payload, dict) else ""
+            extra["mention_name"] = str(name or self.ctx.state.group.get("name", ""))[:64]
         self.ctx.effects.append(Send(Outbound(op="say", address=address, key=key, text=self.render(key, values),
                                               buttons=buttons, extra=extra)))
         return True
@@ -99,10 +106,14 @@ class Act:
     def can(self, op: str) -> bool:
         return op in self.caps.ops
 
+    def why(self, fallback: str) -> str:
+        """The moderation log's reason for a fallback, with the platform's own note when it gave one."""
+        return f"{fallback} ({self.caps.note})" if self.caps.note else fallback
+
     def delete(self, trigger: str, action: str, reason: str, excerpt: str = "") -> None:
         self._op("delete", reason)
         self.log(trigger, action, "delete" if self.can("delete") else "owner_asked",
-                 "" if self.can("delete") else "the platform cannot delete messages: the owner was asked",
+                 "" if self.can("delete") else self.why("the platform cannot delete messages: the owner was asked"),
                  excerpt=excerpt)
 
     def restrict(self, until: datetime | None, permissions: str, reason: str) -> bool:
@@ -118,7 +129,8 @@ class Act:
         self._op("ban", reason, until=until)
         action = "kick" if kick else "ban"
         self.log(trigger, action, action if self.can("ban") else "owner_asked",
-                 "" if self.can("ban") else "the platform cannot remove members: the owner was asked", excerpt=excerpt)
+                 "" if self.can("ban") else self.why("the platform cannot remove members: the owner was asked"),
+                 excerpt=excerpt)
         if not kick:
             self.ctx.effects.append(GroupRecord("ban", {
                 "channel": self.address.channel, "user_id": self.member, "reason": f"{trigger}: {reason}"[:200],

@@ -59,7 +59,8 @@ async def joined(stage: ModerationStage, act: Act) -> None:
     timeout = policy.seconds(policy.captcha.timeout) if policy.captcha else 300
     held = act.restrict(None, "none", "captcha")
     act.log("raid" if raid else "captcha", "hold", "restrict" if held else "",
-            "" if held else "the platform cannot mute members: their messages are deleted until they press the button")
+            "" if held else act.why("the platform cannot mute members: their messages are deleted until they press the "
+                                   "button"))
     state.group = {**state.group, "captcha": (act.now + timedelta(seconds=timeout)).isoformat()}
     act.ctx.effects.append(ScheduleTimer(CAPTCHA_TIMER, act.now + timedelta(seconds=timeout), {"proactive": False}))
     if not raid:
@@ -91,7 +92,7 @@ async def timed_out(act: Act) -> None:
     reason = act.render("groups.reason.captcha", locale=act.base_locale)
     if on_fail == "mute":  # stays muted until a moderator lets them speak
         act.log("captcha_timeout", "mute", "restrict" if act.can("restrict") else "",
-                "" if act.can("restrict") else "the platform cannot mute members: nothing more to do")
+                "" if act.can("restrict") else act.why("the platform cannot mute members: nothing more to do"))
         return
     act.ban("captcha_timeout", reason, kick=on_fail == "kick")
 

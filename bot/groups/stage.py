@@ -6,7 +6,8 @@ Safety runs first, so no moderation rule — not night mode, not a lock, not a b
 member's emergency: the emergency reply and the urgent ticket come before this stage ever sees it.
 
 For a member's message, in order: the organisation's banlist; a pending captcha (messages deleted
-until the button is pressed); `/report` and @admin (to the moderator on duty); flood; night mode;
+until the button is pressed); `/report` and @admin (to the moderator on duty); then, unless the
+member is in an open emergency episode (their words must reach the care team): flood; night mode;
 the blocklist (a `report` entry flags the message to the moderator and leaves it); newcomer limits;
 locks. The first rule that acts ends the turn; otherwise the message goes on (`GroupStage` then
 decides whether it was for the bot). Joins, leaves, the captcha and the group's programme are in
@@ -24,7 +25,7 @@ from bot.adapter import AdapterSet
 from bot.flow.content import Content
 from bot.group import is_addressed
 from bot.groups import members, sop
-from bot.groups.acts import ALL_OPS, Act
+from bot.groups.acts import ALL_OPS, REFUSED, Act
 from bot.groups.matching import blocklist_hit, locked_content
 from bot.groups.policy import GroupPolicies, GroupPolicy
 from bot.groups.records import active_ban, last_action
@@ -58,11 +59,18 @@ class ModerationStage:
         self.store, self.coord, self.adapters = store, coord, adapters
         install(store)
 
-    def act(self, ctx: TurnContext, policy: GroupPolicy) -> Act:
+    async def act(self, ctx: TurnContext, policy: GroupPolicy) -> Act:
+        """The stage's hands in this chat, with what the platform can do there (a Telegram group
+        where the bot is no admin can do less than Telegram can)."""
         assert self.coord is not None
         adapter = self.adapters.get(ctx.inbound.address.channel)
-        return Act(ctx, policy, adapter.capabilities if adapter else ALL_OPS, self.content, self.coord,
-                   self.base_locale)
+        if adapter is None:
+            caps = ALL_OPS
+        elif ctx.inbound.address.user_id:  # a member's turn; the group's own (its programme) moderates nobody
+            caps = await adapter.capabilities_in(ctx.inbound.address)
+        else:
+            caps = adapter.capabilities
+        return Act(ctx, policy, caps, self.content, self.coord, self.base_locale)
 
     def deep_link(self, channel: str, start: str) -> str:
         adapter = self.adapters.get(channel)
@@ -78,10 +86,16 @@ class ModerationStage:
             await call_next(ctx)
             return
         policy = self.policies.for_chat(address.channel, address.chat_id)
+        refused = inbound.kind == "staff_event" and inbound.payload.get("event") == REFUSED
+        if refused and (policy is None or self.store is None):
+            return  # the platform refused an op of a policy since removed: nothing left to fall back to
         if policy is None or self.store is None:
             await call_next(ctx)
             return
-        act = self.act(ctx, policy)
+        act = await self.act(ctx, policy)
+        if refused:
+            self._refused(act)
+            return
         if inbound.kind == "timer" and kind_of(str(inbound.payload.get("name", ""))) == GROUP:
             name = str(inbound.payload.get("name", ""))
             await (members.timed_out(act) if name == members.CAPTCHA_TIMER else sop.on_timer(self, act, name))
@@ -126,6 +140,8 @@ class ModerationStage:
         if REPORT.search(text.strip()):
             await self._report(act)
             return True
+        if ctx.state.mode == "human" and ctx.state.triage_level.startswith("emergency"):
+            return False  # a member in an emergency episode: every word reaches the care team, at night too
         if policy.flood is not None:
             flood = policy.flood
             wait = await self.coord.hit(f"group:flood:{inbound.address.channel}:{inbound.address.chat_id}:{act.member}",
@@ -220,11 +236,28 @@ class ModerationStage:
             await act.say("groups.muted", {"name": name, "reason": reason, "minutes": minutes})
             return
         # the platform cannot mute: a warning instead (said, and counted unless it is the threshold's own)
-        act.log(trigger, "mute", "warned", "the platform cannot mute members: warned instead")
+        act.log(trigger, "mute", "warned", act.why("the platform cannot mute members: warned instead"))
         if counted:
             await act.say("groups.warned_final", {"name": name, "reason": reason})
         else:
             await self.warn(act, trigger, reason, name)
+
+    def _refused(self, act: Act) -> None:
+        """The platform refused an op when it was delivered (the bot lost its rights in the chat
+        after the turn decided, or the message was too old to delete): a person is asked instead,
+        as if the platform had never been able to, and the log says why. Told, never retried — a
+        retry would meet the same refusal."""
+        p = act.ctx.inbound.payload
+        op, error = str(p.get("op", "")), str(p.get("error", ""))[:120]
+        lift = bool(p.get("lift")) or p.get("permissions") == "all"
+        key = "groups.staff.refused_lift" if lift else f"degraded.moderation.{op}"
+        if op not in ("delete", "restrict", "ban"):
+            return
+        values = {"chat": act.address.chat_id, "member": act.member, "channel": act.address.channel,
+                  "reason": str(p.get("reason", ""))}
+        act.tell_staff(act.policy.owner, key, values, action=op, target_message_id=str(p.get("target_message_id", "")))
+        act.log(f"refused:{op}", "lift" if lift else op, "owner_asked",
+                f"the platform refused ({error}): the owner was asked", message_id=str(p.get("target_message_id", "")))
 
     # -- people to tell ----------------------------------------------------------------------------------
 

@@ -35,8 +35,11 @@ Render = Callable[[str, dict[str, Any]], str]  # content key, values → text
 
 
 def degrade_effects(effects: list[Effect], adapters: AdapterSet, render: Callable[[str, str, dict[str, Any]], str],
-                    locale: str, staff_locale: str) -> list[Effect]:
-    """The turn's effects with every outbound fitted to its channel; other effects untouched."""
+                    locale: str, staff_locale: str,
+                    in_chat: dict[tuple[str, str], Capabilities] | None = None) -> list[Effect]:
+    """The turn's effects with every outbound fitted to its channel; other effects untouched.
+    `in_chat` holds what a platform can do in one chat ((channel, chat_id) → capabilities, from
+    `Adapter.capabilities_in`) where that differs from what it declares."""
     if not any(isinstance(e, (Send, Moderate)) for e in effects):
         return effects
     staff = _staff_channel(adapters)
@@ -49,9 +52,24 @@ def degrade_effects(effects: list[Effect], adapters: AdapterSet, render: Callabl
         if adapter is None:
             out.append(effect)
             continue
-        fitted = degrade(effect.outbound, adapter.capabilities, staff,
+        a = effect.outbound.address
+        caps = (in_chat or {}).get((a.channel, a.chat_id), adapter.capabilities)
+        fitted = degrade(effect.outbound, caps, staff,
                          patient=lambda k, v: render(k, locale, v), staff_render=lambda k, v: render(k, staff_locale, v))
         out.extend(replace(effect, outbound=ob) for ob in fitted)
+    return out
+
+
+async def chat_capabilities(effects: list[Effect], adapters: AdapterSet) -> dict[tuple[str, str], Capabilities]:
+    """What each platform can do in the chats this turn moderates (asked only for moderation ops)."""
+    out: dict[tuple[str, str], Capabilities] = {}
+    for effect in effects:
+        if not isinstance(effect, Moderate):
+            continue
+        a = effect.outbound.address
+        adapter = adapters.get(a.channel)
+        if adapter is not None and (a.channel, a.chat_id) not in out:
+            out[(a.channel, a.chat_id)] = await adapter.capabilities_in(a)
     return out
 
 

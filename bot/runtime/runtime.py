@@ -30,7 +30,7 @@ from bot.coord import Coord
 from bot.engine.engine import Engine
 from bot.engine.state import State
 from bot.pipeline import Pipeline
-from bot.runtime.degrade import degrade_effects
+from bot.runtime.degrade import chat_capabilities, degrade_effects
 from bot.runtime.proactive import ProactivePolicy, is_care, is_proactive
 from bot.store.store import Duplicate, Store, TurnCommit, VersionConflict
 from bot.store.writer import WriteFn
@@ -163,7 +163,8 @@ class Runtime:
             if self.proactive is not None and is_proactive(inbound) and not is_care(inbound):
                 effects = self.proactive.mark_sent(effects)  # care messages never count against the cap
             content = self.engine.content
-            effects = degrade_effects(effects, self.adapters, content.render, state.locale, content.base_locale)
+            effects = degrade_effects(effects, self.adapters, content.render, state.locale, content.base_locale,
+                                      await chat_capabilities(effects, self.adapters))
             ticket_ids = {i: f"T{uuid.uuid4().hex[:12]}" for i, e in enumerate(effects) if isinstance(e, OpenTicket)}
             if ticket_ids:
                 state.ticket_id = list(ticket_ids.values())[-1]

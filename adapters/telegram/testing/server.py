@@ -37,6 +37,8 @@ from typing import Any, Callable
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from adapters.telegram.testing.moderation import ModerationAPI
+
 
 @dataclass(frozen=True)
 class Window:
@@ -97,7 +99,7 @@ _TAG = re.compile(r"<(/?)([a-zA-Z-]+)([^<>]*)>")
 _ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _JSON_FIELDS = {"reply_markup", "reply_parameters", "allowed_updates", "entities", "caption_entities",
-                "link_preview_options"}
+                "link_preview_options", "permissions"}
 
 
 def check_html(text: str) -> str:
@@ -137,7 +139,7 @@ def check_html(text: str) -> str:
     return html.unescape(_TAG.sub("", text))
 
 
-class FakeBotAPI:
+class FakeBotAPI(ModerationAPI):
     def __init__(self, token: str = "123456789:AAFakeTokenForCarebotTests_0123456789", *,
                  username: str = "carebot_test_bot", limits: Limits | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -164,6 +166,7 @@ class FakeBotAPI:
         self._runner: web.AppRunner | None = None
         self._client: ClientSession | None = None
         self.base_url = ""
+        self._init_moderation()  # group members, the bot's rights, members' messages (moderation.py)
 
     # -- the world the bot lives in ----------------------------------------------------------------
 
@@ -483,9 +486,7 @@ class FakeBotAPI:
                 "from": self.me, "text": record.visible}
 
     def _m_deleteMessage(self, params: dict[str, Any]) -> bool:
-        record = self._edit(params)
-        self.sent.remove(record)
-        return True
+        return self._delete(params)  # the bot's own message, or a member's with the right (moderation.py)
 
     def _m_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
         query_id = str(params.get("callback_query_id", ""))

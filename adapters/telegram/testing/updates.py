@@ -54,6 +54,7 @@ class Updates:
         elif reply_to is not None:
             message["reply_to_message"] = reply_to
         message.update(extra)
+        self.api.record_posted(chat_id, message)  # so that deleting it is checked as Telegram does
         return message
 
     def message(self, chat_id: int, user: dict[str, Any], text: str = "", **kw: Any) -> dict[str, Any]:
@@ -115,6 +116,20 @@ class Updates:
         return self._update(chat_member={"chat": self.chat(chat_id), "from": user, "date": self.date,
                                          "old_chat_member": self._member(user, old),
                                          "new_chat_member": self._member(user, new)})
+
+    def joined(self, chat_id: int, *users: dict[str, Any], by: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The service message of members joining (by link: from = the member; added: from = `by`)."""
+        return self.message(chat_id, by or users[0], new_chat_members=list(users))
+
+    def left(self, chat_id: int, user: dict[str, Any]) -> dict[str, Any]:
+        """The service message of a member leaving."""
+        return self.message(chat_id, user, left_chat_member=user)
+
+    def bot_rights(self, chat_id: int, by: dict[str, Any], member: dict[str, Any], old: str = "member") -> dict[str, Any]:
+        """The bot promoted (or demoted) in a group: `member` is its new ChatMember (`FakeBotAPI.promote`)."""
+        return self._update(my_chat_member={"chat": self.chat(chat_id), "from": by, "date": self.date,
+                                            "old_chat_member": self._member(self.api.me, old),
+                                            "new_chat_member": member})
 
     def migrated(self, old_id: int, new_id: int, user: dict[str, Any]) -> dict[str, Any]:
         """The service message in the old group when it became a supergroup."""
