@@ -102,6 +102,9 @@ class Negation:
     not_negation: Terms  # phrases with a cue inside that negate nothing
     clause_breaks: Terms
     punctuation: re.Pattern[str]  # always ends a clause
+    # cues *after* a symptom in its clause that say it is fine ("喘气也正常", "breathing is fine"),
+    # grouped by reach (tokens after the term); void when negated themselves ("不正常")
+    after: tuple[tuple[Terms, int], ...] = ()
 
 
 @dataclass(frozen=True)
