@@ -84,10 +84,17 @@ def triage_holdout() -> dict:
                          encoding="utf-8")
     reports: dict[str, dict[str, Report]] = {p: {} for p in POLICIES}
     per_writer: dict[str, dict] = {}
+    model_alone: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # red caught, red, ordinary fired, ordinary
     for w in writers:
         others = groups != w
         t_red, question, t_amb = tu.thresholds(oof_red[others], red[others], oof_amb[others], amb[others])
         h = heads[w]
+        mine_rows = groups == w
+        counts = model_alone["zh-CN" if w.startswith("zh") else "en"]
+        counts[0] += int(np.sum((oof_red[mine_rows] >= t_red) & (red[mine_rows] == 1)))
+        counts[1] += int(np.sum(red[mine_rows] == 1))
+        counts[2] += int(np.sum((oof_red[mine_rows] >= t_red) & (red[mine_rows] == 0)))
+        counts[3] += int(np.sum(red[mine_rows] == 0))
         model = model_from_dict({"name": "triage", "heads": {
             "red_flag": {**h["red_flag"], "threshold": round(t_red, 4), "question": round(min(question, t_red), 4)},
             "ambulance": {**h["ambulance"], "threshold": round(t_amb, 4)}}})
@@ -105,6 +112,8 @@ def triage_holdout() -> dict:
                 reports[policy].setdefault(case.locale, Report(case.locale)).add(case, verdict)
             per_writer[w][policy] = _brief(mine)
     return {"per_locale": {p: {loc: _brief(r) for loc, r in sorted(reps.items())} for p, reps in reports.items()},
+            "model_alone": {loc: {"red_flag_recall_pct": round(100.0 * c[0] / c[1], 1),
+                                  "false_alarm_pct": round(100.0 * c[2] / c[3], 1)} for loc, c in sorted(model_alone.items())},
             "per_writer": per_writer,
             "misses": {loc: [c.text for c, _ in r.misses] for loc, r in reports["alone"].items()}}
 
@@ -151,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             for loc, f in by_locale.items():
                 print(f"  {policy:<8} {loc:<6} {f['recall_emergency_pct']:>5}% {f['exact_level_pct']:>5}% "
                       f"{f['false_alarm_pct']:>4}% {f['route_shown_pct']:>5}% (asked {f['ordinary_asked_pct']}% of ordinary)")
+        for loc, f in tri["model_alone"].items():
+            print(f"  the model alone, held out, {loc}: {f['red_flag_recall_pct']}% of red flags over its threshold, "
+                  f"{f['false_alarm_pct']}% of ordinary messages")
         for w, by in tri["per_writer"].items():
             print(f"  {w:<16} " + "  ".join(f"{p}: {f['recall_emergency_pct']}/{f['exact_level_pct']}/{f['false_alarm_pct']}"
                                              for p, f in by.items()))

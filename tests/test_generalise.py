@@ -39,6 +39,7 @@ def _level(screener: Screener, text: str) -> str:
     "breathing is normal, just a dry cough for a week",
     "my son bumped his head on the table, cried for a minute, now fine and eating",
     "on the pill and want to know if antibiotics stop it working",
+    "看到新闻说年轻人也会脑出血 我最近偶尔头疼 会不会是",
 ])
 def test_ordinary_messages_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
@@ -56,6 +57,21 @@ def test_ordinary_messages_stay_ordinary(rules_only: Screener, text: str) -> Non
     "dad after his op yesterday is very confused, skin looks mottled and he has a temperature",
     "found my brother on his bed, eyes half open, not answering me",
     "mum not responding properly, just moans when i shake her",
+    "我个仔企喺天台边度 话要跳落去",
+    "佢话唔想做人 想去死",
 ])
 def test_red_flags_told_in_other_words(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text, level", [
+    ("for like 10 min i lost sight in one eye and my right hand also weak, now everything fine again", "emergency"),
+    ("yesterday my mum arm went weak n speech slurred for about 15 min then totally ok, must we still go hospital?", "emergency"),
+    ("我爸刚才有十来分钟右手发麻拿不住东西 说话也不利索 现在又全好了 要紧吗", "emergency"),
+    ("wifes mouth has gone lopsided and she cant grip her cup with her left hand, started at 2pm", "emergency_ambulance"),
+    ("arm went weak n speech slurred for about 15 min then a bit better but he still cant lift it", "emergency_ambulance"),
+    ("我妈左手麻了二十分钟就好了 可是现在嘴还歪着 说话还不清楚", "emergency_ambulance"),
+])
+def test_passed_stroke_signs_are_a_tia(rules_only: Screener, text: str, level: str) -> None:
+    """RED-FLAGS.md: stroke A, a TIA that has passed E; anything still there keeps the ambulance."""
+    assert _level(rules_only, text) == level

@@ -19,11 +19,11 @@ from __future__ import annotations
 import re
 import time
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.triage.model import (
-    AGE_UNITS_IN_MONTHS, EMERGENCY_LEVELS, LEVEL_RANK, LEVELS, PatientInText, Rule, TriageRules,
+    AGE_UNITS_IN_MONTHS, EMERGENCY_LEVELS, LEVEL_RANK, LEVELS, NotNow, PatientInText, Rule, TriageRules,
 )
 from bot.triage.phrases import Hits, Span, normalize
 from bot.triage.rules import default_content_dir, load_triage
@@ -220,6 +220,8 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         span = " + ".join(dict.fromkeys(norm[a:b] for a, b in spans))
         fired.append((order, rule, span))
 
+    if not_now is not None and not_now.passed is not None and any(r.passed_level for _, r, _ in fired):
+        fired = _passed(norm, hits, not_now, fired)
     fired.sort(key=lambda f: (-LEVEL_RANK[f[1].level], f[0]))
     level = fired[0][1].level if fired else rules.default_level
     top = [rule for _, rule, _ in fired if rule.level == level]
@@ -245,6 +247,19 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         ask_department=confidence < rules.departments.min_confidence,
         symptoms=tuple(present),
     )
+
+
+def _passed(norm: str, hits: Hits, nn: NotNow, fired: list[tuple[int, Rule, str]]) -> list[tuple[int, Rule, str]]:
+    """Rules with a `passed_level` take it when the message says the signs have passed and nothing says
+    they are still there ("左手麻了二十来分钟就好了" is a TIA: emergency, not an ambulance)."""
+    assert nn.passed is not None
+    if not (nn.passed.may_match(hits, norm) and nn.passed.find(norm, hits)):
+        return fired
+    if nn.ongoing is not None and nn.ongoing.may_match(hits, norm) and nn.ongoing.find(norm, hits):
+        return fired
+    return [(order, replace(rule, level=rule.passed_level) if rule.passed_level
+             and LEVEL_RANK[rule.passed_level] < LEVEL_RANK[rule.level] else rule, span)
+            for order, rule, span in fired]
 
 
 def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,

@@ -94,6 +94,9 @@ class Rule:
     department: str
     reply: str
     numbers: tuple[str, ...]  # names of extra lists in emergency_numbers
+    # the level when the message says the signs have passed (not_now.passed) and nothing says they are
+    # still there (not_now.ongoing): a TIA that has passed is `emergency`, not an ambulance (RED-FLAGS.md)
+    passed_level: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,8 @@ class NotNow:
     general: Symptom | None
     hyperbole: Symptom | None
     present: Symptom | None
+    passed: Symptom | None = None  # "20分钟就好了", "back to normal": signs that have gone (rules opt in)
+    ongoing: Symptom | None = None  # "还是", "still": they have not
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ _TRIAGE_KEYS = (
     "locale", "default_level", "emergency_numbers", "replies", "negation",
     "patient_in_text", "not_now", "symptoms", "rules",
 )
-_NOT_NOW_KEYS = ("past", "general", "hyperbole", "present")
+_NOT_NOW_KEYS = ("past", "general", "hyperbole", "present", "passed", "ongoing")
 _SYMPTOM_KEYS = ("keywords", "patterns", "exclude")
 _RULE_KEYS = (
-    "id", "level", "symptoms", "keywords", "patterns", "exclude", "requires_any", "requires_all",
+    "id", "level", "passed_level", "symptoms", "keywords", "patterns", "exclude", "requires_any", "requires_all",
     "patient", "department", "reply", "numbers",
 )
 _NEGATION_KEYS = ("cues", "after", "not_negation", "clause_breaks")
@@ -317,7 +317,8 @@ class _Loader(YamlChecker):
             if not isinstance(reply, str):
                 self.problem(self.line(body, "reply"), f"{field}.reply", "must be a content key, e.g. triage.suicide")
                 reply = ""
+            passed_level = self.level(body, "passed_level", f"{field}.passed_level") if "passed_level" in body else ""
             if level is not None:
                 rules.append(Rule(rule_id, level, tuple(triggers), tuple(requires_any), tuple(requires_all),
-                                  patient, str(department or ""), reply, extra))
+                                  patient, str(department or ""), reply, extra, passed_level or ""))
         return rules
