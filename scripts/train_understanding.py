@@ -49,23 +49,24 @@ INTENT_C = 10.0
 PARAMS = {"C": C}  # what --c changes
 
 
-def corpus() -> list[tuple[str, str]]:
-    """(canonical text, label) with label in ordinary | emergency | emergency_ambulance."""
-    rows: list[tuple[str, str]] = []
+def corpus() -> list[tuple[str, str, str]]:
+    """(canonical text, label, group) with label in ordinary | emergency | emergency_ambulance; the group
+    is the file a row came from (one blind dev file is one writer) for leave-one-writer-out."""
+    rows: list[tuple[str, str, str]] = []
     for path in sorted((ROOT / "tests/triage/blind/dev").glob("*.yml")):  # the blind writers' dev split
         for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]:
-            rows.append((canonical(case["text"]), case["expect"]))
+            rows.append((canonical(case["text"]), case["expect"], path.stem))
     for path in sorted((ROOT / "tests/triage").glob("cases_*.yml")):
         for case in parse_yaml(path.read_text(encoding="utf-8"))["cases"]:
             expect = case.get("expect", {})
             if expect.get("ordinary"):
-                rows.append((canonical(case["text"]), "ordinary"))
+                rows.append((canonical(case["text"]), "ordinary", path.stem))
             elif expect.get("min_level") in RED and not case.get("age_months") and not case.get("pregnant"):
-                rows.append((canonical(case["text"]), expect["min_level"]))
+                rows.append((canonical(case["text"]), expect["min_level"], path.stem))
     # typed requests (menu, prices, symptoms to consult about, answers): none is an emergency
     for path in sorted((ROOT / "tests/understand/dev").glob("*.yml")):
         for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]:
-            rows.append((canonical(case["text"]), "ordinary"))
+            rows.append((canonical(case["text"]), "ordinary", "understand:" + path.stem))
     return rows
 
 
@@ -98,25 +99,29 @@ def out_of_fold(texts: list[str], y: np.ndarray) -> np.ndarray:
 
 def head(texts: list[str], y: np.ndarray, threshold: float, question: float = 1.0) -> dict:
     x, vec = matrix(texts)
-    model = fit(x, y)
+    return packed(fit(x, y), vec, threshold, question)
+
+
+def packed(model, vec: DictVectorizer, threshold: float, question: float = 1.0) -> dict:  # type: ignore[no-untyped-def]
+    """One fitted binary head in the JSON form bot.understand.learned reads."""
     names = vec.get_feature_names_out()
     weights = {str(n): round(float(w), 4) for n, w in zip(names, model.coef_[0]) if abs(w) >= 1e-3}
     return {"bias": round(float(model.intercept_[0]), 4), "threshold": round(threshold, 4),
             "question": round(min(question, threshold), 4), "weights": weights}
 
 
-def intent_rows() -> list[tuple[str, str, str]]:
-    """(canonical text, intent, file) of every typed request in tests/understand/dev."""
+def intent_rows(files: list[Path] | None = None) -> list[tuple[str, str, str]]:
+    """(canonical text, intent, file) of every typed request in tests/understand/dev (or `files`)."""
     rows = []
-    for path in sorted((ROOT / "tests/understand/dev").glob("*.yml")):
+    for path in files if files is not None else sorted((ROOT / "tests/understand/dev").glob("*.yml")):
         for case in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"]:
             if ":" not in str(case["expect"]):  # question:value is a typed answer, not a request
                 rows.append((canonical(case["text"]), str(case["expect"]), path.name))
     return rows
 
 
-def train_intents(output: Path) -> dict:
-    rows = intent_rows()
+def intent_model(rows: list[tuple[str, str, str]]) -> dict:
+    """The intent model (JSON-ready dict) trained on `rows`; its threshold chosen leaving one file out."""
     texts = [t for t, _, _ in rows]
     labels = np.array([label for _, label, _ in rows])
     files = np.array([f for _, _, f in rows])
@@ -143,16 +148,51 @@ def train_intents(output: Path) -> dict:
     coef = model.coef_
     weights = {str(n): [round(float(w), 3) for w in coef[:, j]] for j, n in enumerate(names)
                if float(np.abs(coef[:, j]).max()) >= 0.02}
-    out = {"name": "intents", "classes": [str(c) for c in model.classes_],
-           "bias": [round(float(b), 4) for b in model.intercept_], "threshold": round(threshold, 2),
-           "trained_on": f"{len(rows)} typed requests: tests/understand/dev",
-           "out_of_writer": {"accuracy": round(float(np.mean(best == labels)), 3),
-                             "routed": round(float(np.mean(chosen)), 3),
-                             "precision": round(float(np.mean(best[chosen] == labels[chosen])), 3) if chosen.any() else None},
-           "weights": weights}
+    return {"name": "intents", "classes": [str(c) for c in model.classes_],
+            "bias": [round(float(b), 4) for b in model.intercept_], "threshold": round(threshold, 2),
+            "trained_on": f"{len(rows)} typed requests: tests/understand/dev",
+            "out_of_writer": {"accuracy": round(float(np.mean(best == labels)), 3),
+                              "routed": round(float(np.mean(chosen)), 3),
+                              "precision": round(float(np.mean(best[chosen] == labels[chosen])), 3) if chosen.any() else None},
+            "weights": weights}
+
+
+def train_intents(output: Path) -> dict:
+    rows = intent_rows()
+    out = intent_model(rows)
     output.write_text(json.dumps(out, ensure_ascii=False, sort_keys=True, separators=(",", ":")), encoding="utf-8")
     return {"output": str(output), "rows": len(rows), "bytes": output.stat().st_size, "threshold": out["threshold"],
             **out["out_of_writer"]}
+
+
+def thresholds(oof_red: np.ndarray, red: np.ndarray, oof_amb: np.ndarray, amb: np.ndarray) -> tuple[float, float, float]:
+    """(red-flag threshold, question threshold, ambulance threshold) from held-out scores: at most
+    MAX_FALSE_ALARM (MAX_QUESTIONS) of ordinary messages fire (get the question); the ambulance
+    threshold with the best exact level on red flags."""
+    ordinary = np.sort(oof_red[red == 0])[::-1]
+    red_threshold = float(ordinary[int(MAX_FALSE_ALARM * len(ordinary))]) + 1e-4  # just above the (allowed+1)-th
+    question = float(ordinary[int(MAX_QUESTIONS * len(ordinary))]) + 1e-4
+    is_red = red == 1
+    best = max((float(np.mean(((oof_amb[is_red] >= t) == (amb[is_red] == 1)))), t) for t in np.arange(0.2, 0.81, 0.02))
+    return red_threshold, question, float(best[1])
+
+
+def triage_model(texts: list[str], labels: list[str], oof: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """The triage model (JSON-ready dict). Thresholds from `oof` (held-out red-flag and ambulance
+    scores of these rows) when given, else from 5-fold out-of-fold scores."""
+    red = np.array([label in RED for label in labels], dtype=int)
+    amb = np.array([label == "emergency_ambulance" for label in labels], dtype=int)
+    oof_red, oof_amb = oof if oof is not None else (out_of_fold(texts, red), out_of_fold(texts, amb))
+    red_threshold, question, amb_threshold = thresholds(oof_red, red, oof_amb, amb)
+    is_red = red == 1
+    return {
+        "name": "triage",
+        "trained_on": f"{len(texts)} messages: tests/triage/blind/dev + tests/triage/cases_*",
+        "out_of_fold": {"red_flag_recall": round(float(np.mean(oof_red[is_red] >= red_threshold)), 3),
+                        "false_alarm": round(float(np.mean(oof_red[red == 0] >= red_threshold)), 3),
+                        "ambulance_exact_on_red": round(float(np.mean((oof_amb[is_red] >= amb_threshold) == (amb[is_red] == 1))), 3)},
+        "heads": {"red_flag": head(texts, red, red_threshold, question), "ambulance": head(texts, amb, amb_threshold)},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,36 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(train_intents(Path(args.intents_output))))
     PARAMS["C"] = args.c
     rows = corpus()
-    texts = [t for t, _ in rows]
-    labels = [label for _, label in rows]
-    red = np.array([label in RED for label in labels], dtype=int)
-    amb = np.array([label == "emergency_ambulance" for label in labels], dtype=int)
-
-    oof_red = out_of_fold(texts, red)
-    ordinary = np.sort(oof_red[red == 0])[::-1]
-    allowed = int(MAX_FALSE_ALARM * len(ordinary))
-    red_threshold = float(ordinary[allowed]) + 1e-4  # just above the (allowed+1)-th highest ordinary score
-    # a safety question ("is this happening now?") for at most MAX_QUESTIONS of ordinary messages
-    question = float(ordinary[int(MAX_QUESTIONS * len(ordinary))]) + 1e-4
-    oof_amb = out_of_fold(texts, amb)
-    is_red = red == 1
-    best = max((float(np.mean(((oof_amb[is_red] >= t) == (amb[is_red] == 1)))), t) for t in np.arange(0.2, 0.81, 0.02))
-    amb_threshold = float(best[1])
-
-    recall = float(np.mean(oof_red[red == 1] >= red_threshold))
-    alarms = float(np.mean(oof_red[red == 0] >= red_threshold))
-    model = {
-        "name": "triage",
-        "trained_on": f"{len(rows)} messages: tests/triage/blind/dev + tests/triage/cases_*",
-        "out_of_fold": {"red_flag_recall": round(recall, 3), "false_alarm": round(alarms, 3),
-                        "ambulance_exact_on_red": round(best[0], 3)},
-        "heads": {"red_flag": head(texts, red, red_threshold, question), "ambulance": head(texts, amb, amb_threshold)},
-    }
+    model = triage_model([t for t, _, _ in rows], [label for _, label, _ in rows])
     Path(args.output).write_text(json.dumps(model, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
                                  encoding="utf-8")
     size = Path(args.output).stat().st_size
+    heads = model["heads"]
     print(json.dumps({"output": args.output, "rows": len(rows), "bytes": size, **model["out_of_fold"],
-                      "red_threshold": model["heads"]["red_flag"]["threshold"], "question": round(question, 4), "ambulance_threshold": amb_threshold}))
+                      "red_threshold": heads["red_flag"]["threshold"], "question": heads["red_flag"]["question"],
+                      "ambulance_threshold": heads["ambulance"]["threshold"]}))
     return 0
 
 

@@ -19,17 +19,19 @@ from __future__ import annotations
 import re
 import time
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.triage.model import (
-    AGE_UNITS_IN_MONTHS, EMERGENCY_LEVELS, LEVEL_RANK, LEVELS, PatientInText, Rule, TriageRules,
+    AGE_UNITS_IN_MONTHS, EMERGENCY_LEVELS, LEVEL_RANK, LEVELS, NotNow, PatientInText, Rule, TriageRules,
 )
 from bot.triage.phrases import Hits, Span, normalize
 from bot.triage.rules import default_content_dir, load_triage
 from bot.understand.normalize import zh_number
 
 _TOKEN = re.compile(r"[a-z0-9']+|[^\x00-\x7f\s]")
+# "不正常", "not normal": an after-cue that is itself negated says nothing
+_NEGATED_AFTER = re.compile(r"(?:不|没|无|非|未).?$|\b(?:not|no|isn't|aren't|wasn't|never)\s+(?:\w+\s+)?$")
 _EN_NUMBERS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
@@ -61,6 +63,7 @@ class Assessment:
     matched: tuple[Match, ...]
     reply_key: str  # content key of the reply to send
     ask_department: bool = False  # confidence below the lexicon's min_confidence: ask the patient
+    symptoms: tuple[str, ...] = ()  # the symptoms present (not negated, not "not now"), fired or not
 
     @property
     def is_emergency(self) -> bool:
@@ -82,26 +85,45 @@ class _Negation:
         breaks = [m.end() for m in negation.punctuation.finditer(text)]
         breaks += [e for s, e in negation.clause_breaks.spans(hits) if not _overlaps(s, e, skip)]
         self.break_ends = sorted(breaks)
-        # A cue inside a matched term ("不能说话", "not breathing") or a not_negation phrase negates nothing.
-        shields = skip + term_spans
+        # A cue inside a not_negation phrase negates nothing; a cue inside a matched term ("不能说话",
+        # "not breathing") does not negate that term nor what overlaps it — but it still negates a
+        # symptom elsewhere (a long pattern spanning "…胎动正常 没见红…" does not shield 见红).
+        # a term that runs over clauses (a long pattern) is no phrase of its own: it shields nothing
+        whole = [(s, e) for s, e in term_spans if self.clause(s) == self.clause(e - 1)]
         self.cues = [
-            (start, end, reach)
+            (start, end, reach, [(s, e) for s, e in whole if s <= start and end <= e])
             for terms, reach in negation.cues
             for start, end in terms.spans(hits)
-            if not any(s <= start and end <= e for s, e in shields)
+            if not any(s <= start and end <= e for s, e in skip)
+        ]
+        self.after = [
+            (start, end, reach)
+            for terms, reach in negation.after
+            for start, end in terms.spans(hits)
+            if not _NEGATED_AFTER.search(text[max(0, start - 20):start])
+            and not any(s <= start and end <= e for s, e in skip)
         ]
 
     def clause(self, position: int) -> int:
         """The index of the clause a position is in."""
         return bisect_right(self.break_ends, position)
 
-    def negated(self, start: int) -> bool:
-        if not self.cues:
+    def negated(self, start: int, end: int | None = None) -> bool:
+        if not self.cues and not self.after:
             return False
+        end = start + 1 if end is None else end
         i = bisect_right(self.break_ends, start)
         clause_start = self.break_ends[i - 1] if i else 0
-        for cue_start, cue_end, window in self.cues:
+        if self.after:
+            clause_end = self.break_ends[i] if i < len(self.break_ends) else len(self.text)
+            for cue_start, cue_end, window in self.after:
+                if end <= cue_start and cue_end <= clause_end \
+                        and len(_TOKEN.findall(self.text, end, cue_start)) <= window:
+                    return True
+        for cue_start, cue_end, window, shields in self.cues:
             if clause_start <= cue_start and cue_end <= start:
+                if shields and any(s < end and start < e for s, e in shields):
+                    continue
                 if len(_TOKEN.findall(self.text, cue_end, start)) <= window:
                     return True
         return False
@@ -167,7 +189,7 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
 
     present: dict[str, tuple[int, int]] = {}
     for name, spans in found.items():
-        span = next((sp for sp in spans if not negation.negated(sp[0])), None)
+        span = next((sp for sp in spans if not negation.negated(*sp)), None)
         if span is not None:
             present[name] = span
 
@@ -176,7 +198,7 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
     ages = tuple(_ages_in_text(norm, hits, rules.patient_in_text))
     if context.age_months is not None:
         ages += (float(context.age_months),)
-    pregnant = bool(context.pregnant) or any(not negation.negated(s) for s, _ in pregnancy_spans)
+    pregnant = bool(context.pregnant) or any(not negation.negated(s, e) for s, e in pregnancy_spans)
 
     fired: list[tuple[int, Rule, str]] = []
     for order, rule in enumerate(rules.rules if present else ()):  # every rule needs a symptom
@@ -198,6 +220,8 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         span = " + ".join(dict.fromkeys(norm[a:b] for a, b in spans))
         fired.append((order, rule, span))
 
+    if not_now is not None and not_now.passed is not None and any(r.passed_level for _, r, _ in fired):
+        fired = _passed(norm, hits, not_now, fired)
     fired.sort(key=lambda f: (-LEVEL_RANK[f[1].level], f[0]))
     level = fired[0][1].level if fired else rules.default_level
     top = [rule for _, rule, _ in fired if rule.level == level]
@@ -221,7 +245,21 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         matched=tuple(Match(rule.id, rule.level, span) for _, rule, span in fired) + ((lowered,) if lowered else ()),
         reply_key=reply_key,
         ask_department=confidence < rules.departments.min_confidence,
+        symptoms=tuple(present),
     )
+
+
+def _passed(norm: str, hits: Hits, nn: NotNow, fired: list[tuple[int, Rule, str]]) -> list[tuple[int, Rule, str]]:
+    """Rules with a `passed_level` take it when the message says the signs have passed and nothing says
+    they are still there ("左手麻了二十来分钟就好了" is a TIA: emergency, not an ambulance)."""
+    assert nn.passed is not None
+    if not (nn.passed.may_match(hits, norm) and nn.passed.find(norm, hits)):
+        return fired
+    if nn.ongoing is not None and nn.ongoing.may_match(hits, norm) and nn.ongoing.find(norm, hits):
+        return fired
+    return [(order, replace(rule, level=rule.passed_level) if rule.passed_level
+             and LEVEL_RANK[rule.passed_level] < LEVEL_RANK[rule.level] else rule, span)
+            for order, rule, span in fired]
 
 
 def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,
@@ -254,7 +292,7 @@ def _route(rules: TriageRules, hits: list[tuple[str, float, Span]], negation: _N
     scores: dict[str, float] = {}
     for dept_id, weight, (start, end) in hits:
         keyword = (dept_id, negation.text[start:end])
-        if keyword in counted or negation.negated(start):
+        if keyword in counted or negation.negated(start, end):
             continue
         counted.add(keyword)
         scores[dept_id] = scores.get(dept_id, 0.0) + weight

@@ -94,6 +94,9 @@ class Rule:
     department: str
     reply: str
     numbers: tuple[str, ...]  # names of extra lists in emergency_numbers
+    # the level when the message says the signs have passed (not_now.passed) and nothing says they are
+    # still there (not_now.ongoing): a TIA that has passed is `emergency`, not an ambulance (RED-FLAGS.md)
+    passed_level: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class Negation:
     not_negation: Terms  # phrases with a cue inside that negate nothing
     clause_breaks: Terms
     punctuation: re.Pattern[str]  # always ends a clause
+    # cues *after* a symptom in its clause that say it is fine ("喘气也正常", "breathing is fine"),
+    # grouped by reach (tokens after the term); void when negated themselves ("不正常")
+    after: tuple[tuple[Terms, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,8 @@ class NotNow:
     general: Symptom | None
     hyperbole: Symptom | None
     present: Symptom | None
+    passed: Symptom | None = None  # "20分钟就好了", "back to normal": signs that have gone (rules opt in)
+    ongoing: Symptom | None = None  # "还是", "still": they have not
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ _TRIAGE_KEYS = (
     "locale", "default_level", "emergency_numbers", "replies", "negation",
     "patient_in_text", "not_now", "symptoms", "rules",
 )
-_NOT_NOW_KEYS = ("past", "general", "hyperbole", "present")
+_NOT_NOW_KEYS = ("past", "general", "hyperbole", "present", "passed", "ongoing")
 _SYMPTOM_KEYS = ("keywords", "patterns", "exclude")
 _RULE_KEYS = (
-    "id", "level", "symptoms", "keywords", "patterns", "exclude", "requires_any", "requires_all",
+    "id", "level", "passed_level", "symptoms", "keywords", "patterns", "exclude", "requires_any", "requires_all",
     "patient", "department", "reply", "numbers",
 )
-_NEGATION_KEYS = ("cues", "not_negation", "clause_breaks")
+_NEGATION_KEYS = ("cues", "after", "not_negation", "clause_breaks")
 _PATIENT_TEXT_KEYS = ("age", "age_units", "newborn", "pregnant")
 # Sentence punctuation always ends a clause (a full stop between digits is a decimal point), and so
 # does a space between two Chinese characters: "没有发烧 胸口疼" is two clauses.
@@ -156,12 +156,12 @@ class _Loader(YamlChecker):
         if not isinstance(cues, dict) or not cues:
             self.problem(self.line(node, "cues"), "negation.cues", "must map each cue to its reach in tokens, e.g. {没有: 6, 不: 2}")
             return None
-        by_reach: dict[int, list[str]] = {}
-        for cue, window in cues.items():
-            if not isinstance(window, int) or isinstance(window, bool) or window < 0:
-                self.problem(self.line(cues, cue), f"negation.cues.{cue}", "reach must be a whole number of tokens ≥ 0, e.g. 4")
-            else:
-                by_reach.setdefault(window, []).append(str(cue))
+        by_reach = self._reaches(cues, "negation.cues")
+        after = node.get("after") or {}
+        if not isinstance(after, dict):
+            self.problem(self.line(node, "after"), "negation.after", "must map each cue to its reach in tokens, e.g. {正常: 3}")
+            after = {}
+        after_by_reach = self._reaches(after, "negation.after")
         skip = self.strings(node, "not_negation", "negation.not_negation")
         breaks = self.strings(node, "clause_breaks", "negation.clause_breaks")
         return Negation(
@@ -169,7 +169,17 @@ class _Loader(YamlChecker):
             not_negation=self.phrases.add(skip),
             clause_breaks=self.phrases.add(breaks),
             punctuation=_CLAUSE_PUNCTUATION,
+            after=tuple((self.phrases.add(words), reach) for reach, words in sorted(after_by_reach.items())),
         )
+
+    def _reaches(self, cues: dict, where: str) -> dict[int, list[str]]:
+        by_reach: dict[int, list[str]] = {}
+        for cue, window in cues.items():
+            if not isinstance(window, int) or isinstance(window, bool) or window < 0:
+                self.problem(self.line(cues, cue), f"{where}.{cue}", "reach must be a whole number of tokens ≥ 0, e.g. 4")
+            else:
+                by_reach.setdefault(window, []).append(str(cue))
+        return by_reach
 
     def _patient_in_text(self, doc: Any) -> PatientInText | None:
         node = doc.get("patient_in_text")
@@ -307,7 +317,8 @@ class _Loader(YamlChecker):
             if not isinstance(reply, str):
                 self.problem(self.line(body, "reply"), f"{field}.reply", "must be a content key, e.g. triage.suicide")
                 reply = ""
+            passed_level = self.level(body, "passed_level", f"{field}.passed_level") if "passed_level" in body else ""
             if level is not None:
                 rules.append(Rule(rule_id, level, tuple(triggers), tuple(requires_any), tuple(requires_all),
-                                  patient, str(department or ""), reply, extra))
+                                  patient, str(department or ""), reply, extra, passed_level or ""))
         return rules

@@ -59,9 +59,11 @@ def _own_script(text: str, locale: str) -> str:
 
 class Screener:
     def __init__(self, rules: dict[str, TriageRules], model: LearnedModel | None = None, base_locale: str = "zh-CN",
-                 region: dict[str, tuple[str, ...]] | None = None):
+                 region: dict[str, tuple[str, ...]] | None = None, alone: bool = False):
         self.rules = rules
         self.model = model
+        # `alone`: the model may raise a message where no rule fired but a rule set saw a present symptom
+        self.alone = alone
         self.region = region  # the deployment's numbers (content/care.yml region); else each file's own
         self.base_locale = base_locale if base_locale in rules else next(iter(rules), base_locale)
 
@@ -74,6 +76,7 @@ class Screener:
             raise LookupError(f"no triage rules for {locale!r} nor the base locale {self.base_locale!r}")
         layers: list[Layer] = []
         best: Assessment | None = None
+        symptoms: set[str] = set()
         for name, rules in self._ordered(own):
             if rules is own:
                 result = assess(text, rules, context)
@@ -82,6 +85,7 @@ class Screener:
                 if not _HAS_LETTERS.search(foreign):
                     continue  # nothing in that language's script to read
                 result = assess(foreign, rules, context)
+            symptoms.update(result.symptoms)
             if result.matched or rules is own:
                 layers.append(Layer(f"rules:{name}", result.level, {"matched": [m.rule for m in result.matched]}))
             if best is None or LEVEL_RANK[result.level] > LEVEL_RANK[best.level]:
@@ -90,7 +94,7 @@ class Screener:
         if best.is_emergency and best is not None:
             best = replace(best, emergency_numbers=self._numbers(own, best))
         if self.model is not None and not best.is_emergency and long_enough(canonical(text)):
-            best = self._learned(text, best, own, layers)
+            best = self._learned(text, best, own, layers, bool(symptoms))
         return Screening(best, tuple(layers))
 
     def _ordered(self, own: TriageRules) -> list[tuple[str, TriageRules]]:
@@ -121,7 +125,7 @@ class Screener:
             return False
         return float(learned.detail.get("red_flag", 0.0)) >= self.model.heads["red_flag"].question
 
-    def _learned(self, text: str, best: Assessment, own: TriageRules, layers: list[Layer]) -> Assessment:
+    def _learned(self, text: str, best: Assessment, own: TriageRules, layers: list[Layer], symptom: bool) -> Assessment:
         assert self.model is not None
         feats = features(canonical(text))
         red, amb = self.model.heads["red_flag"], self.model.heads["ambulance"]
@@ -132,7 +136,7 @@ class Screener:
         # and only where a rule saw something (any level): the model alone, on a message no rule
         # recognised ("my son is 6 weeks old"), is not evidence enough to sound an alarm; the safety
         # stage may still ask its yes/no question.
-        if p_red >= red.threshold and not best.is_emergency and best.matched:
+        if p_red >= red.threshold and not best.is_emergency and (best.matched or (self.alone and symptom)):
             level = max_level(level, "emergency_ambulance" if p_amb >= amb.threshold else "emergency")
         layers.append(Layer("learned", level if level != best.level else "-", {
             "red_flag": round(p_red, 3), "ambulance": round(p_amb, 3),

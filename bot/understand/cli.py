@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bot.understand.learned import IntentModel
 from bot.engine.answers import Invalid
 from bot.errors import ConfigError
 from bot.flow.compiler import AskSpec
@@ -141,7 +142,7 @@ def _answer(intents: Intents, spec: AskSpec, text: str, content: Content, locale
     return str(value)
 
 
-def evaluate(files: list[str], content_dir: Path, flows_dir: Path, model: bool = True) -> list[LocaleScore]:
+def evaluate(files: list[str], content_dir: Path, flows_dir: Path, model: bool | IntentModel = True) -> list[LocaleScore]:
     intents = load_intents(content_dir, model=model)
     content = load_content([content_dir])
     questions = _questions(flows_dir, content)

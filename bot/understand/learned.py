@@ -89,7 +89,11 @@ class LearnedModel:
 
 def load_model(path: str | Path) -> LearnedModel:
     """Load a model file written by scripts/train_understanding.py."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return model_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def model_from_dict(data: dict) -> LearnedModel:
+    """A triage model from its JSON form (a file's content, or a model trained in memory)."""
     heads = {name: Head(name, float(h["bias"]), {f: float(w) for f, w in h["weights"].items()}, float(h["threshold"]),
                         float(h.get("question", 1.0)))
              for name, h in data["heads"].items()}
@@ -138,7 +142,11 @@ class IntentModel:
 
 def load_intent_model(path: str | Path) -> IntentModel:
     """Load an intent model written by scripts/train_understanding.py."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return intent_model_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def intent_model_from_dict(data: dict) -> IntentModel:
+    """An intent model from its JSON form."""
     return IntentModel(tuple(data["classes"]), tuple(float(b) for b in data["bias"]),
                        {f: tuple(float(x) for x in w) for f, w in data["weights"].items()},
                        float(data["threshold"]), data.get("trained_on", ""))

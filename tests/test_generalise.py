@@ -1,0 +1,77 @@
+"""Clinical concepts that hold beyond one sentence: a sign said to be fine after it ("喘气也正常"), a
+negation cue inside a long pattern of another symptom, a disease named as the standing condition it
+is (since, for years, its treatment, a fear of it), a fleeting twinge; and red flags told as a story
+(head injury in any words, post-operative infection, the pill + a swollen calf + breathlessness, eyes
+half open and not answering). Written for this file, not taken from the blind sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.triage import load_all_triage
+from bot.triage.screen import Screener
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def rules_only() -> Screener:
+    return Screener(load_all_triage(ROOT / "content"), None)
+
+
+def _level(screener: Screener, text: str) -> str:
+    locale = "zh-CN" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
+    return screener.screen(text, locale).assessment.level
+
+
+@pytest.mark.parametrize("text", [
+    "吃了芒果嘴边有点痒 嗓子不肿 呼吸也正常 要吃药吗",
+    "昨天吃了虾 身上起了几个疙瘩 嘴唇没肿 喘气都正常 擦点啥",
+    "宝宝精神很好 呼吸也不费劲 就是流鼻涕",
+    "怀孕三十周 胎动正常 没见红 肚子也不疼 想问能不能坐高铁",
+    "我爸脑梗三年了 一直吃阿司匹林 这个药要吃一辈子吗",
+    "我妈中风以后在家康复 想约个康复科的号",
+    "老公心梗放了支架 现在吃波立维 能不能喝点酒",
+    "怕自己中风 最近老是头有点晕 血压正常 说话走路都正常",
+    "右边胸口有时候抽着疼一下 几秒钟就过去了 心电图查过没事",
+    "我胸口偶尔刺一下 一下就好了 体检也正常 要紧不",
+    "since his stroke dad needs help with dressing, can we get a carer assessment",
+    "chest twinges for a second now and then, then it goes, ecg was normal",
+    "breathing is normal, just a dry cough for a week",
+    "my son bumped his head on the table, cried for a minute, now fine and eating",
+    "on the pill and want to know if antibiotics stop it working",
+    "看到新闻说年轻人也会脑出血 我最近偶尔头疼 会不会是",
+])
+def test_ordinary_messages_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "呼吸不正常 嘴唇发紫",                      # an after-cue that is negated itself says nothing
+    "我爸中风了 快来人 嘴歪了 说话不清楚",
+    "我爸心梗放过支架 刚才又胸口疼得厉害 出冷汗",
+    "我妈中风以后 今天突然说不出话了 右手抬不起来",
+    "胸口疼了一个小时 出冷汗",
+    "my daughter fell off the trampoline and banged her head, she's been sick twice and keeps falling asleep",
+    "had knee surgery 10 days ago, now right calf swollen and hot and i'm short of breath",
+    "just back from long haul flight, my calf is swollen and i cant get my breath",
+    "dad after his op yesterday is very confused, skin looks mottled and he has a temperature",
+    "found my brother on his bed, eyes half open, not answering me",
+    "mum not responding properly, just moans when i shake her",
+    "我个仔企喺天台边度 话要跳落去",
+    "佢话唔想做人 想去死",
+])
+def test_red_flags_told_in_other_words(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text, level", [
+    ("for like 10 min i lost sight in one eye and my right hand also weak, now everything fine again", "emergency"),
+    ("yesterday my mum arm went weak n speech slurred for about 15 min then totally ok, must we still go hospital?", "emergency"),
+    ("我爸刚才有十来分钟右手发麻拿不住东西 说话也不利索 现在又全好了 要紧吗", "emergency"),
+    ("wifes mouth has gone lopsided and she cant grip her cup with her left hand, started at 2pm", "emergency_ambulance"),
+    ("arm went weak n speech slurred for about 15 min then a bit better but he still cant lift it", "emergency_ambulance"),
+    ("我妈左手麻了二十分钟就好了 可是现在嘴还歪着 说话还不清楚", "emergency_ambulance"),
+])
+def test_passed_stroke_signs_are_a_tia(rules_only: Screener, text: str, level: str) -> None:
+    """RED-FLAGS.md: stroke A, a TIA that has passed E; anything still there keeps the ambulance."""
+    assert _level(rules_only, text) == level
