@@ -24,6 +24,7 @@ from bot.group import GroupStage
 from bot.pipeline import EngineStage, Pipeline
 from bot.reminders.actions import register_reminder_actions
 from bot.reminders.config import ReminderSettings, load_reminders
+from bot.reminders.legacy import LEGACY_TIMER, on_legacy_timer
 from bot.reminders.service import DOSE_FLOW, Reminders
 from bot.runtime.proactive import ProactivePolicy
 from bot.runtime.runtime import Runtime
@@ -184,6 +185,7 @@ class CareBot:
                                         if "notify_staff" in a.capabilities.ops), "")
         register_reminder_actions(actions, reminders, config.content)
         timers.register(DOSE, reminders.on_timer)
+        timers.register(LEGACY_TIMER, lambda t: on_legacy_timer(reminders, t))
         return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff,
                    reminders)
 

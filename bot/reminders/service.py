@@ -132,22 +132,24 @@ class Reminders:
 
     async def create_plan(self, conversation_id: str, schedule: Schedule, *, kind: str = "", medicine: str = "",
                           dose: str = "", tz: str = "", created_by: str = "patient", org: str = "default",
-                          pills_left: int | None = None, pills_per_dose: int = 1) -> Plan:
-        """Make a plan and its first dose's timer (the first dose strictly after now)."""
+                          pills_left: int | None = None, pills_per_dose: int = 1, plan_id: str = "",
+                          first_after: datetime | None = None) -> Plan:
+        """Make a plan and its first dose's timer (the first dose strictly after `first_after`, by
+        default now). `plan_id`: a chosen id, so a re-run of a conversion cannot make a second plan."""
         now = self.clock.now()
         kind = kind or self.settings.default_kind
         if kind not in self.settings.kinds:
             raise ValueError(f"unknown plan kind {kind!r}; known: {sorted(self.settings.kinds)}")
         if self.settings.kinds[kind].prn and not schedule.prn:
             schedule = Schedule(start=schedule.start, end=schedule.end, prn=True)
-        plan_id = f"P{uuid.uuid4().hex[:12]}"
+        plan_id = plan_id or f"P{uuid.uuid4().hex[:12]}"
         tz = tz or self.default_timezone
         values = dict(id=plan_id, org=org, conversation_id=conversation_id, kind=kind, medicine=medicine[:80],
                       dose=dose[:60], schedule=schedule.model_dump_json(), timezone=tz, status="active",
                       created_by=created_by, created_at=now, updated_at=now, pills_left=pills_left,
                       pills_per_dose=max(1, pills_per_dose), refill_warned=False, next_due_at=None)
         plan = Plan.from_row(_Obj(values))  # a plan not yet written, read like a row
-        first = self.next_dose(plan, now)
+        first = self.next_dose(plan, first_after or now)
 
         def q(conn: Connection) -> None:
             conn.execute(PLAN.insert().values(**{**values, "next_due_at": first.at if first else None}))
