@@ -12,6 +12,7 @@
     GET  /console/stats                  first response, SLA, NPS, CSAT, complaints per department
     GET  /console/audit                  the audit log (admins)
     POST /console/pages/{id}/{seen|ack}  emergency alerts (adapters/console/paging.py)
+    GET  /console/adherence/{conversation id}  medication adherence, HTML or ?format=json (adherence.py)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 from starlette.routing import Mount, Route
 
 from adapters.console import views
+from adapters.console.adherence import adherence_routes
 from adapters.console.charts import Bar, bar_chart
 from adapters.console.i18n import LOCALES
 from adapters.console.paging import paging_routes, paging_values
@@ -381,5 +383,6 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         Route("/audit", p(audit_log, roles=("admin",))),
         Route("/static/{name}", static),
         *paging_routes(web),
+        *adherence_routes(web),
     ])]
 
