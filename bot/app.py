@@ -28,7 +28,9 @@ from bot.groups.stage import ModerationStage
 from bot.pipeline import EngineStage, Pipeline
 from bot.reminders.actions import register_reminder_actions
 from bot.reminders.config import ReminderSettings, load_reminders
-from bot.reminders.service import DOSE_FLOW, Reminders
+from bot.reminders.legacy import LEGACY_TIMER, on_legacy_timer
+from bot.reminders.fire import DOSE_KEYS
+from bot.reminders.service import Reminders
 from bot.runtime.proactive import ProactivePolicy
 from bot.runtime.runtime import Runtime
 from bot.runtime.sender import Sender
@@ -90,10 +92,12 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
     reminders = ReminderSettings()
     try:
         reminders = load_reminders(settings.content_dir)
-        if (settings.content_dir / "reminders.yml").exists() and flows is not None and DOSE_FLOW not in flows.flows:
-            problems.append(ConfigProblem(str(settings.content_dir / "reminders.yml"), 0, "",
-                                          f"medication reminders need a flow '{DOSE_FLOW}' that says a dose "
-                                          "(see flows/reminders.yml)"))
+        if (settings.content_dir / "reminders.yml").exists() and content is not None:
+            for key in DOSE_KEYS:  # the fire path says a dose with these (bot/reminders/fire.py)
+                if not content.has(key):
+                    problems.append(ConfigProblem(str(settings.content_dir / "reminders.yml"), 0, "",
+                                                  f"medication reminders need the message {key!r} in the "
+                                                  f"{content.base_locale} catalogue (content/messages/*/reminders.yml)"))
     except ConfigError as exc:
         problems.extend(exc.problems)
     triage: dict[str, TriageRules] = {}
@@ -218,7 +222,8 @@ class CareBot:
         reminders.staff_channel = next((ch for ch, a in adapter_set.adapters.items()
                                         if "notify_staff" in a.capabilities.ops), "")
         register_reminder_actions(actions, reminders, config.content)
-        timers.register(DOSE, reminders.on_timer)
+        timers.register_batch(DOSE, reminders.firer.fire_due)
+        timers.register(LEGACY_TIMER, lambda t: on_legacy_timer(reminders, t))
         for adapter in adapter_set.adapters.values():
             adapter.bind_handoff(handoff)  # a staff group on the platform (Telegram forum topics)
         return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff,

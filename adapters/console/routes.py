@@ -15,6 +15,7 @@
     GET  /console/audit                  the audit log (admins) · POST /console/admin/reload (flows, content)
     POST /console/pages/{id}/{seen|ack}  emergency alerts (adapters/console/paging.py)
     GET  /console/groups · POST /console/groups/cases/{id}/{decision}  groups (adapters/console/moderation.py)
+    GET  /console/adherence/{conversation id}  medication adherence, HTML or ?format=json (adherence.py)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 from starlette.routing import Mount, Route
 
 from adapters.console import views
+from adapters.console.adherence import adherence_routes
 from adapters.console.charts import Bar, Point, bar_chart, line_chart
 from adapters.console.i18n import LOCALES
 from adapters.console.moderation import moderation_routes
@@ -469,5 +471,6 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         Route("/static/{name}", static),
         *paging_routes(web),
         *moderation_routes(web),
+        *adherence_routes(web),
     ])]
 

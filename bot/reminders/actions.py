@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from pydantic import ValidationError
 
 from bot.actions.base import ActionContext, ActionMessage, ActionResult
@@ -22,7 +21,7 @@ from bot.reminders.adherence import adherence
 from bot.reminders.escalation import accept_caregiver, invite_caregiver, unlink_caregivers
 from bot.reminders.parse import read_schedule
 from bot.reminders.schedule import Schedule
-from bot.reminders.service import DOSE_T, Plan, Reminders
+from bot.reminders.service import Plan, Reminders
 
 
 def describe(schedule: Schedule, slots: dict[str, str]) -> dict[str, Any]:
@@ -100,24 +99,6 @@ def register_reminder_actions(registry: ActionRegistry, reminders: Reminders, co
         return ActionResult(slots={"plan_id": plan.id, "med_next": when},
                             messages=[ActionMessage(key="reminder.set", vars={
                                 **said(plan.schedule, ctx.locale), "medicine": plan.medicine, "next": when})])
-
-    async def dose_message(ctx: ActionContext) -> ActionResult:
-        """The reminder for one dose, with Taken / Snooze / Skip."""
-        dose_id = int(ctx.args.get("dose") or 0)
-        row = await ctx.store.read(lambda c: c.execute(sa.select(DOSE_T).where(DOSE_T.c.id == dose_id)).first())
-        plan = await reminders.plan(row.plan_id) if row is not None else None
-        if row is None or plan is None:
-            return ActionResult(ok=False, error="dose not found")
-        repeat, late = str(ctx.args.get("repeat") or ""), str(ctx.args.get("late")) == "True"
-        key = {"nag": "reminder.nag", "snooze": "reminder.snoozed_again"}.get(repeat) or (
-            "reminder.dose_late" if late else "reminder.dose")
-        amount = plan.schedule.taper[row.step].dose if row.step is not None and row.step < len(plan.schedule.taper) else plan.dose
-        buttons = [{"title": label("reminder.button_taken", ctx.locale), "payload": f"dose:taken:{dose_id}"},
-                   {"title": label("reminder.button_snooze", ctx.locale), "payload": f"dose:snooze:{dose_id}"},
-                   {"title": label("reminder.button_skip", ctx.locale), "payload": f"dose:skip:{dose_id}"}]
-        return ActionResult(slots={"dose_id": dose_id}, messages=[ActionMessage(key=key, buttons=buttons, vars={
-            "medicine": plan.medicine, "amount": amount, "time": local(row.scheduled_at, plan.timezone)[-5:],
-            "date": local(row.scheduled_at, plan.timezone)[:10]})])
 
     async def answer(ctx: ActionContext) -> ActionResult:
         value = str(ctx.args.get("value") or "")
@@ -217,7 +198,7 @@ def register_reminder_actions(registry: ActionRegistry, reminders: Reminders, co
         return ActionResult(messages=[ActionMessage(key="reminder.caregiver_unlinked", vars={"links": n})])
 
     for name, fn in (("reminders.read_schedule", read), ("reminders.create", create),
-                     ("reminders.dose_message", dose_message), ("reminders.answer", answer),
+                     ("reminders.answer", answer),
                      ("reminders.skip_reason", skip_reason), ("reminders.list", list_plans),
                      ("reminders.stop", stop), ("reminders.adherence", report), ("reminders.prn", prn),
                      ("reminders.refill", refill), ("reminders.caregiver_invite", caregiver_invite),

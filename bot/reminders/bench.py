@@ -152,8 +152,7 @@ def worker_main(url: str, until: float, claim: int) -> None:
         bot.timers.batch = claim
         fired, last = 0, 0.0
         while time.time() < until:
-            n = await bot.timers.tick()
-            await bot.sender.idle()
+            n = await bot.timers.tick()  # deliveries go on meanwhile, as under `carebot run`
             if n:
                 fired, last = fired + n, time.time()
             else:
@@ -164,8 +163,11 @@ def worker_main(url: str, until: float, claim: int) -> None:
                 if not pending:
                     break
                 await asyncio.sleep(0.01)
+        await bot.sender.idle()
+        firer = bot.reminders.firer
         await bot.stop()
-        return {"fired": fired, "last": last, "peak_rss_mb": _rss_mb()}
+        return {"fired": fired, "last": last, "peak_rss_mb": _rss_mb(), "batches": firer.batches,
+                "dose_timers": firer.claimed}
 
     print(json.dumps(asyncio.run(run())), flush=True)
 
@@ -190,8 +192,8 @@ def measure_carebot(url: str, due: int, first_due: datetime) -> dict[str, Any]:
 
     engine = sa.create_engine(normalize_url(url))
     with engine.connect() as conn:
-        doses = conn.execute(sa.text(
-            "SELECT d.plan_id, d.scheduled_at, o.created_at AS said FROM med_dose d "
+        doses = conn.execute(sa.text(  # lateness: scheduled → delivered to the platform (the adapter's send returned)
+            "SELECT d.plan_id, d.scheduled_at, o.sent_at AS said, o.created_at AS written FROM med_dose d "
             "LEFT JOIN outbox o ON o.conversation_id = d.conversation_id AND o.content_key = 'reminder.dose'")).all()
         per_plan = conn.execute(sa.text("SELECT count(*) FROM (SELECT plan_id FROM med_dose GROUP BY plan_id "
                                         "HAVING count(*) > 1) x")).scalar()
@@ -202,11 +204,13 @@ def measure_carebot(url: str, due: int, first_due: datetime) -> dict[str, Any]:
                                       "AND status <> 'sent'")).scalar()
     engine.dispose()
     late = [(d.said - d.scheduled_at).total_seconds() * 1000 for d in doses if d.said is not None]
+    written = [(d.written - d.scheduled_at).total_seconds() * 1000 for d in doses if d.written is not None]
     last = max((d.said for d in doses if d.said is not None), default=first_due)
     span = max((last - first_due).total_seconds(), 1e-3)
     return {"fired": len(late), "fires_per_second": round(len(late) / span, 1),
             "p50_lateness_ms": round(_percentile(late, 0.5), 1), "p99_lateness_ms": round(_percentile(late, 0.99), 1),
             "max_lateness_ms": round(max(late, default=0.0), 1),
+            "p99_written_lateness_ms": round(_percentile(written, 0.99), 1),
             "exactly_once": (len(doses) == due and per_plan == 0 and reminders[0] == due and reminders[1] == due
                              and fired_events == due),
             "doses": len(doses), "reminders": reminders[0], "dose_fired_records": fired_events,
@@ -215,33 +219,102 @@ def measure_carebot(url: str, due: int, first_due: datetime) -> dict[str, Any]:
 
 # -- APScheduler ----------------------------------------------------------------------------------
 
-def _aps_job(plan: str, at: str) -> None:
-    _APS["fired"].append((plan, at, time.time()))
-    with _APS["engine"].begin() as conn:
-        conn.execute(sa.text("INSERT INTO bench_aps_dose (plan_id, scheduled_at, fired_at) VALUES (:p, :a, now())"),
-                     {"p": plan, "a": at})
+def _aps_job(plan_id: str, at: str) -> None:
+    """APScheduler's dose job, doing what a carebot fire does for one dose: read the plan and the
+    patient's conversation (address, language, STOP), compute the next dose, and in one transaction
+    write the dose row, the plan's next time, the rendered reminder (outbox row) and the `dose_fired`
+    record; then schedule the next dose and the dose's close and nag follow-ups — as APScheduler
+    jobs, its own durable timers (each `add_job` is a row in its SQLAlchemyJobStore). Not done: the
+    delivery to the platform (carebot's figure includes it)."""
+    from bot.reminders.fire import dose_message
+    from bot.reminders.schedule import next_after
+    from bot.reminders.service import Plan
+    from bot.types import Address
+
+    ctx = _APS
+    scheduled = datetime.fromisoformat(at)
+    now = datetime.now(timezone.utc)
+    timing = ctx["timing"]
+    with ctx["engine"].begin() as conn:
+        row = conn.execute(sa.text("SELECT * FROM med_plan WHERE id = :p"), {"p": plan_id}).one()
+        plan = Plan.from_row(row)
+        c = conn.execute(sa.text("SELECT id, org, channel, chat_id, user_id, thread_id, is_group, locale, state "
+                                 "FROM conversation WHERE id = :c"), {"c": plan.conversation_id}).one()
+        opted_out = bool(json.loads(c.state).get("opted_out"))
+        nxt = next_after(plan.schedule, plan.timezone, scheduled, ctx["slots"])
+        dose_id = conn.execute(sa.text(
+            "INSERT INTO bench_aps_dose (org, plan_id, conversation_id, scheduled_at, state, reason, late, nags, prn, "
+            "escalated, fired_at) VALUES ('default', :p, :c, :a, :st, :r, false, 0, false, false, :f) "
+            "ON CONFLICT (plan_id, scheduled_at) DO NOTHING RETURNING id"),
+            {"p": plan_id, "c": plan.conversation_id, "a": scheduled, "st": "missed" if opted_out else "due",
+             "r": "opted_out" if opted_out else "", "f": None if opted_out else now}).scalar()
+        if dose_id is None:
+            return
+        conn.execute(sa.text("UPDATE med_plan SET next_due_at = :n WHERE id = :p"),
+                     {"n": nxt.at if nxt else None, "p": plan_id})
+        if not opted_out:
+            address = Address(c.channel, c.chat_id, c.user_id, c.thread_id, c.is_group, c.org)
+            ob = dose_message(ctx["content"], plan, address, ctx["content"].normalize_locale(c.locale), dose_id,
+                              scheduled, None, "", False)
+            conn.execute(sa.text(
+                "INSERT INTO bench_aps_outbox (org, conversation_id, channel, op, content_key, payload, status, "
+                "attempts, next_attempt_at, claimed_by, created_at, platform_message_id, last_error) VALUES "
+                "('default', :c, :ch, 'say', :k, :pl, 'pending', 0, :n, '', :n, '', '')"),
+                {"c": plan.conversation_id, "ch": c.channel, "k": ob.key,
+                 "pl": json.dumps(ob.to_dict(), ensure_ascii=False), "n": now})
+        conn.execute(sa.text("INSERT INTO bench_aps_event (org, conversation_id, kind, data, at) "
+                             "VALUES ('default', :c, :k, :d, :n)"),
+                     {"c": plan.conversation_id, "k": "dose_missed" if opted_out else "dose_fired", "n": now,
+                      "d": json.dumps({"plan": plan_id, "dose": dose_id, "at": at})})
+    scheduler = ctx["scheduler"]
+    if nxt is not None:
+        scheduler.add_job(_aps_job, "date", run_date=nxt.at, args=[plan_id, nxt.at.isoformat()],
+                          id=f"{plan_id}@{nxt.at.isoformat()}")
+    if not opted_out:
+        close = max(scheduled + timedelta(seconds=timing.on_time_window), now + timedelta(minutes=1))
+        scheduler.add_job(_aps_follow_up, "date", run_date=close, args=[dose_id], id=f"{plan_id}:close:{dose_id}")
+        for n in range(1, timing.nag_max + 1):
+            nag = now + timedelta(seconds=timing.nag_every * n)
+            if nag < close:
+                scheduler.add_job(_aps_follow_up, "date", run_date=nag, args=[dose_id], id=f"{plan_id}:nag:{dose_id}:{n}")
+    with ctx["lock"]:
+        ctx["done"].append((scheduled.timestamp(), time.time()))
+
+
+def _aps_follow_up(dose_id: int) -> None:
+    """A close or nag job (not due during the bench: they exist so the job store holds what carebot's does)."""
 
 
 _APS: dict[str, Any] = {}
 
 
 def run_apscheduler(url: str, due: int, rate: float, timeout: float) -> dict[str, Any]:
+    import threading
+
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from bot.app import load_config
+    from bot.settings import Settings
     from bot.store.db import normalize_url
 
+    settings = replace(Settings(), database_url=url, flows_dir=ROOT / "flows", content_dir=ROOT / "content",
+                       timezone="UTC")
+    config = load_config(settings)
     engine = sa.create_engine(normalize_url(url), pool_size=20)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS bench_aps_dose")
-        conn.exec_driver_sql("CREATE TABLE bench_aps_dose (plan_id text, scheduled_at timestamptz, "
-                             "fired_at timestamptz, UNIQUE (plan_id, scheduled_at))")
+        for table, like in (("bench_aps_dose", "med_dose"), ("bench_aps_outbox", "outbox"),
+                            ("bench_aps_event", "event")):  # the same columns, defaults and indexes as carebot's
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            conn.exec_driver_sql(f"CREATE TABLE {table} (LIKE {like} INCLUDING ALL)")
         conn.exec_driver_sql("DROP TABLE IF EXISTS apscheduler_jobs")
-    _APS.update(engine=engine, fired=[])
+    _APS.update(engine=engine, done=[], lock=threading.Lock(), content=config.content,
+                slots=config.reminders.slot_times(), timing=config.reminders.timing(config.reminders.default_kind))
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine)}, executors={"default": ThreadPoolExecutor(20)},
         job_defaults={"misfire_grace_time": 3600, "coalesce": False}, timezone="UTC")
+    _APS["scheduler"] = scheduler
     scheduler.start(paused=True)
     setup = time.perf_counter()
     # adding a job is an INSERT each (~5-10 ms here): the first falls due after all are added
@@ -253,20 +326,24 @@ def run_apscheduler(url: str, due: int, rate: float, timeout: float) -> dict[str
     started_late = max(0.0, (datetime.now(timezone.utc) - first_due).total_seconds())
     scheduler.resume()
     deadline = time.time() + timeout
-    while len(_APS["fired"]) < due and time.time() < deadline:
+    while len(_APS["done"]) < due and time.time() < deadline:
         time.sleep(0.05)
     scheduler.shutdown(wait=True)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT scheduled_at, fired_at FROM bench_aps_dose")).all()
+        rows = conn.execute(sa.text("SELECT scheduled_at FROM bench_aps_dose ORDER BY scheduled_at")).all()
         twice = conn.execute(sa.text("SELECT count(*) - count(DISTINCT plan_id) FROM bench_aps_dose")).scalar()
+        said = conn.execute(sa.text("SELECT count(*) FROM bench_aps_outbox")).scalar()
+        jobs = conn.execute(sa.text("SELECT count(*) FROM apscheduler_jobs")).scalar()
     engine.dispose()
-    late = [(r.fired_at - r.scheduled_at).total_seconds() * 1000 for r in rows]
-    last = max((r.fired_at for r in rows), default=first_due)
-    span = max((last - first_due).total_seconds(), 1e-3)
-    return {"fired": len(rows), "fires_per_second": round(len(rows) / span, 1),
+    # lateness: scheduled → the job's transaction committed (the reminder is in the outbox)
+    done = _APS["done"]
+    late = [(d - at) * 1000 for at, d in done]
+    span = max(max((d for _at, d in done), default=first_due.timestamp()) - first_due.timestamp(), 1e-3)
+    return {"fired": len(rows), "fires_per_second": round(len(done) / span, 1),
             "p50_lateness_ms": round(_percentile(late, 0.5), 1), "p99_lateness_ms": round(_percentile(late, 0.99), 1),
-            "max_lateness_ms": round(max(late, default=0.0), 1), "exactly_once": len(rows) == due and twice == 0,
-            "add_jobs_seconds": round(setup, 1),
+            "max_lateness_ms": round(max(late, default=0.0), 1),
+            "exactly_once": len(rows) == due and twice == 0 and said == due,
+            "reminders": said, "jobs_left_in_store": jobs, "add_jobs_seconds": round(setup, 1),
             "started_late_seconds": round(started_late, 1), "workers": 1, "executor_threads": 20}
 
 
@@ -307,6 +384,7 @@ def run_bench(url: str, plans: int, due: int, rate: float, workers: int, timeout
             "plans_created_per_second": round(plans / max(copy_seconds, 1e-3)),
             **ours, "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
             "fired_per_worker": [r["fired"] for r in results], "claim_batch": claim,
+            "mean_batch": round(sum(r["dose_timers"] for r in results) / max(1, sum(r["batches"] for r in results)), 1),
             "cores": os.cpu_count(), "apscheduler": aps}
 
 

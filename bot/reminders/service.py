@@ -1,17 +1,17 @@
 """Medication reminders on the durable timers: plans, doses, and why each dose fired or did not.
 
     dose:<plan>                   the plan's next dose is due   → the dose row, the next dose's timer,
-                                                                  the nag and close timers, then the
-                                                                  `medication_dose` flow turn says it
+                                                                  the nag and close timers, the reminder
     dose:<plan>:nag:<dose>:<n>    unanswered: say it again (never after Taken/Skip, never while snoozed)
     dose:<plan>:snooze:<dose>     the patient pressed Snooze: say it again
     dose:<plan>:close:<dose>      the on-time window ended unanswered: missed (no_response),
                                   then maybe the caregiver or the care team is told
 
-Exactly once: the timer loop claims a timer (a lease; `FOR UPDATE SKIP LOCKED` on PostgreSQL).
-The dose row is unique per (plan, scheduled time) and is written with the next dose's timer in one
-transaction, so a second claim (a restart, a second worker, a lease that ran out) finds the row and
-adds nothing; the message is a turn whose inbox row (`timer:<id>`) the database lets exist once.
+They are fired in batches by `bot/reminders/fire.py`: one transaction claims a batch of due dose
+timers (`FOR UPDATE SKIP LOCKED` on PostgreSQL) and writes every dose row, next timer, reminder
+(outbox) and record it caused, so a timer is fired with its effects or not at all. The dose row is
+unique per (plan, scheduled time) and each repeat changes its dose once, so even a timer run twice
+adds nothing.
 
 Never lost: a dose found due late (the bot was down) is still sent, marked late, within the kind's
 grace; later than that it is recorded missed (`downtime`) and the chain goes on with the next dose.
@@ -33,13 +33,12 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from bot.clock import Clock
-from bot.engine.state import State
 from bot.reminders.config import KindTiming, ReminderSettings
 from bot.reminders.models import CaregiverLink, MedDose, MedPlan, OPEN_DOSE
 from bot.reminders.schedule import Occurrence, Schedule, next_after
-from bot.store.store import CONV, EVENT, TIMER, Claimed, DueTimer, Store
+from bot.store.store import CONV, EVENT, TIMER, Claimed, Store
 from bot.timer_names import DOSE
-from bot.types import Address, Inbound, Outbound
+from bot.types import Address, Outbound
 
 if TYPE_CHECKING:
     from bot.flow.content import Content
@@ -51,7 +50,6 @@ log = logging.getLogger("carebot.reminders")
 PLAN = MedPlan.__table__
 DOSE_T = MedDose.__table__
 LINK = CaregiverLink.__table__
-DOSE_FLOW = "medication_dose"  # the flow that says a dose reminder (flows/reminders.yml)
 LATE_AFTER = timedelta(minutes=2)  # a reminder sent later than this after its time says so
 
 
@@ -94,16 +92,6 @@ def _fired(conn: Connection, timer_id: int, now: datetime) -> None:
         status="fired", fired_at=now))
 
 
-def _insert_dose(conn: Connection, values: dict[str, Any]) -> Any:
-    """INSERT … ON CONFLICT (plan, time) DO NOTHING RETURNING id: None when the dose exists."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(DOSE_T).values(**values).on_conflict_do_nothing(
-        index_elements=["plan_id", "scheduled_at"]).returning(DOSE_T.c.id)
-
-
 def record(conn: Connection, org: str, conversation_id: str, kind: str, data: dict[str, Any], now: datetime) -> None:
     """An audit record of a dose decision: ids and reason codes only, never what the medicine is."""
     conn.execute(EVENT.insert().values(org=org, conversation_id=conversation_id, kind=kind,
@@ -121,33 +109,43 @@ class Reminders:
         self.runtime: Runtime | None = None
         self.sender: Sender | None = None
         self.staff_channel = ""  # an adapter that can notify staff (the console), for escalations
+        self._timings: dict[str, KindTiming] = {}
+        self._slots = settings.slot_times()
+        from bot.reminders.fire import DoseFirer
+
+        self.firer = DoseFirer(self)  # due dose timers, in batches (the timer loop's `dose` kind)
 
     def timing(self, plan: Plan) -> KindTiming:
-        return self.settings.timing(plan.kind)
+        timing = self._timings.get(plan.kind)
+        if timing is None:  # the settings do not change while running: parse each kind's durations once
+            timing = self._timings[plan.kind] = self.settings.timing(plan.kind)
+        return timing
 
     def next_dose(self, plan: Plan, after: datetime) -> Occurrence | None:
-        return next_after(plan.schedule, plan.timezone, after, self.settings.slot_times())
+        return next_after(plan.schedule, plan.timezone, after, self._slots)
 
     # -- plans ---------------------------------------------------------------------------------------
 
     async def create_plan(self, conversation_id: str, schedule: Schedule, *, kind: str = "", medicine: str = "",
                           dose: str = "", tz: str = "", created_by: str = "patient", org: str = "default",
-                          pills_left: int | None = None, pills_per_dose: int = 1) -> Plan:
-        """Make a plan and its first dose's timer (the first dose strictly after now)."""
+                          pills_left: int | None = None, pills_per_dose: int = 1, plan_id: str = "",
+                          first_after: datetime | None = None) -> Plan:
+        """Make a plan and its first dose's timer (the first dose strictly after `first_after`, by
+        default now). `plan_id`: a chosen id, so a re-run of a conversion cannot make a second plan."""
         now = self.clock.now()
         kind = kind or self.settings.default_kind
         if kind not in self.settings.kinds:
             raise ValueError(f"unknown plan kind {kind!r}; known: {sorted(self.settings.kinds)}")
         if self.settings.kinds[kind].prn and not schedule.prn:
             schedule = Schedule(start=schedule.start, end=schedule.end, prn=True)
-        plan_id = f"P{uuid.uuid4().hex[:12]}"
+        plan_id = plan_id or f"P{uuid.uuid4().hex[:12]}"
         tz = tz or self.default_timezone
         values = dict(id=plan_id, org=org, conversation_id=conversation_id, kind=kind, medicine=medicine[:80],
                       dose=dose[:60], schedule=schedule.model_dump_json(), timezone=tz, status="active",
                       created_by=created_by, created_at=now, updated_at=now, pills_left=pills_left,
                       pills_per_dose=max(1, pills_per_dose), refill_warned=False, next_due_at=None)
         plan = Plan.from_row(_Obj(values))  # a plan not yet written, read like a row
-        first = self.next_dose(plan, now)
+        first = self.next_dose(plan, first_after or now)
 
         def q(conn: Connection) -> None:
             conn.execute(PLAN.insert().values(**{**values, "next_due_at": first.at if first else None}))
@@ -198,146 +196,6 @@ class Reminders:
         return bool(await self.store.write(lambda c: c.execute(PLAN.update().where(
             PLAN.c.id == plan_id, PLAN.c.conversation_id == conversation_id).values(
             pills_left=pills, refill_warned=False, updated_at=now)).rowcount))
-
-    # -- timers coming due ----------------------------------------------------------------------------
-
-    async def on_timer(self, timer: DueTimer) -> None:
-        """A `dose:` timer came due (the timer loop claimed it)."""
-        parts = timer.name.split(":")
-        plan = await self.plan(parts[1]) if len(parts) > 1 else None
-        now = self.clock.now()
-        if plan is None or plan.status != "active":
-            await self.store.write(lambda c: _fired(c, timer.id, now))
-            return
-        what = parts[2] if len(parts) > 2 else "due"
-        if what == "due":
-            await self._due(plan, timer, now)
-        elif what in ("nag", "snooze"):
-            await self._repeat(plan, timer, int(parts[3]), what, now)
-        elif what == "close":
-            await self._close(plan, timer, int(parts[3]), now)
-        else:
-            await self.store.write(lambda c: _fired(c, timer.id, now))
-
-    async def _opted_out(self, conversation_id: str) -> bool:
-        data, _ = await self.store.load(conversation_id)
-        return bool(data and State.from_dict(data, 0).opted_out)
-
-    async def _due(self, plan: Plan, timer: DueTimer, now: datetime) -> None:
-        at = datetime.fromisoformat(str(timer.payload["at"])).astimezone(timezone.utc)
-        timing = self.timing(plan)
-        nxt = self.next_dose(plan, at)
-        occ = self.next_dose(plan, at - timedelta(seconds=1))
-        step = occ.step if occ is not None and occ.at == at else None
-        late = now - at
-        if await self._opted_out(plan.conversation_id):
-            reason = "opted_out"
-        elif late > timedelta(seconds=timing.grace):
-            reason = "downtime"
-        else:
-            reason = ""
-        window = timedelta(seconds=timing.on_time_window)
-
-        def q(conn: Connection) -> tuple[int, str, bool]:
-            """(dose id, its state, whether it is to be sent now) — the same answer on a re-run."""
-            dose_id = conn.execute(_insert_dose(conn, dict(
-                org=plan.org, plan_id=plan.id, conversation_id=plan.conversation_id, scheduled_at=at,
-                state="missed" if reason else "due", reason=reason, late=late > LATE_AFTER and not reason,
-                nags=0, step=step, prn=False, escalated=False))).scalar()
-            if dose_id is None:  # a re-run: this dose was decided before
-                row = conn.execute(sa.select(DOSE_T.c.id, DOSE_T.c.state, DOSE_T.c.fired_at).where(
-                    DOSE_T.c.plan_id == plan.id, DOSE_T.c.scheduled_at == at)).one()
-                send = row.state in OPEN_DOSE and row.fired_at is None and now - at <= timedelta(seconds=timing.grace)
-                if not send:
-                    _fired(conn, timer.id, now)
-                return row.id, row.state, send
-            conn.execute(PLAN.update().where(PLAN.c.id == plan.id).values(
-                next_due_at=nxt.at if nxt else None, **({} if nxt else {"status": "ended"})))
-            if nxt is not None:
-                _insert_timer(conn, plan.org, plan.conversation_id, timer_name(plan.id), nxt.at,
-                              {"plan": plan.id, "at": nxt.at.isoformat()}, now)
-            if reason:
-                _fired(conn, timer.id, now)
-                record(conn, plan.org, plan.conversation_id, "dose_missed",
-                       {"plan": plan.id, "dose": dose_id, "at": at.isoformat(), "reason": reason}, now)
-                return dose_id, "missed", False
-            close = max(at + window, now + timedelta(minutes=1))
-            _insert_timer(conn, plan.org, plan.conversation_id, timer_name(plan.id, "close", dose_id), close,
-                          {"plan": plan.id, "dose": dose_id}, now)
-            for n in range(1, timing.nag_max + 1):
-                nag = now + timedelta(seconds=timing.nag_every * n)
-                if nag < close:
-                    _insert_timer(conn, plan.org, plan.conversation_id, timer_name(plan.id, "nag", dose_id, n), nag,
-                                  {"plan": plan.id, "dose": dose_id, "n": n}, now)
-            return dose_id, "due", True
-
-        dose_id, _state, send = await self.store.write(q)
-        if send:
-            await self._say(plan, timer, dose_id, at, now, repeat="", late=late > LATE_AFTER)
-
-    async def _say(self, plan: Plan, timer: DueTimer, dose_id: int, at: datetime, now: datetime, *,
-                   repeat: str, late: bool) -> None:
-        """The reminder itself: a turn of the patient's conversation running `medication_dose`."""
-        assert self.runtime is not None and timer.address is not None
-        inbound = Inbound(kind="timer", address=timer.address, message_id=f"timer:{timer.id}",
-                          received_at=timer.due_at.astimezone(timezone.utc),
-                          payload={"name": timer.name, "flow": DOSE_FLOW, "care": True, "timer_id": timer.id,
-                                   "plan": plan.id, "dose": dose_id, "repeat": repeat, "late": late})
-        outcome = await self.runtime.handle(inbound, timer_id=timer.id)
-        if outcome.status == "postponed":  # the patient opted out meanwhile: the runtime holds it
-            return
-        if outcome.status == "duplicate":
-            await self.store.write(lambda c: _fired(c, timer.id, now))
-
-        def q(conn: Connection) -> None:
-            values: dict[str, Any] = {"fired_at": sa.func.coalesce(DOSE_T.c.fired_at, now)}
-            if repeat == "nag":
-                values["nags"] = DOSE_T.c.nags + 1
-            if repeat == "snooze":
-                conn.execute(DOSE_T.update().where(DOSE_T.c.id == dose_id, DOSE_T.c.state == "snoozed").values(
-                    state="due"))
-            conn.execute(DOSE_T.update().where(DOSE_T.c.id == dose_id).values(**values))
-            record(conn, plan.org, plan.conversation_id, "dose_fired",
-                   {"plan": plan.id, "dose": dose_id, "at": at.isoformat(), "repeat": repeat, "late": late,
-                    "timer": timer.id, "duplicate": outcome.status == "duplicate"}, now)
-
-        await self.store.write(q)
-
-    async def _repeat(self, plan: Plan, timer: DueTimer, dose_id: int, what: str, now: datetime) -> None:
-        dose = await self.store.read(lambda c: c.execute(sa.select(DOSE_T).where(DOSE_T.c.id == dose_id)).first())
-        wanted = ("due",) if what == "nag" else ("snoozed",)
-        timing = self.timing(plan)
-        # a repeat that comes due during downtime is stale once its moment has passed: never say it late
-        stale = dose is not None and (now > dose.scheduled_at + timedelta(seconds=timing.on_time_window)
-                                      if what == "nag" else now - timer.due_at > timedelta(seconds=timing.grace))
-        if dose is None or dose.state not in wanted or stale or await self._opted_out(plan.conversation_id):
-            why = "answered" if dose is not None and dose.state not in OPEN_DOSE else (
-                "snoozed" if dose is not None and dose.state == "snoozed" and what == "nag" else
-                "stale" if stale else "opted_out")
-
-            def q(conn: Connection) -> None:
-                _fired(conn, timer.id, now)
-                record(conn, plan.org, plan.conversation_id, "dose_not_repeated",
-                       {"plan": plan.id, "dose": dose_id, "repeat": what, "reason": why}, now)
-
-            await self.store.write(q)
-            return
-        await self._say(plan, timer, dose_id, dose.scheduled_at, now, repeat=what, late=False)
-
-    async def _close(self, plan: Plan, timer: DueTimer, dose_id: int, now: datetime) -> None:
-        def q(conn: Connection) -> bool:
-            _fired(conn, timer.id, now)
-            row = conn.execute(DOSE_T.update().where(DOSE_T.c.id == dose_id, DOSE_T.c.state.in_(OPEN_DOSE)).values(
-                state="missed", reason="no_response").returning(DOSE_T.c.id)).first()
-            if row is not None:
-                record(conn, plan.org, plan.conversation_id, "dose_missed",
-                       {"plan": plan.id, "dose": dose_id, "reason": "no_response"}, now)
-            return row is not None
-
-        if await self.store.write(q):
-            from bot.reminders.escalation import escalate_if_due
-
-            await escalate_if_due(self, plan, now)
 
     # -- the patient's answers -------------------------------------------------------------------------
 

@@ -6,14 +6,15 @@ after claiming leaves the lease to run out; another worker then fires it — onc
 
 A timer is routed by its kind (the part of its name before the first `:`, `bot/timer_names.py`):
 a kind with a registered handler goes to it (the hand-off's `sla` clocks, the paging ladder's
-`page`); every other timer is a flow's and takes the turn road above.
+`page`); a batch kind (medication `dose` timers) is claimed and fired by its handler, many per
+transaction; every other timer is a flow's and takes the turn road above.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from bot import metrics
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("carebot.timers")
 
 TimerHandler = Callable[[DueTimer], Awaitable[None]]
+BatchHandler = Callable[[datetime, int], Awaitable[int]]
 
 
 class TimerLoop(Background):
@@ -41,6 +43,7 @@ class TimerLoop(Background):
         self.interval = interval
         self.proactive = proactive
         self.handlers: dict[str, TimerHandler] = {}
+        self.batch_handlers: dict[str, BatchHandler] = {}
         self.batch = 100  # timers claimed in one transaction
         self._wake = asyncio.Event()
 
@@ -49,6 +52,14 @@ class TimerLoop(Background):
         if kind in self.handlers:
             raise ValueError(f"timer kind {kind!r} already has a handler")
         self.handlers[kind] = handler
+
+    def register_batch(self, kind: str, handler: BatchHandler) -> None:
+        """Timers of this kind are claimed and fired by `handler(now, limit)` itself, many in one
+        transaction (medication doses); it returns how many it handled. The loop's own claim
+        leaves them alone."""
+        if kind in self.handlers or kind in self.batch_handlers:
+            raise ValueError(f"timer kind {kind!r} already has a handler")
+        self.batch_handlers[kind] = handler
 
     def inbound_for(self, timer: DueTimer) -> Inbound:
         assert timer.address is not None
@@ -60,8 +71,14 @@ class TimerLoop(Background):
         """Fire every timer that is due now. Returns how many ran."""
         fired = 0
         while True:
-            due = await self.store.claim_timers(self.clock.now(), self.batch)
+            batched = 0
+            for handler in self.batch_handlers.values():
+                batched += await handler(self.clock.now(), self.batch)
+            fired += batched
+            due = await self.store.claim_timers(self.clock.now(), self.batch, exclude=tuple(self.batch_handlers))
             if not due:
+                if batched:
+                    continue  # a handler above may have made timers that are due now
                 return fired
             results = await asyncio.gather(*(self._fire(t) for t in due), return_exceptions=True)
             for timer, result in zip(due, results):

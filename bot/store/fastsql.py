@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, sqltypes
 
 
 class FastStatement:
@@ -46,3 +46,87 @@ class FastStatement:
         cursor = conn.connection.cursor()
         cursor.executemany(self.sql, [self.params(r) for r in rows])
         cursor.close()
+
+
+def _pg_array(column: Any) -> str:
+    """The PostgreSQL array type a column's values travel in (unnest casts them back)."""
+    t = column.type
+    t = getattr(t, "impl_instance", None) or getattr(t, "impl", t)
+    if isinstance(t, sqltypes.Boolean):
+        return "boolean[]"
+    if isinstance(t, sqltypes.Integer):
+        return "bigint[]"
+    if isinstance(t, sqltypes.DateTime):
+        return "timestamptz[]"
+    return "text[]"
+
+
+class BulkInsert:
+    """Many rows in one statement, for batches (a hundred doses at once).
+
+    PostgreSQL: `INSERT … SELECT * FROM unnest(%(col)s::type[], …)` — one round trip and one statement
+    text whatever the batch size, so the server prepares it once. SQLite: row by row on the DBAPI
+    cursor (a local call). Values pass through the columns' bind processors as in FastStatement.
+    `execute` returns, for each input row in order, the RETURNING tuple, or None when ON CONFLICT
+    DO NOTHING skipped it; PostgreSQL's RETURNING order is not promised, so rows are matched back by
+    `key` (columns that identify a row, included in what is returned)."""
+
+    def __init__(self, table: Any, columns: list[str], dialect: Dialect, *, returning: tuple[str, ...] = (),
+                 key: tuple[str, ...] = (), on_conflict: tuple[str, ...] = ()):
+        self.columns = columns
+        self.returning = returning
+        self.key = key
+        self.pg = dialect.name == "postgresql"
+        self.processors = {c: p for c in columns
+                           if (p := table.c[c].type._cached_bind_processor(dialect)) is not None}
+        if self.pg:
+            quote = dialect.identifier_preparer.quote
+            # %b: arrays travel in binary, with no per-element text escaping (that was most of the time)
+            arrays = ", ".join(f"%({c})b::{_pg_array(table.c[c])}" for c in columns)
+            sql = f"INSERT INTO {quote(table.name)} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+            if on_conflict:
+                sql += f" ON CONFLICT ({', '.join(on_conflict)}) DO NOTHING"
+            if returning:
+                sql += " RETURNING " + ", ".join(dict.fromkeys(returning + key))
+            self.sql = sql
+            self._key_at = [list(dict.fromkeys(returning + key)).index(k) for k in key]
+        else:
+            from sqlalchemy import bindparam
+            from sqlalchemy.dialects.sqlite import insert
+
+            stmt: Any = insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
+            if on_conflict:
+                stmt = stmt.on_conflict_do_nothing(index_elements=list(on_conflict))
+            if returning:
+                stmt = stmt.returning(*(table.c[c] for c in returning))
+            self.single = FastStatement(stmt, dialect)
+
+    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[Any, ...] | None]:
+        if not rows:
+            return []
+        cursor = conn.connection.cursor()
+        try:
+            if not self.pg:
+                out: list[tuple[Any, ...] | None] = []
+                for row in rows:
+                    cursor.execute(self.single.sql, self.single.params(row))
+                    got = cursor.fetchone() if self.returning else None
+                    out.append(tuple(got) if got is not None else None)
+                return out
+            params = {c: [self.processors[c](r[c]) if c in self.processors else r[c] for r in rows]
+                      for c in self.columns}
+            cursor.execute(self.sql, params)
+            if not self.returning:
+                return [None] * len(rows)
+            n = len(self.returning)
+            found: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+            for got in cursor.fetchall():
+                found.setdefault(tuple(got[i] for i in self._key_at), []).append(tuple(got[:n]))
+            result: list[tuple[Any, ...] | None] = []
+            for i, row in enumerate(rows):
+                k = tuple(params[c][i] for c in self.key)
+                match = found.get(k)
+                result.append(match.pop(0) if match else None)
+            return result
+        finally:
+            cursor.close()

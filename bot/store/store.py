@@ -379,15 +379,17 @@ class Store:
 
     # -- timers --------------------------------------------------------------------------------------
 
-    async def claim_timers(self, now: datetime, limit: int = 100) -> list[DueTimer]:
+    async def claim_timers(self, now: datetime, limit: int = 100, exclude: tuple[str, ...] = ()) -> list[DueTimer]:
         """Claim due timers for this worker. On PostgreSQL `FOR UPDATE SKIP LOCKED` keeps two
-        workers from claiming one timer; a claim whose worker died is taken again after its lease."""
+        workers from claiming one timer; a claim whose worker died is taken again after its lease.
+        `exclude`: timer kinds claimed elsewhere (batch handlers)."""
 
         def q(conn: Connection) -> list[DueTimer]:
-            due = sa.or_(
+            due = sa.and_(sa.or_(
                 sa.and_(TIMER.c.status == "pending", TIMER.c.due_at <= now),
                 sa.and_(TIMER.c.status == "claimed",
-                        sa.or_(TIMER.c.lease_until < now, TIMER.c.claimed_by.in_(self._dead(now)))))
+                        sa.or_(TIMER.c.lease_until < now, TIMER.c.claimed_by.in_(self._dead(now))))),
+                *(TIMER.c.name.notlike(f"{kind}:%") for kind in exclude))
             sel = sa.select(TIMER.c.id).where(due).order_by(TIMER.c.due_at, TIMER.c.id).limit(limit)
             if self.postgres:
                 sel = sel.with_for_update(skip_locked=True)

@@ -1,0 +1,388 @@
+"""The fire path: due dose timers in batches, one transaction each, no conversation turn.
+
+A batch is one transaction of a handful of statements whatever its size (`BATCH` timers):
+
+    claim      UPDATE timer … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …
+               (claimed and marked fired at once: the claim commits with everything below or not at all)
+    read       the batch's plans, conversations (address, locale, opt-out) and, for repeats, doses
+    doses      INSERT … SELECT FROM unnest(…) ON CONFLICT (plan, time) DO NOTHING RETURNING id
+    repeats    conditional UPDATEs (nag n only once: `nags < n`; snooze only while snoozed; close only
+               while open) RETURNING the doses they changed
+    plans      next_due_at (and `ended`) for every plan whose dose row was new
+    timers     the next doses' timers, each new dose's close and nag timers
+    outbox     the reminders, rendered from the content catalogue, leased to this worker
+    events     `dose_fired`, `dose_missed`, `dose_not_repeated` — ids and reason codes
+
+On PostgreSQL each multi-row write is one `unnest` statement (bot/store/fastsql.py BulkInsert);
+the next occurrence, the opt-out and the message are computed in Python between the reads and the
+writes. After the commit the reminders go to the sender and missed doses to escalation.
+
+Exactly once, across workers and restarts: a timer is claimed and marked fired in the same
+transaction that writes what it caused, and two workers never claim one row (`SKIP LOCKED`). Each
+write is also conditional on the dose — a dose row is unique per (plan, time), the n-th nag is said
+only while `nags < n`, a snooze only while the dose is snoozed — so even a timer run twice (an old
+lease from before this path, a hand-replayed row) says nothing twice.
+
+The message is the one the conversation would say: the same catalogue keys (`reminder.dose`,
+`reminder.dose_late`, `reminder.nag`, `reminder.snoozed_again`) with the same variables and the
+Taken / Snooze / Skip buttons (`dose:taken:<dose>` …), fitted to the channel's capabilities like a
+turn's messages. The conversation's state is not touched: the button carries the dose id, and the
+`dose_answer` flow changes the state when the patient answers. A patient with an open question
+keeps it open (their next message still answers it). STOP is read from the conversation in the same
+transaction; a STOP committed while a batch is being written (milliseconds) crosses that reminder,
+as any message in flight would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from bot import metrics
+from bot.reminders.models import OPEN_DOSE
+from bot.reminders.service import DOSE_T, LATE_AFTER, PLAN, Plan, timer_name
+from bot.runtime.degrade import degrade_effects
+from bot.store.fastsql import BulkInsert
+from bot.store.store import CONV, EVENT, OUTBOX, TIMER, Claimed
+from bot.timer_names import DOSE
+from bot.types import Address, Button, Outbound, Send
+
+if TYPE_CHECKING:
+    from bot.flow.content import Content
+    from bot.reminders.service import Reminders
+
+log = logging.getLogger("carebot.reminders")
+
+BATCH = 200  # dose timers claimed and fired in one transaction
+PARALLEL = 2  # such transactions in flight at once per worker, on PostgreSQL
+DOSE_KEYS = ("reminder.dose", "reminder.dose_late", "reminder.nag", "reminder.snoozed_again",
+             "reminder.button_taken", "reminder.button_snooze", "reminder.button_skip")
+
+
+def dose_message(content: Content, plan: Plan, address: Address, locale: str, dose_id: int,
+                 scheduled_at: datetime, step: int | None, repeat: str, late: bool) -> Outbound:
+    """One dose's reminder with Taken / Snooze / Skip, in the patient's language."""
+    key = {"nag": "reminder.nag", "snooze": "reminder.snoozed_again"}.get(repeat) or (
+        "reminder.dose_late" if late else "reminder.dose")
+    taper = plan.schedule.taper
+    amount = taper[step].dose if step is not None and step < len(taper) else plan.dose
+    local = scheduled_at.astimezone(ZoneInfo(plan.timezone))
+    text = content.render(key, locale, {"medicine": plan.medicine, "amount": amount,
+                                        "time": local.strftime("%H:%M"), "date": local.strftime("%Y-%m-%d")})
+    buttons = tuple(Button(content.render(f"reminder.button_{b}", locale, {}), f"dose:{b}:{dose_id}",
+                           f"reminder.button_{b}") for b in ("taken", "snooze", "skip"))
+    return Outbound(op="say", address=address, text=text, key=key, buttons=buttons)
+
+
+@dataclass
+class _Say:
+    plan: Plan
+    conversation: Any
+    dose_id: int
+    at: datetime
+    step: int | None
+    repeat: str
+    late: bool
+    timer_id: int
+
+
+@dataclass
+class _Batch:
+    """What one transaction decided; the lists are written at the end, each in one statement."""
+
+    now: datetime
+    timers: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    plans: list[dict[str, Any]] = field(default_factory=list)
+    says: list[_Say] = field(default_factory=list)
+    closed: list[Plan] = field(default_factory=list)
+
+    def timer(self, plan: Plan, name: str, due: datetime, payload: dict[str, Any]) -> None:
+        self.timers.append(dict(org=plan.org, conversation_id=plan.conversation_id, name=name, due_at=due,
+                                payload=json.dumps({**payload, "name": name, "care": True}), status="pending",
+                                claimed_by="", created_at=self.now))
+
+    def event(self, plan: Plan, kind: str, data: dict[str, Any]) -> None:
+        self.events.append(dict(org=plan.org, conversation_id=plan.conversation_id, kind=kind,
+                                data=json.dumps(data, default=str), at=self.now))
+
+
+class DoseFirer:
+    """Fires due `dose:` timers in batches (registered with the timer loop as a batch kind)."""
+
+    def __init__(self, reminders: Reminders):
+        self.reminders = reminders
+        self.store = reminders.store
+        self.batch = BATCH
+        dialect = self.store.engine.dialect
+        self.pg = dialect.name == "postgresql"
+        self.parallel = PARALLEL if self.pg and self.store.writer._threads else 1
+        self.batches = self.claimed = 0  # transactions that claimed something, and timers they claimed
+        self._claims: dict[int, Any] = {}
+        self._dialect = dialect
+        self.dose_insert = BulkInsert(DOSE_T, ["org", "plan_id", "conversation_id", "scheduled_at", "state", "reason",
+                                               "late", "nags", "step", "prn", "escalated", "fired_at"], dialect,
+                                      returning=("id",), key=("plan_id", "scheduled_at"),
+                                      on_conflict=("plan_id", "scheduled_at"))
+        self.timer_insert = BulkInsert(TIMER, ["org", "conversation_id", "name", "due_at", "payload", "status",
+                                               "claimed_by", "created_at"], dialect)
+        self.event_insert = BulkInsert(EVENT, ["org", "conversation_id", "kind", "data", "at"], dialect)
+        self.outbox_insert = BulkInsert(OUTBOX, ["org", "conversation_id", "channel", "op", "content_key", "payload",
+                                                 "status", "attempts", "next_attempt_at", "lease_until", "claimed_by",
+                                                 "created_at", "platform_message_id", "last_error"], dialect,
+                                        returning=("id",), key=("conversation_id", "payload"))
+
+    # -- the loop's side ---------------------------------------------------------------------------
+
+    async def fire_due(self, now: datetime, limit: int | None = None) -> int:
+        """Claim and fire due dose timers, a batch per transaction, until none is left due.
+        Returns how many timers were handled."""
+        limit = limit or self.batch
+        if self.parallel == 1:
+            return await self._drain(now, limit)
+        # several transactions in flight (PostgreSQL's writer threads): one batch's Python work
+        # overlaps another's round trips; SKIP LOCKED keeps their claims apart
+        return sum(await asyncio.gather(*(self._drain(now, limit) for _ in range(self.parallel))))
+
+    async def _drain(self, now: datetime, limit: int) -> int:
+        from bot.reminders.escalation import escalate_if_due
+
+        handled = 0
+        while True:
+            claimed, outbox, closed, said = await self.store.write(lambda c: self._fire(c, now, limit))
+            self.reminders.enqueue(outbox)
+            if said:
+                metrics.TIMERS_FIRED.inc(said)
+            for plan in closed:
+                try:
+                    await escalate_if_due(self.reminders, plan, now)
+                except Exception:
+                    log.exception("escalation failed plan=%s", plan.id)
+            handled += claimed
+            if claimed:
+                self.batches, self.claimed = self.batches + 1, self.claimed + claimed
+            if claimed < limit:
+                return handled
+            now = self.reminders.clock.now()
+
+    # -- one transaction ---------------------------------------------------------------------------
+
+    def _claim_sql(self, limit: int) -> Any:
+        stmt = self._claims.get(limit)
+        if stmt is None:
+            due = sa.and_(TIMER.c.name.like(f"{DOSE}:%"), sa.or_(
+                sa.and_(TIMER.c.status == "pending", TIMER.c.due_at <= sa.bindparam("now", type_=TIMER.c.due_at.type)),
+                sa.and_(TIMER.c.status == "claimed",
+                        TIMER.c.lease_until < sa.bindparam("now", type_=TIMER.c.due_at.type))))
+            ids = sa.select(TIMER.c.id).where(due).order_by(TIMER.c.due_at, TIMER.c.id).limit(limit)
+            if self.pg:
+                ids = ids.with_for_update(skip_locked=True)
+            stmt = self._claims[limit] = TIMER.update().where(TIMER.c.id.in_(ids.scalar_subquery()), due).values(
+                status="fired", fired_at=sa.bindparam("now", type_=TIMER.c.fired_at.type),
+                claimed_by=sa.bindparam("me")).returning(
+                TIMER.c.id, TIMER.c.conversation_id, TIMER.c.name, TIMER.c.due_at, TIMER.c.payload)
+        return stmt
+
+    def _fire(self, conn: Connection, now: datetime, limit: int) -> tuple[int, list[Claimed], list[Plan], int]:
+        rem = self.reminders
+        rows = conn.execute(self._claim_sql(limit), {"now": now, "me": self.store.worker_id}).all()
+        if not rows:
+            return 0, [], [], 0
+        timers = []
+        for r in rows:
+            parts = r.name.split(":")
+            if len(parts) < 2:
+                continue
+            timers.append((r, parts[1], parts[2] if len(parts) > 2 else "due", parts[3:]))
+        plan_ids = {t[1] for t in timers}
+        plans = {p.id: Plan.from_row(p) for p in conn.execute(sa.select(PLAN).where(PLAN.c.id.in_(plan_ids)))}
+        conv_ids = {p.conversation_id for p in plans.values()}
+        convs = {c.id: c for c in conn.execute(sa.select(
+            CONV.c.id, CONV.c.org, CONV.c.channel, CONV.c.chat_id, CONV.c.user_id, CONV.c.thread_id, CONV.c.is_group,
+            CONV.c.locale, CONV.c.state).where(CONV.c.id.in_(conv_ids)))} if conv_ids else {}
+        opted_out = {cid: bool(json.loads(c.state or "{}").get("opted_out")) for cid, c in convs.items()}
+        dose_ids = {int(t[3][0]) for t in timers if t[2] in ("nag", "snooze", "close") and t[3] and t[3][0].isdigit()}
+        doses = {d.id: d for d in conn.execute(sa.select(DOSE_T).where(DOSE_T.c.id.in_(dose_ids)))} if dose_ids else {}
+
+        b = _Batch(now)
+        fresh: list[tuple[Any, Plan, datetime, str, bool, int | None, Any]] = []  # due timers → dose rows
+        nags: dict[int, list[tuple[Any, Plan, Any]]] = {}
+        snoozes: list[tuple[Any, Plan, Any]] = []
+        closes: list[tuple[Any, Plan]] = []
+        for r, plan_id, what, rest in timers:
+            plan = plans.get(plan_id)
+            conv = convs.get(plan.conversation_id) if plan is not None else None
+            if plan is None or plan.status != "active" or conv is None:
+                continue  # stopped, ended, or its conversation erased: nothing to say
+            timing = rem.timing(plan)
+            if what == "due":
+                at = datetime.fromisoformat(str(json.loads(r.payload)["at"])).astimezone(timezone.utc)
+                late = now - at
+                reason = ("opted_out" if opted_out.get(plan.conversation_id)
+                          else "downtime" if late > timedelta(seconds=timing.grace) else "")
+                step = None
+                if plan.schedule.taper:
+                    occ = rem.next_dose(plan, at - timedelta(seconds=1))
+                    step = occ.step if occ is not None and occ.at == at else None
+                fresh.append((r, plan, at, reason, late > LATE_AFTER and not reason, step, conv))
+            elif what in ("nag", "snooze", "close") and rest and rest[0].isdigit():
+                dose = doses.get(int(rest[0]))
+                if what == "close":
+                    if dose is not None:
+                        closes.append((r, plan))
+                    continue
+                self._repeat(b, r, plan, conv, what, dose, rest, opted_out.get(plan.conversation_id, False),
+                             nags, snoozes)
+
+        # new doses: one row each (a re-run finds its row and adds nothing)
+        written = self.dose_insert.execute(conn, [dict(
+            org=plan.org, plan_id=plan.id, conversation_id=plan.conversation_id, scheduled_at=at,
+            state="missed" if reason else "due", reason=reason, late=late, nags=0, step=step, prn=False,
+            escalated=False, fired_at=None if reason else now) for _r, plan, at, reason, late, step, _c in fresh])
+        rerun = [f for f, w in zip(fresh, written) if w is None]
+        existing = {}
+        if rerun:
+            existing = {(d.plan_id, d.scheduled_at): d for d in conn.execute(sa.select(
+                DOSE_T.c.id, DOSE_T.c.plan_id, DOSE_T.c.scheduled_at, DOSE_T.c.state, DOSE_T.c.fired_at).where(
+                DOSE_T.c.plan_id.in_({f[1].id for f in rerun}), DOSE_T.c.scheduled_at.in_({f[2] for f in rerun})))}
+        unsent: list[int] = []
+        for (r, plan, at, reason, late, step, conv), w in zip(fresh, written):
+            timing = rem.timing(plan)
+            if w is None:  # decided before: say it only if it never went out and it is not too late
+                d = existing.get((plan.id, at))
+                if d is not None and d.state in OPEN_DOSE and d.fired_at is None \
+                        and now - at <= timedelta(seconds=timing.grace):
+                    unsent.append(d.id)
+                    b.says.append(_Say(plan, conv, d.id, at, step, "", late, r.id))
+                continue
+            dose_id = int(w[0])
+            nxt = rem.next_dose(plan, at)
+            b.plans.append({"id": plan.id, "next_due_at": nxt.at if nxt else None,
+                            "status": "active" if nxt else "ended"})
+            if nxt is not None:
+                b.timer(plan, timer_name(plan.id), nxt.at, {"plan": plan.id, "at": nxt.at.isoformat()})
+            if reason:
+                b.event(plan, "dose_missed", {"plan": plan.id, "dose": dose_id, "at": at.isoformat(), "reason": reason})
+                continue
+            close = max(at + timedelta(seconds=timing.on_time_window), now + timedelta(minutes=1))
+            b.timer(plan, timer_name(plan.id, "close", dose_id), close, {"plan": plan.id, "dose": dose_id})
+            for n in range(1, timing.nag_max + 1):
+                nag = now + timedelta(seconds=timing.nag_every * n)
+                if nag < close:
+                    b.timer(plan, timer_name(plan.id, "nag", dose_id, n), nag, {"plan": plan.id, "dose": dose_id, "n": n})
+            b.says.append(_Say(plan, conv, dose_id, at, step, "", late, r.id))
+        if unsent:
+            conn.execute(DOSE_T.update().where(DOSE_T.c.id.in_(unsent), DOSE_T.c.fired_at.is_(None)).values(fired_at=now))
+
+        # repeats: each changes its dose only once, so a second run of the same timer says nothing
+        for n, items in nags.items():
+            done = set(conn.execute(DOSE_T.update().where(
+                DOSE_T.c.id.in_([d.id for _r, _p, d in items]), DOSE_T.c.state == "due", DOSE_T.c.nags < n).values(
+                nags=n).returning(DOSE_T.c.id)).scalars())
+            self._said_again(b, items, done, "nag", convs)
+        if snoozes:
+            done = set(conn.execute(DOSE_T.update().where(
+                DOSE_T.c.id.in_([d.id for _r, _p, d in snoozes]), DOSE_T.c.state == "snoozed").values(
+                state="due").returning(DOSE_T.c.id)).scalars())
+            self._said_again(b, snoozes, done, "snooze", convs)
+        if closes:
+            ids = {int(r.name.split(":")[3]): plan for r, plan in closes}
+            missed = conn.execute(DOSE_T.update().where(DOSE_T.c.id.in_(list(ids)), DOSE_T.c.state.in_(OPEN_DOSE)).values(
+                state="missed", reason="no_response").returning(DOSE_T.c.id)).scalars().all()
+            for dose_id in missed:
+                plan = ids[dose_id]
+                b.event(plan, "dose_missed", {"plan": plan.id, "dose": dose_id, "reason": "no_response"})
+                if plan not in b.closed:
+                    b.closed.append(plan)
+
+        self._update_plans(conn, b.plans)
+        self.timer_insert.execute(conn, b.timers)
+        outbox = self._say_all(conn, b)
+        self.event_insert.execute(conn, b.events)
+        return len(rows), outbox, b.closed, len(b.says)
+
+    def _repeat(self, b: _Batch, r: Any, plan: Plan, conv: Any, what: str, dose: Any, rest: list[str],
+                opted_out: bool, nags: dict[int, list[Any]], snoozes: list[Any]) -> None:
+        """A nag or a snoozed reminder: said again only while the dose is still waiting for it."""
+        timing = self.reminders.timing(plan)
+        now = b.now
+        wanted = ("due",) if what == "nag" else ("snoozed",)
+        # a repeat that came due during downtime is stale once its moment has passed: never said late
+        stale = dose is not None and (now > dose.scheduled_at + timedelta(seconds=timing.on_time_window)
+                                      if what == "nag" else now - r.due_at > timedelta(seconds=timing.grace))
+        if dose is None or dose.state not in wanted or stale or opted_out:
+            why = ("no_dose" if dose is None else "answered" if dose.state not in OPEN_DOSE else
+                   "snoozed" if dose.state == "snoozed" and what == "nag" else "stale" if stale else
+                   "opted_out" if opted_out else "answered")
+            b.event(plan, "dose_not_repeated", {"plan": plan.id, "dose": dose.id if dose is not None else rest[0],
+                                                "repeat": what, "reason": why})
+            return
+        item = (r, plan, dose)
+        if what == "nag":
+            n = int(rest[1]) if len(rest) > 1 and rest[1].isdigit() else dose.nags + 1
+            nags.setdefault(n, []).append(item)
+        else:
+            snoozes.append(item)
+
+    def _said_again(self, b: _Batch, items: list[Any], done: set[int], what: str, convs: dict[str, Any]) -> None:
+        for r, plan, dose in items:
+            if dose.id in done:
+                b.says.append(_Say(plan, convs[plan.conversation_id], dose.id, dose.scheduled_at, dose.step, what,
+                                   False, r.id))
+            else:  # another run said it (or the patient answered) in the meantime
+                b.event(plan, "dose_not_repeated", {"plan": plan.id, "dose": dose.id, "repeat": what,
+                                                    "reason": "answered"})
+
+    def _update_plans(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.pg:
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(
+                    "UPDATE med_plan SET next_due_at = v.at, status = v.status FROM unnest("
+                    "%(id)b::text[], %(at)b::timestamptz[], %(status)b::text[]) AS v(id, at, status) "
+                    "WHERE med_plan.id = v.id",
+                    {"id": [r["id"] for r in rows], "at": [r["next_due_at"] for r in rows],
+                     "status": [r["status"] for r in rows]})
+            finally:
+                cursor.close()
+            return
+        conn.execute(PLAN.update().where(PLAN.c.id == sa.bindparam("pid")).values(
+            next_due_at=sa.bindparam("at", type_=PLAN.c.next_due_at.type), status=sa.bindparam("st")),
+            [{"pid": r["id"], "at": r["next_due_at"], "st": r["status"]} for r in rows])
+
+    def _say_all(self, conn: Connection, b: _Batch) -> list[Claimed]:
+        """The reminders into the outbox (leased to this worker) and a `dose_fired` record each."""
+        rem = self.reminders
+        content = rem.content
+        adapters = rem.runtime.adapters if rem.runtime is not None else None
+        now, lease = b.now, b.now + self.store.lease
+        outbounds: list[Outbound] = []
+        rows: list[dict[str, Any]] = []
+        for s in b.says:
+            c = s.conversation
+            address = Address(c.channel, c.chat_id, c.user_id, c.thread_id, c.is_group, c.org)
+            locale = content.normalize_locale(c.locale or "")
+            ob = dose_message(content, s.plan, address, locale, s.dose_id, s.at, s.step, s.repeat, s.late)
+            if adapters is not None:
+                fitted = degrade_effects([Send(ob)], adapters, content.render, locale, content.base_locale)
+                ob = next((e.outbound for e in fitted if isinstance(e, Send)), ob)
+            outbounds.append(ob)
+            rows.append(dict(org=c.org, conversation_id=c.id, channel=ob.address.channel, op=ob.op, content_key=ob.key,
+                             payload=json.dumps(ob.to_dict(), ensure_ascii=False), status="sending", attempts=0,
+                             next_attempt_at=now, lease_until=lease, claimed_by=self.store.worker_id, created_at=now,
+                             platform_message_id="", last_error=""))
+            b.event(s.plan, "dose_fired", {"plan": s.plan.id, "dose": s.dose_id, "at": s.at.isoformat(),
+                                           "repeat": s.repeat, "late": s.late, "timer": s.timer_id})
+        ids = self.outbox_insert.execute(conn, rows)
+        return [Claimed(int(i[0]), row["conversation_id"], ob) for i, row, ob in zip(ids, rows, outbounds)
+                if i is not None]

@@ -1,0 +1,136 @@
+"""The batched fire path (bot/reminders/fire.py) on SQLite and PostgreSQL: many doses in one
+transaction, each reminder matched to its own dose, nothing said twice when a timer is run again,
+repeats and closes only while the dose waits for them, and the conversation's state untouched
+until the patient answers."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from bot.clock import ManualClock
+from bot.reminders.schedule import Schedule
+from bot.reminders.service import DOSE_T
+from bot.store.store import CONV, EVENT, OUTBOX, TIMER
+from tests.conftest import T0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    return request.param
+
+
+def _url(backend, request):
+    return request.getfixturevalue("pg_url") if backend == "postgresql" else None
+
+
+async def _rows(bot, table, *where):
+    return await bot.store.read(lambda c: c.execute(sa.select(table).where(*where)).all())
+
+
+async def test_a_batch_reminds_each_patient_of_their_own_dose_once(backend, request, make_bot):
+    n = 23  # more than one batch (batch size 5 below), fewer than one round of the loop
+    bot, platform, clock = make_bot(url=_url(backend, request), clock=ManualClock(T0), shipped=True)
+    await bot.start(background=False)
+    bot.timers.batch = 5
+    for i in range(n):
+        await bot.runtime.handle(platform.inbound(f"p{i}", "/start", kind="command"))
+    await bot.settle()
+    versions = dict(await bot.store.read(lambda c: c.execute(sa.select(CONV.c.id, CONV.c.version)).all()))
+    start = (T0 + timedelta(hours=8)).date()  # T0 is 17:00 in Asia/Shanghai
+    for i in range(n):
+        await bot.reminders.create_plan(f"default:memory:p{i}", Schedule(start=start, times=["18:00"]),
+                                        medicine=f"med-{i}", dose=f"{i} mg")
+    platform.sent.clear()
+    clock.advance(timedelta(hours=1))
+    assert await bot.timers.tick() == n
+    await bot.settle()
+
+    doses = {d.conversation_id: d for d in await _rows(bot, DOSE_T)}
+    assert len(doses) == n and all(d.state == "due" and d.fired_at is not None for d in doses.values())
+    said = [s for s in platform.sent if s.outbound.key == "reminder.dose"]
+    assert len(said) == n
+    for s in said:  # the reminder names this patient's medicine and carries this patient's dose id
+        conv = s.outbound.address.conversation_id
+        i = conv.rsplit("p", 1)[1]
+        assert f"med-{i}" in s.outbound.text and f"{i} mg" in s.outbound.text and "18:00" in s.outbound.text
+        assert [b.value for b in s.outbound.buttons] == [f"dose:{w}:{doses[conv].id}" for w in ("taken", "snooze", "skip")]
+    outbox = await _rows(bot, OUTBOX, OUTBOX.c.content_key == "reminder.dose")
+    assert len(outbox) == n and all(r.status == "sent" for r in outbox)
+    fired = await _rows(bot, EVENT, EVENT.c.kind == "dose_fired")
+    assert sorted(json.loads(e.data)["dose"] for e in fired) == sorted(d.id for d in doses.values())
+    # next dose, close and two nags per dose; the conversation itself was not touched
+    pending = await _rows(bot, TIMER, TIMER.c.status == "pending")
+    assert len(pending) == 4 * n
+    assert dict(await bot.store.read(lambda c: c.execute(sa.select(CONV.c.id, CONV.c.version)).all())) == versions
+
+    # a timer run a second time (a replayed row) says nothing again and adds no dose
+    await bot.store.write(lambda c: c.execute(TIMER.update().where(
+        TIMER.c.name.like("dose:%"), TIMER.c.status == "fired").values(status="pending")))
+    platform.sent.clear()
+    await bot.timers.tick()
+    await bot.settle()
+    assert platform.sent == []
+    assert len(await _rows(bot, DOSE_T)) == n
+
+    # the answer works afterwards: Taken on p0's dose, then its nag is not said
+    p0 = doses["default:memory:p0"]
+    await bot.runtime.handle(platform.inbound("p0", kind="choice", payload={"value": f"dose:taken:{p0.id}"}))
+    await bot.settle()
+    assert platform.sent[0].outbound.key == "reminder.taken"  # (then the menu /start left open is asked again)
+    platform.sent.clear()
+    clock.advance(timedelta(minutes=20))
+    await bot.timers.tick()
+    await bot.settle()
+    nags = [s for s in platform.sent if s.outbound.key == "reminder.nag"]
+    assert len(nags) == n - 1 and all(s.outbound.address.chat_id != "p0" for s in nags)
+    not_repeated = [json.loads(e.data) for e in await _rows(bot, EVENT, EVENT.c.kind == "dose_not_repeated")]
+    assert not_repeated == [{"plan": p0.plan_id, "dose": p0.id, "repeat": "nag", "reason": "answered"}]
+
+    # the nag's timer run again says nothing (the dose already counts that nag)
+    await bot.store.write(lambda c: c.execute(TIMER.update().where(
+        TIMER.c.name.like("dose:%:nag:%:1"), TIMER.c.status == "fired").values(status="pending")))
+    platform.sent.clear()
+    await bot.timers.tick()
+    await bot.settle()
+    assert platform.sent == []
+
+    # the window ends: the unanswered ones are missed, p0's stays taken
+    clock.advance(timedelta(hours=1))
+    await bot.timers.tick()
+    await bot.settle()
+    states = {d.conversation_id: (d.state, d.reason) for d in await _rows(bot, DOSE_T)}
+    assert states.pop("default:memory:p0") == ("taken", "")
+    assert set(states.values()) == {("missed", "no_response")}
+    await bot.stop()
+
+
+async def test_opted_out_and_downtime_are_recorded_not_said(backend, request, make_bot):
+    bot, platform, clock = make_bot(url=_url(backend, request), clock=ManualClock(T0), shipped=True)
+    await bot.start(background=False)
+    for chat in ("a", "b"):
+        await bot.runtime.handle(platform.inbound(chat, "/start", kind="command"))
+    await bot.runtime.handle(platform.inbound("b", "STOP"))
+    await bot.settle()
+    start = (T0 + timedelta(hours=8)).date()
+    for chat in ("a", "b"):
+        await bot.reminders.create_plan(f"default:memory:{chat}", Schedule(start=start, times=["18:00"]), medicine="m")
+    platform.sent.clear()
+    clock.advance(timedelta(hours=1))
+    await bot.timers.tick()
+    await bot.settle()
+    assert [s.outbound.address.chat_id for s in platform.sent] == ["a"]
+    missed = [json.loads(e.data) for e in await _rows(bot, EVENT, EVENT.c.kind == "dose_missed")]
+    assert [m["reason"] for m in missed] == ["opted_out"]
+
+    platform.sent.clear()
+    clock.advance(timedelta(days=1, hours=3))  # down over the next 18:00 for 3 h: beyond the 2 h grace
+    await bot.timers.tick()
+    await bot.settle()
+    assert not [s for s in platform.sent if s.outbound.key.startswith("reminder.dose")]
+    reasons = sorted(json.loads(e.data)["reason"] for e in await _rows(bot, EVENT, EVENT.c.kind == "dose_missed"))
+    assert reasons.count("downtime") == 1 and reasons.count("opted_out") == 2
+    await bot.stop()
