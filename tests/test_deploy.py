@@ -47,7 +47,7 @@ def settings_read_by_code() -> set[str]:
             arg: ast.expr | None = None
             if isinstance(node, ast.Call) and node.args:
                 f = node.func
-                if (isinstance(f, ast.Name) and f.id in ("_env", "_number")) or (
+                if (isinstance(f, ast.Name) and f.id in ("_env", "_number", "_pairs", "_list")) or (
                         isinstance(f, ast.Attribute) and f.attr == "get" and isinstance(f.value, ast.Attribute)
                         and f.value.attr == "environ"):
                     arg = node.args[0]
