@@ -132,7 +132,9 @@ def test_messages_sent_while_the_socket_was_down_arrive_once(live_server: LiveSe
 
     state["blocked"] = False
     doctor = page.locator(".cb-staff")
-    doctor.wait_for()
+    # the widget reconnects with a jittered backoff (up to 30 s × 1.5, widget.js): the longer the
+    # connection stayed down on a slow machine, the longer its next try may wait
+    doctor.wait_for(timeout=60_000)
     page.locator(".cb-patient", has_text="hello while offline").locator("time").wait_for()
     page.wait_for_timeout(500)  # anything doubled would have arrived by now
     assert doctor.count() == 1
