@@ -249,7 +249,7 @@ class CareBot:
         while True:
             await self.handoff.idle()
             await self.sender.idle()
-            if not self.handoff._tasks and not self.sender._chains:
+            if not self.handoff.busy and not self.sender._chains:
                 return
 
     async def stop(self) -> None:

@@ -36,6 +36,7 @@ from adapters.wecom.staff import StaffChannel
 from bot.adapter import Adapter, Capabilities, RatePolicy
 from bot.handoff.tickets import OPEN
 from bot.store.store import TICKET, TurnCommit
+from bot.tasks import Background
 from bot.types import Address, Delivery, OpenTicket, Outbound, RecordEvent, Tag
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class WeComAdapter(Adapter):
         self.kf: KfChannel | None = None
         self.staff: StaffChannel | None = None
         self.contacts: Contacts | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.background = Background("wecom")
         self._loop: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -91,22 +92,11 @@ class WeComAdapter(Adapter):
 
     async def idle(self) -> None:
         """Wait for callbacks and follow-ups being processed (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.background.idle()
 
     def now(self) -> datetime:
         assert self.runtime is not None
         return self.runtime.clock.now()
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("wecom task failed: %s", type(task.exception()).__name__)
 
     async def _run(self) -> None:
         while True:
@@ -143,7 +133,7 @@ class WeComAdapter(Adapter):
             return None
 
     def process_later(self, row_id: int, fields: dict[str, str]) -> None:
-        self._spawn(self.process(row_id, fields))
+        self.background.spawn(self.process(row_id, fields))
 
     async def process(self, row_id: int, fields: dict[str, str]) -> None:
         """Act on one callback, then mark it processed (a failure leaves it for the next tick)."""
@@ -181,9 +171,9 @@ class WeComAdapter(Adapter):
                 if effect.data.get("department"):
                     add.append(f"dept_{effect.data['department']}")
             elif isinstance(effect, OpenTicket):
-                self._spawn(self._ticket_opened(commit.conversation_id, commit.ticket_ids[i], user))
+                self.background.spawn(self._ticket_opened(commit.conversation_id, commit.ticket_ids[i], user))
         if (add or remove) and self.contacts is not None and self.config.contact_secret:
-            self._spawn(self.contacts.tag(user, add, remove))
+            self.background.spawn(self.contacts.tag(user, add, remove))
 
     async def _ticket_opened(self, conversation_id: str, ticket_id: str, user: str) -> None:
         assert self.staff is not None and self.kf is not None

@@ -184,16 +184,14 @@ class SendBudget(_M):
     per: Duration = "1m"
 
 
-class ProgrammePost(_M):
-    """Day `day` after the member joined (day 1 is the day after), at `at` in the group's time zone."""
+class _Post(_M):
+    """What a post says: exactly one of an article (always with its source) or a content key."""
 
-    day: int = Field(ge=0, le=366)
-    at: HHMM = "09:00"
-    article: str = ""  # content/articles/<id>.yml (always with its source)
+    article: str = ""  # content/articles/<id>.yml
     say: str = ""  # or a content key
 
     @model_validator(mode="after")
-    def _what(self) -> ProgrammePost:
+    def _what(self) -> _Post:
         if bool(self.article) == bool(self.say):
             raise ValueError("a post names exactly one of article: (an id in content/articles) or say: (a content key)")
         return self
@@ -203,14 +201,19 @@ class ProgrammePost(_M):
         return f"article.{self.article}" if self.article else self.say
 
 
-class CalendarPost(_M):
+class ProgrammePost(_Post):
+    """Day `day` after the member joined (day 1 is the day after), at `at` in the group's time zone."""
+
+    day: int = Field(ge=0, le=366)
+    at: HHMM = "09:00"
+
+
+class CalendarPost(_Post):
     """A post to the whole group on a date, or every week on some days."""
 
     date: str = ""  # 2026-04-01
     weekly: list[Day] = []
     at: HHMM = "10:00"
-    article: str = ""
-    say: str = ""
 
     @model_validator(mode="after")
     def _when_what(self) -> CalendarPost:
@@ -221,13 +224,7 @@ class CalendarPost(_M):
                 datetime.strptime(self.date, "%Y-%m-%d")
             except ValueError:
                 raise ValueError(f"date {self.date!r} is not a date; write YYYY-MM-DD, e.g. 2026-04-01") from None
-        if bool(self.article) == bool(self.say):
-            raise ValueError("a post names exactly one of article: (an id in content/articles) or say: (a content key)")
         return self
-
-    @property
-    def key(self) -> str:
-        return f"article.{self.article}" if self.article else self.say
 
 
 class Digest(_M):

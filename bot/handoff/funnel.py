@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from bot.handoff.stats import ALL, _score
+from bot.handoff.stats import ALL, Rates, _score
 from bot.store.store import CONV, EVENT, INBOX, TICKET
 
 STEPS = ("first_contact", "intake_completed", "consent", "handed_off", "taken", "closed", "surveyed", "came_back")
@@ -62,7 +62,7 @@ class Funnel:
 
 
 @dataclass(frozen=True)
-class Day:
+class Day(Rates):
     day: date
     tickets: int
     first_response_median_s: float | None
@@ -73,14 +73,6 @@ class Day:
     detractors: int
     emergencies: int
     ack_median_s: float | None  # emergencies opened that day: opened → acknowledged
-
-    @property
-    def sla_attainment(self) -> float | None:
-        return self.sla_met / self.sla_due if self.sla_due else None
-
-    @property
-    def nps(self) -> float | None:
-        return 100.0 * (self.promoters - self.detractors) / self.surveys if self.surveys else None
 
 
 @dataclass(frozen=True)

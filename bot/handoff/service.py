@@ -21,7 +21,6 @@ delivered by the outbox like any other message (`relay.py` turns it into message
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -40,6 +39,7 @@ from bot.handoff.sla import SlaClocks
 from bot.handoff.staff import HandoffError, StaffAccounts, StaffMember, can_view
 from bot.handoff.tickets import OPEN, Tickets
 from bot.logs import event as log_event
+from bot.tasks import Background
 from bot.store.store import TICKET, Store, TurnCommit
 from bot.types import Inbound, OpenTicket, UpdateTicket
 
@@ -61,7 +61,7 @@ class HandoffService:
         self.runtime = runtime
         self.coord = coord
         self.clock = clock
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.background = Background("hand-off")
         self.paging: Paging | None = None  # emergency paging (bot/handoff/paging.py), set by CareBot.build
         self.accounts = StaffAccounts(store, clock)
         self.tickets = Tickets(store)
@@ -112,19 +112,15 @@ class HandoffService:
 
     def spawn(self, coro: Any) -> None:
         """Run hand-off work on a task of its own; `idle` waits for it."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+        self.background.spawn(coro)
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("hand-off task failed: %s", type(task.exception()).__name__)
+    @property
+    def busy(self) -> bool:
+        return self.background.busy
 
     async def idle(self) -> None:
         """Wait for the work `after_commit` started (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.background.idle()
 
     # -- shared by the parts -------------------------------------------------------------------------
 

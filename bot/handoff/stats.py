@@ -32,8 +32,28 @@ COMPLAINTS = Complaint.__table__
 ALL = "*"  # the key of the pooled figures
 
 
+class Rates:
+    """SLA attainment and NPS from counts, for any figures that carry them (a department, a day)."""
+
+    sla_due: int
+    sla_met: int
+    surveys: int
+    promoters: int
+    detractors: int
+
+    @property
+    def sla_attainment(self) -> float | None:
+        """Share (0–1) of due first responses that were on time; None when nothing was due."""
+        return self.sla_met / self.sla_due if self.sla_due else None
+
+    @property
+    def nps(self) -> float | None:
+        """−100 … 100; None without answers."""
+        return 100.0 * (self.promoters - self.detractors) / self.surveys if self.surveys else None
+
+
 @dataclass(frozen=True)
-class DepartmentStats:
+class DepartmentStats(Rates):
     department: str  # a department id, or ALL
     tickets: int  # opened in the window
     answered: int  # of those, with a first response
@@ -50,15 +70,6 @@ class DepartmentStats:
     complaints: int  # filed in the window
     complaints_open: int
 
-    @property
-    def sla_attainment(self) -> float | None:
-        """Share (0–1) of due first responses that were on time; None when nothing was due."""
-        return self.sla_met / self.sla_due if self.sla_due else None
-
-    @property
-    def nps(self) -> float | None:
-        """−100 … 100; None without answers."""
-        return 100.0 * (self.promoters - self.detractors) / self.surveys if self.surveys else None
 
     @property
     def csat_share(self) -> float | None:
