@@ -63,3 +63,18 @@ def test_handoff_yml_problems_name_file_line_and_what_is_valid(tmp_path):
         HandoffSettings.model_validate({"departments": {"psychiatry": {"mode": "team", "team": "nobody"}}})
     with pytest.raises(ValueError, match="backup 'nowhere', which is not under departments"):
         HandoffSettings.model_validate({"departments": {"dermatology": {"backup": "nowhere"}}})
+
+
+def test_every_refusal_reads_in_both_languages() -> None:
+    """A refused staff action is said in the staff member's language; the English text stays the
+    exception's message (CLI, logs)."""
+    from bot.handoff.staff import REFUSALS, HandoffError
+
+    values = {"status": "closed", "ticket": "t1", "conversation": "c1", "verdicts": "ok, minor",
+              "staff": "d_x", "role": "wizard", "roles": "admin, doctor", "canned": "hi", "known": "bye"}
+    for key, (zh, en) in REFUSALS.items():
+        exc = HandoffError(key, **{k: v for k, v in values.items() if "{" + k in zh + en})
+        assert str(exc) == exc.text("en") and "{" not in str(exc)
+        assert exc.text("zh-CN") != exc.text("en") and "{" not in exc.text("zh-CN")
+    assert HandoffError("no_staff", staff="d_x").text("zh-CN") == "没有工号为「d_x」的员工。"
+    assert str(HandoffError("no_staff", staff="d_x")) == "no staff member 'd_x'"

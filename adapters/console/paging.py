@@ -44,7 +44,7 @@ def paging_routes(web: Web) -> list[Route]:
         except HandoffError as exc:
             if action == "seen":
                 return Response(status_code=403)
-            return web.redirect(ctx, f"{PREFIX}/inbox", ("error", str(exc)))
+            return web.redirect(ctx, f"{PREFIX}/inbox", ("error", exc.text(ctx.locale)))
         return web.redirect(ctx, f"{PREFIX}/tickets/{ticket_id}",
                             ("ok", ctx.t("page_acknowledged")) if won else ("error", ctx.t("page_taken")))
 

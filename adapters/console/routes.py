@@ -271,7 +271,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
                 message = ctx.t("reply_sent") + (" " + ctx.t("reply_flagged", flags=", ".join(flags)) if flags else "")
             elif action == "note":
                 if not text.strip():
-                    raise HandoffError(ctx.t("empty_note"))
+                    raise HandoffError("empty_note")
                 await service.note(ticket.id, me, text)
                 message = ctx.t("note_saved")
             elif action == "transfer":
@@ -285,7 +285,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
                 await service.close(ticket.id, me, str(form.get("reason", "")) or "resolved")
                 message = ctx.t("closed")
         except HandoffError as exc:
-            return web.redirect(ctx, back, ("error", str(exc)))
+            return web.redirect(ctx, back, ("error", exc.text(ctx.locale)))
         return web.redirect(ctx, back, ("ok", message))
 
     # -- a patient -----------------------------------------------------------------------------------
@@ -322,7 +322,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
                 await ctx.carebot.handoff.review(review_id, ctx.me, str(form.get("verdict", "")),
                                                  str(form.get("note", "")), refer_to_panel=bool(form.get("refer")))
         except HandoffError as exc:
-            return web.redirect(ctx, back, ("error", str(exc)))
+            return web.redirect(ctx, back, ("error", exc.text(ctx.locale)))
         return web.redirect(ctx, back, ("ok", ctx.t("review_saved")))
 
     async def complaints(ctx: Ctx) -> Response:

@@ -524,7 +524,7 @@ class StaffDesk:
             await service.reply(ticket_id, staff, text, via="telegram")
             return "replied"
         except HandoffError as exc:
-            await self._answer(thread, message, self.t("telegram.staff.refused", reason=str(exc)))
+            await self._answer(thread, message, self.t("telegram.staff.refused", reason=exc.text(self._locale())))
             return "refused"
 
     async def _answer(self, thread: int, message: dict[str, Any], text: str) -> None:

@@ -56,7 +56,7 @@ class Complaints:
         """Customer service marks a complaint handled (once); audited and announced to the console."""
         s = self.service
         if staff.role not in SEES_ALL:
-            raise HandoffError("complaints are handled by customer service, operators and admins")
+            raise HandoffError("complaints_role")
         now = s.clock.now()
 
         def q(conn: Connection) -> bool:
@@ -76,9 +76,9 @@ class Complaints:
                      refer_to_panel: bool = False) -> None:
         s = self.service
         if reviewer.role not in MANAGERS:
-            raise HandoffError("only operators and admins review")
+            raise HandoffError("review_role")
         if verdict not in VERDICTS:
-            raise HandoffError(f"verdict is one of {', '.join(VERDICTS)}")
+            raise HandoffError("verdict_one_of", verdicts=", ".join(VERDICTS))
         now = s.clock.now()
         await s.store.write(lambda c: c.execute(REVIEWS.update().where(REVIEWS.c.id == review_id).values(
             verdict=verdict, note=note, reviewer=reviewer.id, reviewed_at=now,
@@ -86,7 +86,7 @@ class Complaints:
 
     async def panel_verdict(self, review_id: int, member: StaffMember, verdict: str, note: str = "") -> None:
         if member.role not in PANEL:
-            raise HandoffError("the expert panel's verdict is recorded by an admin")
+            raise HandoffError("panel_admin")
         await self.service.store.write(lambda c: c.execute(REVIEWS.update().where(
             REVIEWS.c.id == review_id, REVIEWS.c.status == "panel").values(
             panel_verdict=verdict, panel_note=note, status="closed")))

@@ -31,11 +31,11 @@ class Moves:
         s = self.service
         ticket = await s.checked(staff, ticket_id)
         if not department and not to_staff:
-            raise HandoffError("transfer to a department or to a colleague")
+            raise HandoffError("transfer_where")
         now = s.clock.now()
         target = await s.accounts.get(to_staff) if to_staff else None
         if to_staff and target is None:
-            raise HandoffError(f"no staff member {to_staff!r}")
+            raise HandoffError("no_staff", staff=to_staff)
 
         def q(conn: Connection) -> None:
             conn.execute(TICKET.update().where(TICKET.c.id == ticket_id).values(
@@ -56,7 +56,7 @@ class Moves:
         s = self.service
         ticket = await s.tickets.get(ticket_id)
         if actor is not None and not can_view(actor, ticket):
-            raise HandoffError("this ticket belongs to another department")
+            raise HandoffError("other_department")
         if ticket.status not in tickets.OPEN:
             return
         now = s.clock.now()

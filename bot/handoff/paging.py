@@ -209,7 +209,7 @@ class Paging:
     async def seen(self, ticket_id: str, staff: StaffMember) -> None:
         """A console displayed the alert to a paged staff member (the browser says so)."""
         if not self.may_acknowledge(staff, await self.service.tickets.get(ticket_id), await self.paged_staff(ticket_id)):
-            raise HandoffError("this emergency was not paged to you")
+            raise HandoffError("not_paged")
         await self.delivered(ticket_id, staff.id, "console")
 
     async def delivered(self, ticket_id: str, who: str, channel: str) -> None:
@@ -242,7 +242,7 @@ class Paging:
         ticket becomes theirs, the patient is told who has seen the message. First one wins."""
         ticket = await self.service.tickets.get(ticket_id)
         if not self.may_acknowledge(staff, ticket, await self.paged_staff(ticket_id)):
-            raise HandoffError("this emergency was not paged to you")
+            raise HandoffError("not_paged")
         now = self.service.clock.now()
 
         def q(conn: Connection) -> bool:

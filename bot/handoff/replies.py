@@ -42,16 +42,16 @@ class Replies:
         s = self.service
         ticket = await s.checked(staff, ticket_id)
         if ticket.assignee and ticket.assignee != staff.id and not s.in_team(staff, ticket):
-            raise HandoffError("another doctor has this ticket; ask for a transfer")
+            raise HandoffError("taken_by_other")
         conv = await s.tickets.conversation(ticket.conversation_id)
         if canned:
             texts = s.settings.canned.get(canned)
             if not texts:
-                raise HandoffError(f"no canned reply {canned!r}; known: {', '.join(sorted(s.settings.canned))}")
+                raise HandoffError("no_canned", canned=canned, known=", ".join(sorted(s.settings.canned)))
             text = texts.get(conv["locale"]) or next(iter(texts.values()))
         text = text.strip()
         if not text:
-            raise HandoffError("an empty reply")
+            raise HandoffError("empty_reply")
         now = s.clock.now()
         question = await self._recent_patient_text(ticket_id)
         others = await self._recent_replies_elsewhere(staff.id, ticket.conversation_id)

@@ -128,9 +128,9 @@ class HandoffService:
         """The ticket, if this staff member may act on it."""
         ticket = await self.tickets.get(ticket_id)
         if not can_view(staff, ticket):
-            raise HandoffError("this ticket belongs to another department")
+            raise HandoffError("other_department")
         if open_only and ticket.status not in OPEN:
-            raise HandoffError(f"the ticket is {ticket.status}")
+            raise HandoffError("ticket_status", status=ticket.status)
         return ticket
 
     def in_team(self, staff: StaffMember, ticket: Any) -> bool:

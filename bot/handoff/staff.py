@@ -26,8 +26,43 @@ SEES_ALL = (*MANAGERS, "customer_service")  # see every department's tickets; ha
 PANEL = ("admin",)  # records the expert panel's verdict
 
 
+# What a staff member reads when an action is refused: (中文, English), `{name}` placeholders.
+REFUSALS: dict[str, tuple[str, str]] = {
+    "other_department": ("该工单属于其他科室。", "this ticket belongs to another department"),
+    "ticket_status": ("工单当前状态为 {status}，不能这样操作。", "the ticket is {status}"),
+    "no_ticket": ("工单 {ticket} 不存在。", "ticket {ticket} does not exist"),
+    "conversation_gone": ("会话 {conversation} 已不存在。", "conversation {conversation} is gone"),
+    "complaints_role": ("投诉由客服、运营和管理员处理。", "complaints are handled by customer service, operators and admins"),
+    "review_role": ("只有运营和管理员可以复核。", "only operators and admins review"),
+    "verdict_one_of": ("结论须为以下之一：{verdicts}。", "verdict is one of {verdicts}"),
+    "panel_admin": ("专家组结论由管理员录入。", "the expert panel's verdict is recorded by an admin"),
+    "transfer_where": ("请选择转给哪个科室或哪位同事。", "transfer to a department or to a colleague"),
+    "no_staff": ("没有工号为「{staff}」的员工。", "no staff member {staff!r}"),
+    "no_account": ("没有工号为「{staff}」的账号。", "no staff account {staff!r}"),
+    "staff_exists": ("工号「{staff}」已存在。", "staff {staff!r} exists already"),
+    "role_one_of": ("角色「{role}」无效，可选：{roles}。", "role {role!r} is not one of {roles}"),
+    "short_password": ("密码至少需要 8 个字符。", "a password needs at least 8 characters"),
+    "not_paged": ("这条急诊呼叫没有发给您。", "this emergency was not paged to you"),
+    "taken_by_other": ("该工单已由其他医生接诊，请申请转诊。", "another doctor has this ticket; ask for a transfer"),
+    "no_canned": ("没有快捷回复「{canned}」；可用：{known}。", "no canned reply {canned!r}; known: {known}"),
+    "empty_reply": ("回复内容为空。", "an empty reply"),
+    "empty_note": ("备注为空。", "the note is empty"),
+}
+
+
 class HandoffError(Exception):
-    """A staff action that is not allowed or not possible; the message is for the staff member."""
+    """A staff action that is not allowed or not possible, said in the staff member's language.
+
+    `str(exc)` is the English text (the CLI, logs); `exc.text(locale)` what the console or a staff
+    topic shows."""
+
+    def __init__(self, key: str, **values: Any) -> None:
+        self.key, self.values = key, values
+        super().__init__(self.text("en"))
+
+    def text(self, locale: str) -> str:
+        zh, en = REFUSALS[self.key]
+        return (en if locale == "en" else zh).format(**self.values)
 
 
 @dataclass(frozen=True)
@@ -78,15 +113,15 @@ class StaffAccounts:
     async def add(self, staff_id: str, display_name: str, role: str, password: str, *, title: str = "",
                   departments: list[str] | None = None) -> None:
         if role not in ROLES:
-            raise HandoffError(f"role {role!r} is not one of {', '.join(ROLES)}")
+            raise HandoffError("role_one_of", role=role, roles=", ".join(ROLES))
         if len(password) < 8:
-            raise HandoffError("a password needs at least 8 characters")
+            raise HandoffError("short_password")
         hashed = hash_password(password)
         now = self.clock.now()
 
         def q(conn: Connection) -> None:
             if conn.execute(sa.select(STAFF.c.id).where(STAFF.c.id == staff_id)).first():
-                raise HandoffError(f"staff {staff_id!r} exists already")
+                raise HandoffError("staff_exists", staff=staff_id)
             conn.execute(STAFF.insert().values(
                 id=staff_id, org="default", display_name=display_name, title=title, role=role,
                 departments=json.dumps(departments or []), password_hash=hashed, active=True, created_at=now))
@@ -102,7 +137,7 @@ class StaffAccounts:
 
         def q(conn: Connection) -> None:
             if conn.execute(STAFF.update().where(STAFF.c.id == staff_id).values(active=active)).rowcount != 1:
-                raise HandoffError(f"no staff account {staff_id!r}")
+                raise HandoffError("no_account", staff=staff_id)
             conn.execute(AUDIT.insert().values(org="default", at=now, actor=actor,
                                                action="staff_activated" if active else "staff_deactivated",
                                                subject=staff_id, detail="{}"))
@@ -111,13 +146,13 @@ class StaffAccounts:
 
     async def set_password(self, staff_id: str, password: str, actor: str = "system") -> None:
         if len(password) < 8:
-            raise HandoffError("a password needs at least 8 characters")
+            raise HandoffError("short_password")
         hashed = hash_password(password)
         now = self.clock.now()
 
         def q(conn: Connection) -> None:
             if conn.execute(STAFF.update().where(STAFF.c.id == staff_id).values(password_hash=hashed)).rowcount != 1:
-                raise HandoffError(f"no staff account {staff_id!r}")
+                raise HandoffError("no_account", staff=staff_id)
             conn.execute(AUDIT.insert().values(org="default", at=now, actor=actor, action="staff_password_reset",
                                                subject=staff_id, detail="{}"))
 

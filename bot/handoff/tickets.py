@@ -64,7 +64,7 @@ class Tickets:
     async def get(self, ticket_id: str) -> Any:
         row = await self.store.read(lambda c: c.execute(sa.select(TICKET).where(TICKET.c.id == ticket_id)).first())
         if row is None:
-            raise HandoffError(f"ticket {ticket_id} does not exist")
+            raise HandoffError("no_ticket", ticket=ticket_id)
         return row
 
     async def undispatched(self) -> list[str]:
@@ -103,7 +103,7 @@ class Tickets:
         """The address, locale and mode of a ticket's conversation."""
         row = await self.store.read(lambda c: c.execute(sa.select(CONV).where(CONV.c.id == conversation_id)).first())
         if row is None:
-            raise HandoffError(f"conversation {conversation_id} is gone")
+            raise HandoffError("conversation_gone", conversation=conversation_id)
         return {"address": Address(row.channel, row.chat_id, row.user_id, row.thread_id, row.is_group, row.org),
                 "locale": row.locale, "mode": row.mode}
 
