@@ -149,6 +149,10 @@ def test_understand_eval_scores_labelled_files(tmp_path, capsys):
     assert figures["confusion"] == [{"expected": "opt_in", "got": "menu", "count": 1}]   # a greeting shows the menu
     assert main(["understand", "eval", str(cases)]) == 0
     assert "requests to the right flow 3/4" in capsys.readouterr().out
+    only_requests = tmp_path / "requests.yml"
+    only_requests.write_text("locale: en\ncases:\n  - {expect: prices, text: how much is it}\n", encoding="utf-8")
+    assert main(["understand", "eval", str(only_requests)]) == 0   # no typed answers: "–", not a crash
+    assert "typed answers 0/0 (–)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("text, flow", [

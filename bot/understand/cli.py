@@ -182,6 +182,11 @@ def evaluate(files: list[str], content_dir: Path, flows_dir: Path, model: bool |
     return list(scores.values())
 
 
+def _pct(share: float | None) -> str:
+    """A share as a percentage; a file without such cases has none ("–"), not a crash."""
+    return "–" if share is None else f"{share:.1%}"
+
+
 def _run_eval(args: argparse.Namespace) -> int:
     content_dir, flows_dir = _dirs(args.content, args.flows)
     try:
@@ -194,9 +199,9 @@ def _run_eval(args: argparse.Namespace) -> int:
         return 0
     for s in results:
         d = s.to_dict()
-        print(f"== {s.locale}: {d['right']}/{d['cases']} right ({d['accuracy']:.1%}); "
-              f"requests to the right flow {s.right_flow}/{s.requests} ({d['requests_right_flow']:.1%}); "
-              f"typed answers {s.right_answer}/{s.answers} ({d['answers_right']:.1%})")
+        print(f"== {s.locale}: {d['right']}/{d['cases']} right ({_pct(d['accuracy'])}); "
+              f"requests to the right flow {s.right_flow}/{s.requests} ({_pct(d['requests_right_flow'])}); "
+              f"typed answers {s.right_answer}/{s.answers} ({_pct(d['answers_right'])})")
         for label, v in d["per_label"].items():
             print(f"   {label:<16} {v['right']:>3}/{v['cases']:<3} {v['accuracy']:.0%}")
         if s.confusion:
