@@ -38,6 +38,16 @@ def test_a_misspelt_department_is_refused_with_the_nearest_name(tmp_path, capsys
     assert "d_wang" not in capsys.readouterr().out  # nothing was added
 
 
+def test_outside_the_project_folder_the_missing_handoff_file_is_named(tmp_path, capsys, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'staff.db'}"
+    monkeypatch.chdir(tmp_path)  # an operator in their home folder: no content/ here
+    monkeypatch.delenv("CAREBOT_CONTENT", raising=False)
+    assert main(["staff", "add", "d_wang", "--department", "cardiology", "--password", PW, "--database-url", url]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path.resolve() / 'content' / 'handoff.yml'} does not exist" in err and "--content DIR" in err
+    assert "known: \n" not in err + "\n"
+
+
 def test_deactivate_reset_password_and_list(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'staff.db'}"
     assert main(["staff", "add", "d_sun", "--name", "孙医生", "--title", "主治医师", "--department", "internal_medicine",

@@ -18,6 +18,7 @@ import difflib
 import getpass
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 ACTIONS = ("add", "list", "deactivate", "activate", "reset-password")
@@ -38,8 +39,13 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.set_defaults(fn=run)
 
 
-def department_problems(given: list[str], known: list[str]) -> list[str]:
+def department_problems(given: list[str], known: list[str], content_dir: Path = Path("content")) -> list[str]:
     """One line per unknown department, with the nearest known names."""
+    if given and not known:
+        where = content_dir / "handoff.yml"
+        state = "defines no departments" if where.is_file() else "does not exist"
+        return [f"department {given[0]!r}: {where.resolve()} {state}; run carebot in the project folder "
+                f"or give --content DIR (or CAREBOT_CONTENT) naming the folder with handoff.yml"]
     problems = []
     for d in given:
         if d in known:
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{args.action}d {args.id}")
                 return 0
             if args.action == "add":
-                problems = department_problems(args.department or [], list(handoff.departments))
+                problems = department_problems(args.department or [], list(handoff.departments), settings.content_dir)
                 if problems:
                     for p in problems:
                         print(f"{name}: {p}", file=sys.stderr)
