@@ -62,9 +62,13 @@ async def test_a_batch_reminds_each_patient_of_their_own_dose_once(backend, requ
     assert len(outbox) == n and all(r.status == "sent" for r in outbox)
     fired = await _rows(bot, EVENT, EVENT.c.kind == "dose_fired")
     assert sorted(json.loads(e.data)["dose"] for e in fired) == sorted(d.id for d in doses.values())
-    # next dose, close and two nags per dose; the conversation itself was not touched
+    # per dose: the next dose's timer and one follow-up row (first step: nag 1 in 20 minutes, window
+    # closing at 19:00); the conversation itself was not touched
     pending = await _rows(bot, TIMER, TIMER.c.status == "pending")
-    assert len(pending) == 4 * n
+    assert len(pending) == 2 * n
+    follow = [t for t in pending if ":follow:" in t.name]
+    assert len(follow) == n and {json.loads(t.payload)["next"] for t in follow} == {"nag"}
+    assert {t.due_at for t in follow} == {clock.now() + timedelta(minutes=20)}
     assert dict(await bot.store.read(lambda c: c.execute(sa.select(CONV.c.id, CONV.c.version)).all())) == versions
 
     # a timer run a second time (a replayed row) says nothing again and adds no dose
@@ -90,9 +94,16 @@ async def test_a_batch_reminds_each_patient_of_their_own_dose_once(backend, requ
     not_repeated = [json.loads(e.data) for e in await _rows(bot, EVENT, EVENT.c.kind == "dose_not_repeated")]
     assert not_repeated == [{"plan": p0.plan_id, "dose": p0.id, "repeat": "nag", "reason": "answered"}]
 
-    # the nag's timer run again says nothing (the dose already counts that nag)
-    await bot.store.write(lambda c: c.execute(TIMER.update().where(
-        TIMER.c.name.like("dose:%:nag:%:1"), TIMER.c.status == "fired").values(status="pending")))
+    # the same follow-up row was re-armed for nag 2 (p0's, answered, was not); rewound to nag 1 and
+    # run again it says nothing (the dose already counts that nag)
+    follow = await _rows(bot, TIMER, TIMER.c.name.like("dose:%:follow:%"))
+    assert len(follow) == n
+    assert {json.loads(t.payload).get("n") for t in follow if t.status == "pending"} == {2}
+    assert [t.conversation_id for t in follow if t.status == "fired"] == ["default:memory:p0"]
+    for t in follow:
+        rewound = json.dumps({**json.loads(t.payload), "next": "nag", "n": 1})
+        await bot.store.write(lambda c, t=t, rewound=rewound: c.execute(TIMER.update().where(
+            TIMER.c.id == t.id).values(status="pending", payload=rewound, due_at=clock.now())))
     platform.sent.clear()
     await bot.timers.tick()
     await bot.settle()

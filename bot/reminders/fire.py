@@ -48,9 +48,10 @@ from sqlalchemy import Connection
 
 from bot import metrics
 from bot.reminders.models import OPEN_DOSE
-from bot.reminders.service import DOSE_T, LATE_AFTER, PLAN, Plan, timer_name
+from bot.reminders.service import DOSE_T, FOLLOW, LATE_AFTER, PLAN, Plan, timer_name
 from bot.runtime.degrade import degrade_effects
 from bot.store.fastsql import BulkInsert
+from bot.store.models import PENDING_DOSE
 from bot.store.store import CONV, EVENT, OUTBOX, TIMER, Claimed
 from bot.timer_names import DOSE
 from bot.types import Address, Button, Outbound, Send
@@ -63,6 +64,7 @@ log = logging.getLogger("carebot.reminders")
 
 BATCH = 200  # dose timers claimed and fired in one transaction
 PARALLEL = 2  # such transactions in flight at once per worker, on PostgreSQL
+STALE_EVERY = timedelta(seconds=30)  # how often a worker looks for dose timers left claimed
 DOSE_KEYS = ("reminder.dose", "reminder.dose_late", "reminder.nag", "reminder.snoozed_again",
              "reminder.button_taken", "reminder.button_snooze", "reminder.button_skip")
 
@@ -80,6 +82,24 @@ def dose_message(content: Content, plan: Plan, address: Address, locale: str, do
     buttons = tuple(Button(content.render(f"reminder.button_{b}", locale, {}), f"dose:{b}:{dose_id}",
                            f"reminder.button_{b}") for b in ("taken", "snooze", "skip"))
     return Outbound(op="say", address=address, text=text, key=key, buttons=buttons)
+
+
+def follow_up(timing: Any, dose_id: int, plan_id: str, last: datetime, n: int,
+              close: datetime) -> tuple[datetime, dict[str, Any]]:
+    """A dose's next follow-up after `last` (the reminder, a nag or a snoozed reminder): nag `n`
+    one `nag_every` later if that is still a nag the kind allows and comes before the on-time
+    window closes, else the close. Returns (due, payload) for its one timer row."""
+    base = {"plan": plan_id, "dose": dose_id, "close": close.isoformat()}
+    nag = last + timedelta(seconds=timing.nag_every)
+    if n <= timing.nag_max and timing.nag_every > 0 and nag < close:
+        return nag, {**base, "next": "nag", "n": n}
+    return close, {**base, "next": "close"}
+
+
+def _when(value: Any, default: datetime) -> datetime:
+    if not value:
+        return default
+    return datetime.fromisoformat(str(value)).astimezone(timezone.utc)
 
 
 @dataclass
@@ -104,6 +124,7 @@ class _Batch:
     plans: list[dict[str, Any]] = field(default_factory=list)
     says: list[_Say] = field(default_factory=list)
     closed: list[Plan] = field(default_factory=list)
+    rearm: list[dict[str, Any]] = field(default_factory=list)  # follow-up rows due again: id, due_at, payload
 
     def timer(self, plan: Plan, name: str, due: datetime, payload: dict[str, Any]) -> None:
         self.timers.append(dict(org=plan.org, conversation_id=plan.conversation_id, name=name, due_at=due,
@@ -126,7 +147,8 @@ class DoseFirer:
         self.pg = dialect.name == "postgresql"
         self.parallel = PARALLEL if self.pg and self.store.writer._threads else 1
         self.batches = self.claimed = 0  # transactions that claimed something, and timers they claimed
-        self._claims: dict[int, Any] = {}
+        self._claims: dict[tuple[int, bool], Any] = {}
+        self._stale_after = datetime.min.replace(tzinfo=timezone.utc)
         self._dialect = dialect
         self.dose_insert = BulkInsert(DOSE_T, ["org", "plan_id", "conversation_id", "scheduled_at", "state", "reason",
                                                "late", "nags", "step", "prn", "escalated", "fired_at"], dialect,
@@ -146,18 +168,23 @@ class DoseFirer:
         """Claim and fire due dose timers, a batch per transaction, until none is left due.
         Returns how many timers were handled."""
         limit = limit or self.batch
+        stale = 0
+        if now >= self._stale_after:  # now and then: dose timers a per-turn claim of old left behind
+            self._stale_after = now + STALE_EVERY
+            stale = await self._drain(now, limit, stale=True)
         if self.parallel == 1:
+            return stale + await self._drain(now, limit)
             return await self._drain(now, limit)
         # several transactions in flight (PostgreSQL's writer threads): one batch's Python work
         # overlaps another's round trips; SKIP LOCKED keeps their claims apart
-        return sum(await asyncio.gather(*(self._drain(now, limit) for _ in range(self.parallel))))
+        return stale + sum(await asyncio.gather(*(self._drain(now, limit) for _ in range(self.parallel))))
 
-    async def _drain(self, now: datetime, limit: int) -> int:
+    async def _drain(self, now: datetime, limit: int, stale: bool = False) -> int:
         from bot.reminders.escalation import escalate_if_due
 
         handled = 0
         while True:
-            claimed, outbox, closed, said = await self.store.write(lambda c: self._fire(c, now, limit))
+            claimed, outbox, closed, said = await self.store.write(lambda c: self._fire(c, now, limit, stale))
             self.reminders.enqueue(outbox)
             if said:
                 metrics.TIMERS_FIRED.inc(said)
@@ -175,25 +202,31 @@ class DoseFirer:
 
     # -- one transaction ---------------------------------------------------------------------------
 
-    def _claim_sql(self, limit: int) -> Any:
-        stmt = self._claims.get(limit)
+    def _claim_sql(self, limit: int, stale: bool = False) -> Any:
+        """Claim and mark fired, oldest first: the `limit` earliest due dose timers no other
+        transaction holds. The pending claim's WHERE is ix_timer_dose_due's predicate word for word,
+        so PostgreSQL walks that index in due order and stops after `limit` rows (a backlog of
+        thousands costs what a batch costs). `stale`: dose timers left `claimed` by the per-turn
+        path of before batches, whose lease ran out."""
+        stmt = self._claims.get((limit, stale))
         if stmt is None:
-            due = sa.and_(TIMER.c.name.like(f"{DOSE}:%"), sa.or_(
-                sa.and_(TIMER.c.status == "pending", TIMER.c.due_at <= sa.bindparam("now", type_=TIMER.c.due_at.type)),
-                sa.and_(TIMER.c.status == "claimed",
-                        TIMER.c.lease_until < sa.bindparam("now", type_=TIMER.c.due_at.type))))
+            now = sa.bindparam("now", type_=TIMER.c.due_at.type)
+            due = (sa.and_(TIMER.c.status == "claimed", TIMER.c.name.like(f"{DOSE}:%"), TIMER.c.lease_until < now)
+                   if stale else sa.and_(sa.text(PENDING_DOSE), TIMER.c.due_at <= now))
             ids = sa.select(TIMER.c.id).where(due).order_by(TIMER.c.due_at, TIMER.c.id).limit(limit)
             if self.pg:
                 ids = ids.with_for_update(skip_locked=True)
-            stmt = self._claims[limit] = TIMER.update().where(TIMER.c.id.in_(ids.scalar_subquery()), due).values(
+            stmt = self._claims[(limit, stale)] = TIMER.update().where(
+                TIMER.c.id.in_(ids.scalar_subquery()), due).values(
                 status="fired", fired_at=sa.bindparam("now", type_=TIMER.c.fired_at.type),
                 claimed_by=sa.bindparam("me")).returning(
                 TIMER.c.id, TIMER.c.conversation_id, TIMER.c.name, TIMER.c.due_at, TIMER.c.payload)
         return stmt
 
-    def _fire(self, conn: Connection, now: datetime, limit: int) -> tuple[int, list[Claimed], list[Plan], int]:
+    def _fire(self, conn: Connection, now: datetime, limit: int,
+              stale: bool = False) -> tuple[int, list[Claimed], list[Plan], int]:
         rem = self.reminders
-        rows = conn.execute(self._claim_sql(limit), {"now": now, "me": self.store.worker_id}).all()
+        rows = conn.execute(self._claim_sql(limit, stale), {"now": now, "me": self.store.worker_id}).all()
         if not rows:
             return 0, [], [], 0
         timers = []
@@ -209,7 +242,8 @@ class DoseFirer:
             CONV.c.id, CONV.c.org, CONV.c.channel, CONV.c.chat_id, CONV.c.user_id, CONV.c.thread_id, CONV.c.is_group,
             CONV.c.locale, CONV.c.state).where(CONV.c.id.in_(conv_ids)))} if conv_ids else {}
         opted_out = {cid: bool(json.loads(c.state or "{}").get("opted_out")) for cid, c in convs.items()}
-        dose_ids = {int(t[3][0]) for t in timers if t[2] in ("nag", "snooze", "close") and t[3] and t[3][0].isdigit()}
+        dose_ids = {int(t[3][0]) for t in timers
+                    if t[2] in (FOLLOW, "nag", "snooze", "close") and t[3] and t[3][0].isdigit()}
         doses = {d.id: d for d in conn.execute(sa.select(DOSE_T).where(DOSE_T.c.id.in_(dose_ids)))} if dose_ids else {}
 
         b = _Batch(now)
@@ -233,7 +267,24 @@ class DoseFirer:
                     occ = rem.next_dose(plan, at - timedelta(seconds=1))
                     step = occ.step if occ is not None and occ.at == at else None
                 fresh.append((r, plan, at, reason, late > LATE_AFTER and not reason, step, conv))
-            elif what in ("nag", "snooze", "close") and rest and rest[0].isdigit():
+            elif what == FOLLOW and rest and rest[0].isdigit():
+                # one follow-up row per dose; its payload says what comes next (nag n, snooze, close)
+                dose = doses.get(int(rest[0]))
+                p = json.loads(r.payload)
+                nxt, close = str(p.get("next", "close")), _when(p.get("close"), r.due_at)
+                if nxt == "close":
+                    if dose is not None:
+                        closes.append((r, plan))
+                    continue
+                n = int(p.get("n") or (dose.nags + 1 if dose is not None else 1))
+                self._repeat(b, r, plan, conv, "nag" if nxt == "nag" else "snooze", dose, [rest[0], str(n)],
+                             opted_out.get(plan.conversation_id, False), nags, snoozes)
+                if dose is not None and dose.state in OPEN_DOSE:  # the next follow-up: same row, re-armed
+                    due, payload = follow_up(timing, dose.id, plan.id, r.due_at if nxt == "nag" else now,
+                                             n + 1 if nxt == "nag" else dose.nags + 1, close)
+                    b.rearm.append({"id": r.id, "due_at": due, "payload": json.dumps(
+                        {**payload, "name": r.name, "care": True})})
+            elif what in ("nag", "snooze", "close") and rest and rest[0].isdigit():  # rows from before `follow`
                 dose = doses.get(int(rest[0]))
                 if what == "close":
                     if dose is not None:
@@ -273,11 +324,8 @@ class DoseFirer:
                 b.event(plan, "dose_missed", {"plan": plan.id, "dose": dose_id, "at": at.isoformat(), "reason": reason})
                 continue
             close = max(at + timedelta(seconds=timing.on_time_window), now + timedelta(minutes=1))
-            b.timer(plan, timer_name(plan.id, "close", dose_id), close, {"plan": plan.id, "dose": dose_id})
-            for n in range(1, timing.nag_max + 1):
-                nag = now + timedelta(seconds=timing.nag_every * n)
-                if nag < close:
-                    b.timer(plan, timer_name(plan.id, "nag", dose_id, n), nag, {"plan": plan.id, "dose": dose_id, "n": n})
+            due, payload = follow_up(timing, dose_id, plan.id, now, 1, close)
+            b.timer(plan, timer_name(plan.id, FOLLOW, dose_id), due, payload)
             b.says.append(_Say(plan, conv, dose_id, at, step, "", late, r.id))
         if unsent:
             conn.execute(DOSE_T.update().where(DOSE_T.c.id.in_(unsent), DOSE_T.c.fired_at.is_(None)).values(fired_at=now))
@@ -305,6 +353,7 @@ class DoseFirer:
 
         self._update_plans(conn, b.plans)
         self.timer_insert.execute(conn, b.timers)
+        self._rearm(conn, b.rearm)
         outbox = self._say_all(conn, b)
         self.event_insert.execute(conn, b.events)
         return len(rows), outbox, b.closed, len(b.says)
@@ -340,6 +389,27 @@ class DoseFirer:
             else:  # another run said it (or the patient answered) in the meantime
                 b.event(plan, "dose_not_repeated", {"plan": plan.id, "dose": dose.id, "repeat": what,
                                                     "reason": "answered"})
+
+    def _rearm(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Follow-up rows fired in this batch that have a next step: pending again, due then."""
+        if not rows:
+            return
+        if self.pg:
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(
+                    "UPDATE timer SET status = 'pending', due_at = v.due, payload = v.payload, claimed_by = '', "
+                    "lease_until = NULL, fired_at = NULL FROM unnest(%(id)b::bigint[], %(due)b::timestamptz[], "
+                    "%(payload)b::text[]) AS v(id, due, payload) WHERE timer.id = v.id",
+                    {"id": [r["id"] for r in rows], "due": [r["due_at"] for r in rows],
+                     "payload": [r["payload"] for r in rows]})
+            finally:
+                cursor.close()
+            return
+        conn.execute(TIMER.update().where(TIMER.c.id == sa.bindparam("tid")).values(
+            status="pending", due_at=sa.bindparam("due", type_=TIMER.c.due_at.type), payload=sa.bindparam("pl"),
+            claimed_by="", lease_until=None, fired_at=None),
+            [{"tid": r["id"], "due": r["due_at"], "pl": r["payload"]} for r in rows])
 
     def _update_plans(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
