@@ -38,9 +38,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -69,9 +70,18 @@ DOSE_KEYS = ("reminder.dose", "reminder.dose_late", "reminder.nag", "reminder.sn
              "reminder.button_taken", "reminder.button_snooze", "reminder.button_skip")
 
 
+ANSWERS = ("taken", "snooze", "skip")
+
+
+def button_labels(content: Content, locale: str) -> tuple[str, ...]:
+    return tuple(content.render(f"reminder.button_{b}", locale, {}) for b in ANSWERS)
+
+
 def dose_message(content: Content, plan: Plan, address: Address, locale: str, dose_id: int,
-                 scheduled_at: datetime, step: int | None, repeat: str, late: bool) -> Outbound:
-    """One dose's reminder with Taken / Snooze / Skip, in the patient's language."""
+                 scheduled_at: datetime, step: int | None, repeat: str, late: bool,
+                 labels: tuple[str, ...] | None = None) -> Outbound:
+    """One dose's reminder with Taken / Snooze / Skip, in the patient's language. `labels`: the
+    three buttons' texts in that language, when the caller has them already."""
     key = {"nag": "reminder.nag", "snooze": "reminder.snoozed_again"}.get(repeat) or (
         "reminder.dose_late" if late else "reminder.dose")
     taper = plan.schedule.taper
@@ -79,9 +89,34 @@ def dose_message(content: Content, plan: Plan, address: Address, locale: str, do
     local = scheduled_at.astimezone(ZoneInfo(plan.timezone))
     text = content.render(key, locale, {"medicine": plan.medicine, "amount": amount,
                                         "time": local.strftime("%H:%M"), "date": local.strftime("%Y-%m-%d")})
-    buttons = tuple(Button(content.render(f"reminder.button_{b}", locale, {}), f"dose:{b}:{dose_id}",
-                           f"reminder.button_{b}") for b in ("taken", "snooze", "skip"))
+    labels = labels or button_labels(content, locale)
+    buttons = tuple(Button(label, f"dose:{b}:{dose_id}", f"reminder.button_{b}")
+                    for b, label in zip(ANSWERS, labels))
     return Outbound(op="say", address=address, text=text, key=key, buttons=buttons)
+
+
+@contextmanager
+def _pipeline(conn: Connection, pg: bool) -> Iterator[list[Any]]:
+    """PostgreSQL: statements sent inside are queued and sent together (psycopg pipeline mode); their
+    results are read when the block ends. The list collects what to close afterwards."""
+    sent: list[Any] = []
+    if not pg:
+        yield sent
+        return
+    with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+        yield sent
+
+
+def _send(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
+    cursor = conn.connection.cursor()
+    cursor.execute(sql, params)
+    return cursor
+
+
+def _close(handle: Any) -> None:
+    cursor = handle[1] if isinstance(handle, tuple) else handle
+    if cursor is not None:
+        cursor.close()
 
 
 def follow_up(timing: Any, dose_id: int, plan_id: str, last: datetime, n: int,
@@ -100,6 +135,20 @@ def _when(value: Any, default: datetime) -> datetime:
     if not value:
         return default
     return datetime.fromisoformat(str(value)).astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class _Conv:
+    """The conversation a reminder goes to: its address and language."""
+
+    id: str
+    org: str
+    channel: str
+    chat_id: str
+    user_id: str
+    thread_id: str
+    is_group: bool
+    locale: str
 
 
 @dataclass
@@ -148,6 +197,8 @@ class DoseFirer:
         self.parallel = PARALLEL if self.pg and self.store.writer._threads else 1
         self.batches = self.claimed = 0  # transactions that claimed something, and timers they claimed
         self._claims: dict[tuple[int, bool], Any] = {}
+        self._plans_stmt: Any = None
+        self._buttons: dict[str, tuple[Any, tuple[str, ...]]] = {}  # locale → (content, the buttons' labels)
         self._stale_after = datetime.min.replace(tzinfo=timezone.utc)
         self._dialect = dialect
         self.dose_insert = BulkInsert(DOSE_T, ["org", "plan_id", "conversation_id", "scheduled_at", "state", "reason",
@@ -223,6 +274,22 @@ class DoseFirer:
                 TIMER.c.id, TIMER.c.conversation_id, TIMER.c.name, TIMER.c.due_at, TIMER.c.payload)
         return stmt
 
+    def _plans_sql(self) -> Any:
+        """The batch's plans, each with its conversation's address, language and STOP. STOP is read
+        inside the state JSON by the database: the state itself (kilobytes for a long conversation)
+        is neither sent nor parsed here."""
+        if self._plans_stmt is None:
+            state = "NULLIF(conversation.state, '')"
+            stop = (f"({state}::jsonb ->> 'opted_out') = 'true'" if self.pg
+                    else f"json_extract({state}, '$.opted_out') = 1")
+            conv = [c.label(f"c_{c.name}") for c in (CONV.c.id, CONV.c.org, CONV.c.channel, CONV.c.chat_id,
+                                                        CONV.c.user_id, CONV.c.thread_id, CONV.c.is_group,
+                                                        CONV.c.locale)]
+            self._plans_stmt = sa.select(PLAN, *conv, sa.literal_column(stop).label("c_opted_out")).select_from(
+                PLAN.outerjoin(CONV, CONV.c.id == PLAN.c.conversation_id)).where(
+                PLAN.c.id.in_(sa.bindparam("ids", expanding=True)))
+        return self._plans_stmt
+
     def _fire(self, conn: Connection, now: datetime, limit: int,
               stale: bool = False) -> tuple[int, list[Claimed], list[Plan], int]:
         rem = self.reminders
@@ -236,12 +303,15 @@ class DoseFirer:
                 continue
             timers.append((r, parts[1], parts[2] if len(parts) > 2 else "due", parts[3:]))
         plan_ids = {t[1] for t in timers}
-        plans = {p.id: Plan.from_row(p) for p in conn.execute(sa.select(PLAN).where(PLAN.c.id.in_(plan_ids)))}
-        conv_ids = {p.conversation_id for p in plans.values()}
-        convs = {c.id: c for c in conn.execute(sa.select(
-            CONV.c.id, CONV.c.org, CONV.c.channel, CONV.c.chat_id, CONV.c.user_id, CONV.c.thread_id, CONV.c.is_group,
-            CONV.c.locale, CONV.c.state).where(CONV.c.id.in_(conv_ids)))} if conv_ids else {}
-        opted_out = {cid: bool(json.loads(c.state or "{}").get("opted_out")) for cid, c in convs.items()}
+        plans: dict[str, Plan] = {}
+        convs: dict[str, _Conv] = {}
+        opted_out: dict[str, bool] = {}
+        for row in conn.execute(self._plans_sql(), {"ids": list(plan_ids)}):  # plan, patient and STOP at once
+            plans[row.id] = Plan.from_row(row)
+            if row.c_id is not None:
+                convs[row.c_id] = _Conv(row.c_id, row.c_org, row.c_channel, row.c_chat_id, row.c_user_id,
+                                        row.c_thread_id, bool(row.c_is_group), row.c_locale)
+                opted_out[row.c_id] = bool(row.c_opted_out)
         dose_ids = {int(t[3][0]) for t in timers
                     if t[2] in (FOLLOW, "nag", "snooze", "close") and t[3] and t[3][0].isdigit()}
         doses = {d.id: d for d in conn.execute(sa.select(DOSE_T).where(DOSE_T.c.id.in_(dose_ids)))} if dose_ids else {}
@@ -351,11 +421,19 @@ class DoseFirer:
                 if plan not in b.closed:
                     b.closed.append(plan)
 
-        self._update_plans(conn, b.plans)
-        self.timer_insert.execute(conn, b.timers)
-        self._rearm(conn, b.rearm)
-        outbox = self._say_all(conn, b)
-        self.event_insert.execute(conn, b.events)
+        rendered = self._say_all(b)  # (adds the `dose_fired` records)
+        # the writes need no answer until the end: on PostgreSQL one pipeline, one round trip
+        with _pipeline(conn, self.pg) as sent:
+            sent.append(self._update_plans(conn, b.plans))
+            sent.append(self.timer_insert.send(conn, b.timers))
+            sent.append(self._rearm(conn, b.rearm))
+            outbox_sent = self.outbox_insert.send(conn, [row for row, _ob in rendered])
+            sent.append(self.event_insert.send(conn, b.events))
+        for handle in sent:
+            _close(handle)
+        ids = self.outbox_insert.collect(outbox_sent)
+        outbox = [Claimed(int(i[0]), row["conversation_id"], ob) for i, (row, ob) in zip(ids, rendered)
+                  if i is not None]
         return len(rows), outbox, b.closed, len(b.says)
 
     def _repeat(self, b: _Batch, r: Any, plan: Plan, conv: Any, what: str, dose: Any, rest: list[str],
@@ -390,48 +468,37 @@ class DoseFirer:
                 b.event(plan, "dose_not_repeated", {"plan": plan.id, "dose": dose.id, "repeat": what,
                                                     "reason": "answered"})
 
-    def _rearm(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Follow-up rows fired in this batch that have a next step: pending again, due then."""
+    def _rearm(self, conn: Connection, rows: list[dict[str, Any]]) -> Any:
+        """Follow-up rows fired in this batch that have a next step: pending again, due then.
+        PostgreSQL: returns the statement's cursor, to close once the pipeline has run."""
         if not rows:
-            return
+            return None
         if self.pg:
-            cursor = conn.connection.cursor()
-            try:
-                cursor.execute(
-                    "UPDATE timer SET status = 'pending', due_at = v.due, payload = v.payload, claimed_by = '', "
-                    "lease_until = NULL, fired_at = NULL FROM unnest(%(id)b::bigint[], %(due)b::timestamptz[], "
-                    "%(payload)b::text[]) AS v(id, due, payload) WHERE timer.id = v.id",
-                    {"id": [r["id"] for r in rows], "due": [r["due_at"] for r in rows],
-                     "payload": [r["payload"] for r in rows]})
-            finally:
-                cursor.close()
-            return
+            return _send(conn, "UPDATE timer SET status = 'pending', due_at = v.due, payload = v.payload, "
+                         "claimed_by = '', lease_until = NULL, fired_at = NULL FROM unnest(%(id)b::bigint[], "
+                         "%(due)b::timestamptz[], %(payload)b::text[]) AS v(id, due, payload) WHERE timer.id = v.id",
+                         {"id": [r["id"] for r in rows], "due": [r["due_at"] for r in rows],
+                          "payload": [r["payload"] for r in rows]})
         conn.execute(TIMER.update().where(TIMER.c.id == sa.bindparam("tid")).values(
             status="pending", due_at=sa.bindparam("due", type_=TIMER.c.due_at.type), payload=sa.bindparam("pl"),
             claimed_by="", lease_until=None, fired_at=None),
             [{"tid": r["id"], "due": r["due_at"], "pl": r["payload"]} for r in rows])
 
-    def _update_plans(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def _update_plans(self, conn: Connection, rows: list[dict[str, Any]]) -> Any:
         if not rows:
-            return
+            return None
         if self.pg:
-            cursor = conn.connection.cursor()
-            try:
-                cursor.execute(
-                    "UPDATE med_plan SET next_due_at = v.at, status = v.status FROM unnest("
-                    "%(id)b::text[], %(at)b::timestamptz[], %(status)b::text[]) AS v(id, at, status) "
-                    "WHERE med_plan.id = v.id",
-                    {"id": [r["id"] for r in rows], "at": [r["next_due_at"] for r in rows],
-                     "status": [r["status"] for r in rows]})
-            finally:
-                cursor.close()
-            return
+            return _send(conn, "UPDATE med_plan SET next_due_at = v.at, status = v.status FROM unnest("
+                         "%(id)b::text[], %(at)b::timestamptz[], %(status)b::text[]) AS v(id, at, status) "
+                         "WHERE med_plan.id = v.id",
+                         {"id": [r["id"] for r in rows], "at": [r["next_due_at"] for r in rows],
+                          "status": [r["status"] for r in rows]})
         conn.execute(PLAN.update().where(PLAN.c.id == sa.bindparam("pid")).values(
             next_due_at=sa.bindparam("at", type_=PLAN.c.next_due_at.type), status=sa.bindparam("st")),
             [{"pid": r["id"], "at": r["next_due_at"], "st": r["status"]} for r in rows])
 
-    def _say_all(self, conn: Connection, b: _Batch) -> list[Claimed]:
-        """The reminders into the outbox (leased to this worker) and a `dose_fired` record each."""
+    def _say_all(self, b: _Batch) -> list[tuple[dict[str, Any], Outbound]]:
+        """The reminders' outbox rows (leased to this worker) and a `dose_fired` record each."""
         rem = self.reminders
         content = rem.content
         adapters = rem.runtime.adapters if rem.runtime is not None else None
@@ -442,7 +509,10 @@ class DoseFirer:
             c = s.conversation
             address = Address(c.channel, c.chat_id, c.user_id, c.thread_id, c.is_group, c.org)
             locale = content.normalize_locale(c.locale or "")
-            ob = dose_message(content, s.plan, address, locale, s.dose_id, s.at, s.step, s.repeat, s.late)
+            cached = self._buttons.get(locale)
+            if cached is None or cached[0] is not content:  # the same labels for every reminder until a reload
+                cached = self._buttons[locale] = (content, button_labels(content, locale))
+            ob = dose_message(content, s.plan, address, locale, s.dose_id, s.at, s.step, s.repeat, s.late, cached[1])
             if adapters is not None:
                 fitted = degrade_effects([Send(ob)], adapters, content.render, locale, content.base_locale)
                 ob = next((e.outbound for e in fitted if isinstance(e, Send)), ob)
@@ -453,6 +523,4 @@ class DoseFirer:
                              platform_message_id="", last_error=""))
             b.event(s.plan, "dose_fired", {"plan": s.plan.id, "dose": s.dose_id, "at": s.at.isoformat(),
                                            "repeat": s.repeat, "late": s.late, "timer": s.timer_id})
-        ids = self.outbox_insert.execute(conn, rows)
-        return [Claimed(int(i[0]), row["conversation_id"], ob) for i, row, ob in zip(ids, rows, outbounds)
-                if i is not None]
+        return list(zip(rows, outbounds))
