@@ -52,7 +52,6 @@ from bot.reminders.models import OPEN_DOSE
 from bot.reminders.service import DOSE_T, FOLLOW, LATE_AFTER, PLAN, Plan, timer_name
 from bot.runtime.degrade import degrade_effects
 from bot.store.fastsql import BulkInsert
-from bot.store.models import PENDING_DOSE
 from bot.store.store import CONV, EVENT, OUTBOX, TIMER, Claimed
 from bot.timer_names import DOSE
 from bot.types import Address, Button, Outbound, Send
@@ -64,7 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("carebot.reminders")
 
 BATCH = 200  # dose timers claimed and fired in one transaction
-PARALLEL = 2  # such transactions in flight at once per worker, on PostgreSQL
+PARALLEL = 4  # such transactions in flight at once per worker, on PostgreSQL
 STALE_EVERY = timedelta(seconds=30)  # how often a worker looks for dose timers left claimed
 DOSE_KEYS = ("reminder.dose", "reminder.dose_late", "reminder.nag", "reminder.snoozed_again",
              "reminder.button_taken", "reminder.button_snooze", "reminder.button_skip")
@@ -255,15 +254,17 @@ class DoseFirer:
 
     def _claim_sql(self, limit: int, stale: bool = False) -> Any:
         """Claim and mark fired, oldest first: the `limit` earliest due dose timers no other
-        transaction holds. The pending claim's WHERE is ix_timer_dose_due's predicate word for word,
-        so PostgreSQL walks that index in due order and stops after `limit` rows (a backlog of
-        thousands costs what a batch costs). `stale`: dose timers left `claimed` by the per-turn
-        path of before batches, whose lease ran out."""
+        transaction holds. One condition, no OR: PostgreSQL walks ix_timer_due (status, due_at) in
+        due order and stops after `limit` rows, so a backlog of thousands costs what a batch costs.
+        (With the lease branch OR-ed in, as before, it read and sorted every due row per batch.)
+        `stale`: dose timers left `claimed` by the per-turn path of before batches, whose lease ran
+        out — looked for apart, every STALE_EVERY."""
         stmt = self._claims.get((limit, stale))
         if stmt is None:
             now = sa.bindparam("now", type_=TIMER.c.due_at.type)
             due = (sa.and_(TIMER.c.status == "claimed", TIMER.c.name.like(f"{DOSE}:%"), TIMER.c.lease_until < now)
-                   if stale else sa.and_(sa.text(PENDING_DOSE), TIMER.c.due_at <= now))
+                   if stale else sa.and_(TIMER.c.status == "pending", TIMER.c.name.like(f"{DOSE}:%"),
+                                         TIMER.c.due_at <= now))
             ids = sa.select(TIMER.c.id).where(due).order_by(TIMER.c.due_at, TIMER.c.id).limit(limit)
             if self.pg:
                 ids = ids.with_for_update(skip_locked=True)
@@ -513,7 +514,10 @@ class DoseFirer:
             if cached is None or cached[0] is not content:  # the same labels for every reminder until a reload
                 cached = self._buttons[locale] = (content, button_labels(content, locale))
             ob = dose_message(content, s.plan, address, locale, s.dose_id, s.at, s.step, s.repeat, s.late, cached[1])
-            if adapters is not None:
+            adapter = adapters.get(c.channel) if adapters is not None else None
+            caps = adapter.capabilities if adapter is not None else None
+            if adapters is not None and not (caps is not None and caps.buttons and caps.max_buttons >= len(ob.buttons)
+                                             and len(ob.text) <= caps.max_text):  # else it fits as it is
                 fitted = degrade_effects([Send(ob)], adapters, content.render, locale, content.base_locale)
                 ob = next((e.outbound for e in fitted if isinstance(e, Send)), ob)
             outbounds.append(ob)

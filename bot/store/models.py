@@ -110,9 +110,6 @@ class WorkerBeat(SQLModel, table=True):
     beat_at: datetime = _ts()
 
 
-PENDING_DOSE = "status = 'pending' AND name LIKE 'dose:%'"  # ix_timer_dose_due's rows (migration 0015)
-
-
 class TimerEntry(SQLModel, table=True):
     """A durable timer: reminders, SLA clocks and wait timeouts are rows, not in-memory jobs."""
 
@@ -120,9 +117,6 @@ class TimerEntry(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_timer_due", "status", "due_at"),
         sa.Index("ix_timer_conversation_name", "conversation_id", "name"),
-        # medication doses' ordered claim (bot/reminders/fire.py) walks this, oldest first
-        sa.Index("ix_timer_dose_due", "due_at", "id", postgresql_where=sa.text(PENDING_DOSE),
-                 sqlite_where=sa.text(PENDING_DOSE)),
     )
     id: int | None = Field(default=None, primary_key=True)
     org: str = Field(default="default", max_length=64)
