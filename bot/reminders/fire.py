@@ -2,20 +2,30 @@
 
 A batch is one transaction of a handful of statements whatever its size (`BATCH` timers):
 
-    claim      UPDATE timer … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …
-               (claimed and marked fired at once: the claim commits with everything below or not at all)
-    read       the batch's plans, conversations (address, locale, opt-out) and, for repeats, doses
+    claim      UPDATE timer … WHERE id IN (SELECT … ORDER BY due_at, id LIMIT n FOR UPDATE SKIP LOCKED)
+               RETURNING … — the oldest due first, claimed and marked fired at once (the claim
+               commits with everything below or not at all)
+    read       the batch's plans joined to their conversations (address, locale, STOP read inside
+               the state by the database) and, for follow-ups, their doses
     doses      INSERT … SELECT FROM unnest(…) ON CONFLICT (plan, time) DO NOTHING RETURNING id
     repeats    conditional UPDATEs (nag n only once: `nags < n`; snooze only while snoozed; close only
                while open) RETURNING the doses they changed
+    then, in one pipeline (one round trip on PostgreSQL):
     plans      next_due_at (and `ended`) for every plan whose dose row was new
-    timers     the next doses' timers, each new dose's close and nag timers
+    timers     the next doses' timers and each new dose's one follow-up timer
+    re-arm     follow-ups that fired and have a next step: the same row pending again, due then
     outbox     the reminders, rendered from the content catalogue, leased to this worker
     events     `dose_fired`, `dose_missed`, `dose_not_repeated` — ids and reason codes
 
+A dose has one follow-up row, `dose:<plan>:follow:<dose>`, whose payload says what comes next —
+`{"next": "nag", "n": 1}`, `{"next": "snooze"}` (set by Snooze) or `{"next": "close"}` — and when
+the on-time window closes. Firing a nag or a snoozed reminder re-arms that row for the next step
+(`follow_up`); the close ends it; an answered dose's row is not re-armed. Rows of the older shape
+(`…:nag:<dose>:<n>`, `…:snooze:<dose>`, `…:close:<dose>`) still fire.
+
 On PostgreSQL each multi-row write is one `unnest` statement (bot/store/fastsql.py BulkInsert);
-the next occurrence, the opt-out and the message are computed in Python between the reads and the
-writes. After the commit the reminders go to the sender and missed doses to escalation.
+the next occurrence and the message are computed in Python between the reads and the writes.
+After the commit the reminders go to the sender and missed doses to escalation.
 
 Exactly once, across workers and restarts: a timer is claimed and marked fired in the same
 transaction that writes what it caused, and two workers never claim one row (`SKIP LOCKED`). Each
