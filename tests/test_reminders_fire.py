@@ -145,3 +145,58 @@ async def test_opted_out_and_downtime_are_recorded_not_said(backend, request, ma
     reasons = sorted(json.loads(e.data)["reason"] for e in await _rows(bot, EVENT, EVENT.c.kind == "dose_missed"))
     assert reasons.count("downtime") == 1 and reasons.count("opted_out") == 2
     await bot.stop()
+
+
+async def test_timers_of_the_older_shape_and_stale_claims_still_fire_once(backend, request, make_bot):
+    """A dose timer a dead worker left `claimed` is fired once its lease ran out; a dose from before
+    follow-up rows (separate nag and close rows) is nagged and closed by them, and Snooze on it
+    uses its own close row."""
+    bot, platform, clock = make_bot(url=_url(backend, request), clock=ManualClock(T0), shipped=True)
+    await bot.start(background=False)
+    for chat in ("a", "b"):
+        await bot.runtime.handle(platform.inbound(chat, "/start", kind="command"))
+    await bot.settle()
+    start = (T0 + timedelta(hours=8)).date()
+    plans = {chat: await bot.reminders.create_plan(f"default:memory:{chat}", Schedule(start=start, times=["18:00"]),
+                                                   medicine="m") for chat in ("a", "b")}
+    # a's first dose timer: claimed by a worker that died, its lease over by 18:00
+    await bot.store.write(lambda c: c.execute(TIMER.update().where(TIMER.c.name == f"dose:{plans['a'].id}").values(
+        status="claimed", claimed_by="gone", lease_until=clock.now() + timedelta(minutes=5))))
+    platform.sent.clear()
+    clock.advance(timedelta(hours=1))
+    await bot.timers.tick()
+    await bot.settle()
+    assert sorted(s.outbound.address.chat_id for s in platform.sent if s.outbound.key == "reminder.dose") == ["a", "b"]
+
+    # b's dose made to look like one from before: its follow-up row becomes a nag row and a close row
+    dose_b = next(d for d in await _rows(bot, DOSE_T) if d.conversation_id == "default:memory:b")
+    pid = plans["b"].id
+    await bot.store.write(lambda c: c.execute(TIMER.delete().where(TIMER.c.name.like(f"dose:{pid}:follow:%"))))
+    for name, due in ((f"dose:{pid}:nag:{dose_b.id}:1", clock.now() + timedelta(minutes=20)),
+                      (f"dose:{pid}:close:{dose_b.id}", clock.now() + timedelta(hours=1))):
+        payload = json.dumps({"plan": pid, "dose": dose_b.id, "n": 1, "name": name, "care": True})
+        await bot.store.write(lambda c, name=name, due=due, payload=payload: c.execute(TIMER.insert().values(
+            org="default", conversation_id="default:memory:b", name=name, due_at=due, payload=payload,
+            status="pending", claimed_by="", created_at=clock.now())))
+    platform.sent.clear()
+    clock.advance(timedelta(minutes=20))
+    await bot.timers.tick()
+    await bot.settle()
+    assert [s.outbound.address.chat_id for s in platform.sent if s.outbound.key == "reminder.nag"].count("b") == 1
+    await bot.runtime.handle(platform.inbound("b", kind="choice", payload={"value": f"dose:snooze:{dose_b.id}"}))
+    await bot.settle()
+    names = {t.name for t in await _rows(bot, TIMER, TIMER.c.conversation_id == "default:memory:b",
+                                         TIMER.c.status == "pending")}
+    assert f"dose:{pid}:snooze:{dose_b.id}" in names and not any(":follow:" in n for n in names)
+    platform.sent.clear()
+    clock.advance(timedelta(minutes=15))
+    await bot.timers.tick()
+    await bot.settle()
+    assert [s.outbound.key for s in platform.sent if s.outbound.address.chat_id == "b"] == ["reminder.snoozed_again"]
+    clock.advance(timedelta(hours=1))
+    await bot.timers.tick()
+    await bot.settle()
+    states = {d.conversation_id: (d.state, d.reason) for d in await _rows(bot, DOSE_T)}
+    assert states == {"default:memory:a": ("missed", "no_response"), "default:memory:b": ("missed", "no_response")}
+    assert len(await _rows(bot, OUTBOX, OUTBOX.c.content_key == "reminder.dose")) == 2
+    await bot.stop()
