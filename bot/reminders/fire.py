@@ -147,6 +147,17 @@ def _when(value: Any, default: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
+class _Timer:
+    """A claimed timer row."""
+
+    id: int
+    conversation_id: str
+    name: str
+    due_at: datetime
+    payload: str
+
+
+@dataclass(frozen=True)
 class _Conv:
     """The conversation a reminder goes to: its address and language."""
 
@@ -207,6 +218,7 @@ class DoseFirer:
         self.batches = self.claimed = 0  # transactions that claimed something, and timers they claimed
         self._claims: dict[tuple[int, bool], Any] = {}
         self._plans_stmt: Any = None
+        self._claim_reads: dict[tuple[int, bool], Any] = {}
         self._buttons: dict[str, tuple[Any, tuple[str, ...]]] = {}  # locale → (content, the buttons' labels)
         self._stale_after = datetime.min.replace(tzinfo=timezone.utc)
         self._dialect = dialect
@@ -285,18 +297,35 @@ class DoseFirer:
                 TIMER.c.id, TIMER.c.conversation_id, TIMER.c.name, TIMER.c.due_at, TIMER.c.payload)
         return stmt
 
+    def _claim_read_sql(self, limit: int, stale: bool) -> Any:
+        """PostgreSQL: the claim (an UPDATE … RETURNING as a CTE) with each claimed timer's plan,
+        conversation address and STOP joined on — one round trip for what takes two on SQLite."""
+        stmt = self._claim_reads.get((limit, stale))
+        if stmt is None:
+            claimed = self._claim_sql(limit, stale).cte("claimed")
+            stmt = self._claim_reads[(limit, stale)] = sa.select(
+                claimed.c.id.label("t_id"), claimed.c.conversation_id.label("t_conversation_id"),
+                claimed.c.name.label("t_name"), claimed.c.due_at.label("t_due_at"),
+                claimed.c.payload.label("t_payload"), PLAN, *self._patient_columns()).select_from(
+                claimed.outerjoin(PLAN, PLAN.c.id == sa.func.split_part(claimed.c.name, ":", 2)).outerjoin(
+                    CONV, CONV.c.id == PLAN.c.conversation_id))
+        return stmt
+
+    def _patient_columns(self) -> list[Any]:
+        """A plan's conversation: address and language, and STOP read inside the state JSON by the
+        database (the state itself, kilobytes for a long conversation, is neither sent nor parsed)."""
+        state = "NULLIF(conversation.state, '')"
+        stop = (f"({state}::jsonb ->> 'opted_out') = 'true'" if self.pg
+                else f"json_extract({state}, '$.opted_out') = 1")
+        return [*(c.label(f"c_{c.name}") for c in (CONV.c.id, CONV.c.org, CONV.c.channel, CONV.c.chat_id,
+                                                    CONV.c.user_id, CONV.c.thread_id, CONV.c.is_group,
+                                                    CONV.c.locale)),
+                sa.literal_column(stop).label("c_opted_out")]
+
     def _plans_sql(self) -> Any:
-        """The batch's plans, each with its conversation's address, language and STOP. STOP is read
-        inside the state JSON by the database: the state itself (kilobytes for a long conversation)
-        is neither sent nor parsed here."""
+        """SQLite: the batch's plans, each with its conversation's address, language and STOP."""
         if self._plans_stmt is None:
-            state = "NULLIF(conversation.state, '')"
-            stop = (f"({state}::jsonb ->> 'opted_out') = 'true'" if self.pg
-                    else f"json_extract({state}, '$.opted_out') = 1")
-            conv = [c.label(f"c_{c.name}") for c in (CONV.c.id, CONV.c.org, CONV.c.channel, CONV.c.chat_id,
-                                                        CONV.c.user_id, CONV.c.thread_id, CONV.c.is_group,
-                                                        CONV.c.locale)]
-            self._plans_stmt = sa.select(PLAN, *conv, sa.literal_column(stop).label("c_opted_out")).select_from(
+            self._plans_stmt = sa.select(PLAN, *self._patient_columns()).select_from(
                 PLAN.outerjoin(CONV, CONV.c.id == PLAN.c.conversation_id)).where(
                 PLAN.c.id.in_(sa.bindparam("ids", expanding=True)))
         return self._plans_stmt
@@ -304,7 +333,27 @@ class DoseFirer:
     def _fire(self, conn: Connection, now: datetime, limit: int,
               stale: bool = False) -> tuple[int, list[Claimed], list[Plan], int]:
         rem = self.reminders
-        rows = conn.execute(self._claim_sql(limit, stale), {"now": now, "me": self.store.worker_id}).all()
+        params = {"now": now, "me": self.store.worker_id}
+        plans: dict[str, Plan] = {}
+        convs: dict[str, _Conv] = {}
+        opted_out: dict[str, bool] = {}
+
+        def plan_and_patient(row: Any) -> None:
+            if row.id is None or row.id in plans:
+                return
+            plans[row.id] = Plan.from_row(row)
+            if row.c_id is not None:
+                convs[row.c_id] = _Conv(row.c_id, row.c_org, row.c_channel, row.c_chat_id, row.c_user_id,
+                                        row.c_thread_id, bool(row.c_is_group), row.c_locale)
+                opted_out[row.c_id] = bool(row.c_opted_out)
+
+        if self.pg:  # claim and read in one statement: the claim as a CTE joined to plans and patients
+            got = conn.execute(self._claim_read_sql(limit, stale), params).all()
+            rows = [_Timer(g.t_id, g.t_conversation_id, g.t_name, g.t_due_at, g.t_payload) for g in got]
+            for g in got:
+                plan_and_patient(g)
+        else:
+            rows = conn.execute(self._claim_sql(limit, stale), params).all()
         if not rows:
             return 0, [], [], 0
         timers = []
@@ -313,16 +362,9 @@ class DoseFirer:
             if len(parts) < 2:
                 continue
             timers.append((r, parts[1], parts[2] if len(parts) > 2 else "due", parts[3:]))
-        plan_ids = {t[1] for t in timers}
-        plans: dict[str, Plan] = {}
-        convs: dict[str, _Conv] = {}
-        opted_out: dict[str, bool] = {}
-        for row in conn.execute(self._plans_sql(), {"ids": list(plan_ids)}):  # plan, patient and STOP at once
-            plans[row.id] = Plan.from_row(row)
-            if row.c_id is not None:
-                convs[row.c_id] = _Conv(row.c_id, row.c_org, row.c_channel, row.c_chat_id, row.c_user_id,
-                                        row.c_thread_id, bool(row.c_is_group), row.c_locale)
-                opted_out[row.c_id] = bool(row.c_opted_out)
+        if not self.pg:
+            for row in conn.execute(self._plans_sql(), {"ids": list({t[1] for t in timers})}):
+                plan_and_patient(row)
         dose_ids = {int(t[3][0]) for t in timers
                     if t[2] in (FOLLOW, "nag", "snooze", "close") and t[3] and t[3][0].isdigit()}
         doses = {d.id: d for d in conn.execute(sa.select(DOSE_T).where(DOSE_T.c.id.in_(dose_ids)))} if dose_ids else {}
