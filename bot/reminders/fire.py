@@ -6,7 +6,8 @@ A batch is one transaction of a handful of statements whatever its size (`BATCH`
                RETURNING … — the oldest due first, claimed and marked fired at once (the claim
                commits with everything below or not at all)
     read       the batch's plans joined to their conversations (address, locale, STOP read inside
-               the state by the database) and, for follow-ups, their doses
+               the state by the database) — on PostgreSQL in the claim's own statement (the claim
+               as a CTE) — and, for follow-ups, their doses
     doses      INSERT … SELECT FROM unnest(…) ON CONFLICT (plan, time) DO NOTHING RETURNING id
     repeats    conditional UPDATEs (nag n only once: `nags < n`; snooze only while snoozed; close only
                while open) RETURNING the doses they changed
