@@ -200,3 +200,48 @@ async def test_timers_of_the_older_shape_and_stale_claims_still_fire_once(backen
     assert states == {"default:memory:a": ("missed", "no_response"), "default:memory:b": ("missed", "no_response")}
     assert len(await _rows(bot, OUTBOX, OUTBOX.c.content_key == "reminder.dose")) == 2
     await bot.stop()
+
+
+async def test_snooze_moves_the_one_follow_up_row(backend, request, make_bot):
+    """Snooze turns the dose's follow-up row into the snoozed reminder; after it is said the row is
+    re-armed for a nag; once Taken, nothing more is said and the dose stays taken."""
+    bot, platform, clock = make_bot(url=_url(backend, request), clock=ManualClock(T0), shipped=True)
+    await bot.start(background=False)
+    await bot.runtime.handle(platform.inbound("a", "/start", kind="command"))
+    await bot.settle()
+    start = (T0 + timedelta(hours=8)).date()
+    plan = await bot.reminders.create_plan("default:memory:a", Schedule(start=start, times=["18:00"]), medicine="m")
+    clock.advance(timedelta(hours=1))  # 18:00
+    await bot.timers.tick()
+    await bot.settle()
+    dose = (await _rows(bot, DOSE_T))[0]
+
+    async def follow():
+        rows = await _rows(bot, TIMER, TIMER.c.name == f"dose:{plan.id}:follow:{dose.id}")
+        assert len(rows) == 1
+        return rows[0], json.loads(rows[0].payload)
+
+    await bot.runtime.handle(platform.inbound("a", kind="choice", payload={"value": f"dose:snooze:{dose.id}"}))
+    await bot.settle()
+    row, payload = await follow()
+    assert row.status == "pending" and payload["next"] == "snooze"
+    assert row.due_at == clock.now() + timedelta(minutes=15)
+    platform.sent.clear()
+    clock.advance(timedelta(minutes=15))
+    await bot.timers.tick()
+    await bot.settle()
+    assert [s.outbound.key for s in platform.sent] == ["reminder.snoozed_again"]
+    row, payload = await follow()
+    assert row.status == "pending" and payload["next"] == "nag" and payload["n"] == 1
+    assert row.due_at == clock.now() + timedelta(minutes=20)
+    await bot.runtime.handle(platform.inbound("a", kind="choice", payload={"value": f"dose:taken:{dose.id}"}))
+    await bot.settle()
+    platform.sent.clear()
+    clock.advance(timedelta(hours=2))
+    await bot.timers.tick()
+    await bot.settle()
+    assert not [s for s in platform.sent if s.outbound.key.startswith("reminder.")]
+    row, _ = await follow()
+    assert row.status == "fired"
+    assert [(d.state, d.nags) for d in await _rows(bot, DOSE_T)] == [("taken", 0)]
+    await bot.stop()
