@@ -4,11 +4,11 @@
 
 1. A fresh schema (the database is emptied: use a benchmark database) gets N patients and N plans,
    written in bulk with COPY: each plan's first dose timer is tomorrow, except `--due` plans whose
-   doses fall due one after another at `--rate` a second, starting a few seconds after the workers
-   are up (the offered load).
+   doses fall due one after another at `--rate` a second, starting two seconds after every worker
+   has said it is up (the offered load; start-up is not counted as lateness).
 2. Two worker processes (`carebot run`'s timer loop and reminder handler, shipped flows and content,
-   the memory platform) fire them: each dose is a dose row, its nag/close timers, the next dose's
-   timer and a `medication_dose` turn whose reminder lands in the outbox and is sent.
+   the memory platform) fire them in batches (bot/reminders/fire.py): each dose is a dose row, its
+   one follow-up timer, the next dose's timer and its reminder, rendered into the outbox and sent.
    Figures: fires per second (due doses / first due → last reminder written), lateness per dose
    (reminder written − scheduled time, p50/p99/max), each worker's peak RSS, and a check that every
    due dose has exactly one dose row, one reminder and one `dose_fired` record.
@@ -39,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
-LEAD = 4.0  # seconds from the workers' start to the first due dose: they are up and idle by then
+LEAD = 2.0  # seconds from every worker being up (idle, connected) to the first due dose
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -136,8 +136,10 @@ def create_plans(url: str, plans: int, due: int, first_due: datetime, rate: floa
 
 # -- carebot's workers ------------------------------------------------------------------------------
 
-def worker_main(url: str, until: float, claim: int) -> None:
-    """One worker process: the timer loop until `until` (epoch seconds) or nothing is left due."""
+def worker_main(url: str, claim: int) -> None:
+    """One worker process: started, it says `ready` and waits for `go <until>` on stdin (the due
+    doses are moved to just after every worker is up, so start-up is not counted as lateness), then
+    runs the timer loop until `until` (epoch seconds) or nothing is left due."""
     import asyncio
 
     from bot.app import CareBot, load_config
@@ -150,7 +152,12 @@ def worker_main(url: str, until: float, claim: int) -> None:
         bot = CareBot.build(settings, [MemoryAdapter()], config=load_config(settings))
         await bot.start(background=False)
         bot.timers.batch = claim
+        await bot.timers.tick()  # nothing is due yet: connections open, statements compiled
+        print("ready", flush=True)
+        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        until = float(line.split()[1])
         fired, last = 0, 0.0
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
         while time.time() < until:
             n = await bot.timers.tick()  # deliveries go on meanwhile, as under `carebot run`
             if n:
@@ -164,19 +171,48 @@ def worker_main(url: str, until: float, claim: int) -> None:
                     break
                 await asyncio.sleep(0.01)
         await bot.sender.idle()
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_seconds = used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime
         firer = bot.reminders.firer
         await bot.stop()
         return {"fired": fired, "last": last, "peak_rss_mb": _rss_mb(), "batches": firer.batches,
-                "dose_timers": firer.claimed}
+                "dose_timers": firer.claimed, "cpu_seconds": round(cpu_seconds, 2)}
 
     print(json.dumps(asyncio.run(run())), flush=True)
 
 
-def run_carebot(url: str, workers: int, until: float, claim: int) -> list[dict[str, Any]]:
+def start_workers(url: str, workers: int, claim: int, timeout: float) -> list[subprocess.Popen[str]]:
+    """The worker processes, each up (`ready`) within `timeout` seconds."""
+    import threading
+
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-m", "bot.reminders.bench", "--worker", url, str(until), str(claim)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-             for _ in range(workers)]
+    procs = [subprocess.Popen([sys.executable, "-m", "bot.reminders.bench", "--worker", url, str(claim)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=ROOT) for _ in range(workers)]
+    lines: dict[int, str] = {}
+
+    def ready(i: int, p: subprocess.Popen[str]) -> None:
+        assert p.stdout is not None
+        lines[i] = p.stdout.readline().strip()
+
+    waits = [threading.Thread(target=ready, args=(i, p), daemon=True) for i, p in enumerate(procs)]
+    for w in waits:
+        w.start()
+    for w in waits:
+        w.join(max(0.0, timeout))
+    if any(lines.get(i) != "ready" for i in range(workers)):
+        for p in procs:
+            p.kill()
+        errors = [p.communicate(timeout=10)[1].strip()[-2000:] for p in procs]
+        raise SystemExit(f"bench workers were not up within {timeout:.0f} s: {errors}")
+    return procs
+
+
+def run_carebot(procs: list[subprocess.Popen[str]], until: float) -> list[dict[str, Any]]:
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write(f"go {until}\n")
+        p.stdin.flush()
     out = []
     for p in procs:
         stdout, stderr = p.communicate(timeout=max(30.0, until - time.time() + 60))
@@ -223,10 +259,10 @@ def _aps_job(plan_id: str, at: str) -> None:
     """APScheduler's dose job, doing what a carebot fire does for one dose: read the plan and the
     patient's conversation (address, language, STOP), compute the next dose, and in one transaction
     write the dose row, the plan's next time, the rendered reminder (outbox row) and the `dose_fired`
-    record; then schedule the next dose and the dose's close and nag follow-ups — as APScheduler
-    jobs, its own durable timers (each `add_job` is a row in its SQLAlchemyJobStore). Not done: the
-    delivery to the platform (carebot's figure includes it)."""
-    from bot.reminders.fire import dose_message
+    record; then schedule the next dose and the dose's follow-up (its first nag, or the close) — as
+    APScheduler jobs, its own durable timers (each `add_job` is a row in its SQLAlchemyJobStore).
+    Not done: the delivery to the platform (carebot's figure includes it)."""
+    from bot.reminders.fire import dose_message, follow_up
     from bot.reminders.schedule import next_after
     from bot.reminders.service import Plan
     from bot.types import Address
@@ -272,17 +308,15 @@ def _aps_job(plan_id: str, at: str) -> None:
                           id=f"{plan_id}@{nxt.at.isoformat()}")
     if not opted_out:
         close = max(scheduled + timedelta(seconds=timing.on_time_window), now + timedelta(minutes=1))
-        scheduler.add_job(_aps_follow_up, "date", run_date=close, args=[dose_id], id=f"{plan_id}:close:{dose_id}")
-        for n in range(1, timing.nag_max + 1):
-            nag = now + timedelta(seconds=timing.nag_every * n)
-            if nag < close:
-                scheduler.add_job(_aps_follow_up, "date", run_date=nag, args=[dose_id], id=f"{plan_id}:nag:{dose_id}:{n}")
+        due, step = follow_up(timing, dose_id, plan_id, now, 1, close)
+        scheduler.add_job(_aps_follow_up, "date", run_date=due, args=[dose_id, step],
+                          id=f"{plan_id}:follow:{dose_id}")
     with ctx["lock"]:
         ctx["done"].append((scheduled.timestamp(), time.time()))
 
 
-def _aps_follow_up(dose_id: int) -> None:
-    """A close or nag job (not due during the bench: they exist so the job store holds what carebot's does)."""
+def _aps_follow_up(dose_id: int, step: dict[str, Any]) -> None:
+    """A nag or close job (not due during the bench: it exists so the job store holds what carebot's does)."""
 
 
 _APS: dict[str, Any] = {}
@@ -358,12 +392,12 @@ def _move_due(url: str, placeholder: datetime, window: float, to: datetime) -> N
     span = {"s": shift, "a": placeholder, "b": placeholder + timedelta(seconds=window + 1)}
     engine = sa.create_engine(normalize_url(url))
     with engine.begin() as conn:
+        # by index (status, due_at) and primary key: a few thousand rows, not a scan of a million
         conn.execute(sa.text(
-            "UPDATE timer SET due_at = due_at + :s, payload = jsonb_set(payload::jsonb, '{at}', to_jsonb(to_char("
-            "(due_at + :s) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')))::text "
-            "WHERE due_at >= :a AND due_at < :b"), span)
-        conn.execute(sa.text("UPDATE med_plan SET next_due_at = next_due_at + :s "
-                             "WHERE next_due_at >= :a AND next_due_at < :b"), span)
+            "WITH moved AS (UPDATE timer SET due_at = due_at + :s, payload = jsonb_set(payload::jsonb, '{at}', "
+            "to_jsonb(to_char((due_at + :s) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')))::text "
+            "WHERE status = 'pending' AND due_at >= :a AND due_at < :b RETURNING payload::jsonb ->> 'plan' AS plan) "
+            "UPDATE med_plan SET next_due_at = next_due_at + :s WHERE id IN (SELECT plan FROM moved)"), span)
     engine.dispose()
 
 
@@ -374,9 +408,10 @@ def run_bench(url: str, plans: int, due: int, rate: float, workers: int, timeout
     _fresh_schema(url)
     placeholder = datetime.now(timezone.utc) + timedelta(days=2)
     copy_seconds = create_plans(url, plans, due, placeholder, rate)
+    procs = start_workers(url, workers, claim, timeout)
     first_due = datetime.now(timezone.utc) + timedelta(seconds=LEAD)
     _move_due(url, placeholder, window, first_due)
-    results = run_carebot(url, workers, time.time() + LEAD + window + timeout, claim)
+    results = run_carebot(procs, time.time() + LEAD + window + timeout)
     ours = measure_carebot(url, due, first_due)
     aps = {} if skip_apscheduler else run_apscheduler(url, due, rate, timeout + window)
     return {"target": "reminders", "plans": plans, "due": due, "offered_per_second": rate, "workers": workers,
@@ -384,6 +419,9 @@ def run_bench(url: str, plans: int, due: int, rate: float, workers: int, timeout
             "plans_created_per_second": round(plans / max(copy_seconds, 1e-3)),
             **ours, "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
             "fired_per_worker": [r["fired"] for r in results], "claim_batch": claim,
+            # the workers' own CPU time while firing (not PostgreSQL's): per fire, and how busy they were
+            "worker_cpu_ms_per_fire": round(sum(r["cpu_seconds"] for r in results) * 1000 / max(1, due), 3),
+            "load_average": round(os.getloadavg()[0], 1),
             "mean_batch": round(sum(r["dose_timers"] for r in results) / max(1, sum(r["batches"] for r in results)), 1),
             "cores": os.cpu_count(), "apscheduler": aps}
 
@@ -396,7 +434,7 @@ def run_bench_cli(argv: list[str]) -> int:
     p.add_argument("--due", type=int, default=4_000, help="doses that fall due during the run")
     p.add_argument("--rate", type=float, default=2_000.0, help="due doses a second (the offered load)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--claim", type=int, default=100, help="timers a worker claims at once")
+    p.add_argument("--claim", type=int, default=200, help="timers a worker claims at once")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait past the window, at most")
     p.add_argument("--database-url", default="")
     p.add_argument("--no-apscheduler", action="store_true", help="skip the APScheduler comparison")
@@ -416,6 +454,6 @@ def run_bench_cli(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        worker_main(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
+        worker_main(sys.argv[2], int(sys.argv[3]))
     else:
         sys.exit(run_bench_cli(sys.argv[1:]))

@@ -2,20 +2,31 @@
 
 A batch is one transaction of a handful of statements whatever its size (`BATCH` timers):
 
-    claim      UPDATE timer … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …
-               (claimed and marked fired at once: the claim commits with everything below or not at all)
-    read       the batch's plans, conversations (address, locale, opt-out) and, for repeats, doses
+    claim      UPDATE timer … WHERE id IN (SELECT … ORDER BY due_at, id LIMIT n FOR UPDATE SKIP LOCKED)
+               RETURNING … — the oldest due first, claimed and marked fired at once (the claim
+               commits with everything below or not at all)
+    read       the batch's plans joined to their conversations (address, locale, STOP read inside
+               the state by the database) — on PostgreSQL in the claim's own statement (the claim
+               as a CTE) — and, for follow-ups, their doses
     doses      INSERT … SELECT FROM unnest(…) ON CONFLICT (plan, time) DO NOTHING RETURNING id
     repeats    conditional UPDATEs (nag n only once: `nags < n`; snooze only while snoozed; close only
                while open) RETURNING the doses they changed
+    then, in one pipeline (one round trip on PostgreSQL):
     plans      next_due_at (and `ended`) for every plan whose dose row was new
-    timers     the next doses' timers, each new dose's close and nag timers
+    timers     the next doses' timers and each new dose's one follow-up timer
+    re-arm     follow-ups that fired and have a next step: the same row pending again, due then
     outbox     the reminders, rendered from the content catalogue, leased to this worker
     events     `dose_fired`, `dose_missed`, `dose_not_repeated` — ids and reason codes
 
+A dose has one follow-up row, `dose:<plan>:follow:<dose>`, whose payload says what comes next —
+`{"next": "nag", "n": 1}`, `{"next": "snooze"}` (set by Snooze) or `{"next": "close"}` — and when
+the on-time window closes. Firing a nag or a snoozed reminder re-arms that row for the next step
+(`follow_up`); the close ends it; an answered dose's row is not re-armed. Rows of the older shape
+(`…:nag:<dose>:<n>`, `…:snooze:<dose>`, `…:close:<dose>`) still fire.
+
 On PostgreSQL each multi-row write is one `unnest` statement (bot/store/fastsql.py BulkInsert);
-the next occurrence, the opt-out and the message are computed in Python between the reads and the
-writes. After the commit the reminders go to the sender and missed doses to escalation.
+the next occurrence and the message are computed in Python between the reads and the writes.
+After the commit the reminders go to the sender and missed doses to escalation.
 
 Exactly once, across workers and restarts: a timer is claimed and marked fired in the same
 transaction that writes what it caused, and two workers never claim one row (`SKIP LOCKED`). Each
@@ -38,9 +49,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -48,7 +60,7 @@ from sqlalchemy import Connection
 
 from bot import metrics
 from bot.reminders.models import OPEN_DOSE
-from bot.reminders.service import DOSE_T, LATE_AFTER, PLAN, Plan, timer_name
+from bot.reminders.service import DOSE_T, FOLLOW, LATE_AFTER, PLAN, Plan, timer_name
 from bot.runtime.degrade import degrade_effects
 from bot.store.fastsql import BulkInsert
 from bot.store.store import CONV, EVENT, OUTBOX, TIMER, Claimed
@@ -62,14 +74,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("carebot.reminders")
 
 BATCH = 200  # dose timers claimed and fired in one transaction
-PARALLEL = 2  # such transactions in flight at once per worker, on PostgreSQL
+PARALLEL = 4  # such transactions in flight at once per worker, on PostgreSQL
+STALE_EVERY = timedelta(seconds=30)  # how often a worker looks for dose timers left claimed
 DOSE_KEYS = ("reminder.dose", "reminder.dose_late", "reminder.nag", "reminder.snoozed_again",
              "reminder.button_taken", "reminder.button_snooze", "reminder.button_skip")
 
 
+ANSWERS = ("taken", "snooze", "skip")
+
+
+def button_labels(content: Content, locale: str) -> tuple[str, ...]:
+    return tuple(content.render(f"reminder.button_{b}", locale, {}) for b in ANSWERS)
+
+
 def dose_message(content: Content, plan: Plan, address: Address, locale: str, dose_id: int,
-                 scheduled_at: datetime, step: int | None, repeat: str, late: bool) -> Outbound:
-    """One dose's reminder with Taken / Snooze / Skip, in the patient's language."""
+                 scheduled_at: datetime, step: int | None, repeat: str, late: bool,
+                 labels: tuple[str, ...] | None = None) -> Outbound:
+    """One dose's reminder with Taken / Snooze / Skip, in the patient's language. `labels`: the
+    three buttons' texts in that language, when the caller has them already."""
     key = {"nag": "reminder.nag", "snooze": "reminder.snoozed_again"}.get(repeat) or (
         "reminder.dose_late" if late else "reminder.dose")
     taper = plan.schedule.taper
@@ -77,9 +99,77 @@ def dose_message(content: Content, plan: Plan, address: Address, locale: str, do
     local = scheduled_at.astimezone(ZoneInfo(plan.timezone))
     text = content.render(key, locale, {"medicine": plan.medicine, "amount": amount,
                                         "time": local.strftime("%H:%M"), "date": local.strftime("%Y-%m-%d")})
-    buttons = tuple(Button(content.render(f"reminder.button_{b}", locale, {}), f"dose:{b}:{dose_id}",
-                           f"reminder.button_{b}") for b in ("taken", "snooze", "skip"))
+    labels = labels or button_labels(content, locale)
+    buttons = tuple(Button(label, f"dose:{b}:{dose_id}", f"reminder.button_{b}")
+                    for b, label in zip(ANSWERS, labels))
     return Outbound(op="say", address=address, text=text, key=key, buttons=buttons)
+
+
+@contextmanager
+def _pipeline(conn: Connection, pg: bool) -> Iterator[list[Any]]:
+    """PostgreSQL: statements sent inside are queued and sent together (psycopg pipeline mode); their
+    results are read when the block ends. The list collects what to close afterwards."""
+    sent: list[Any] = []
+    if not pg:
+        yield sent
+        return
+    with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+        yield sent
+
+
+def _send(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
+    cursor = conn.connection.cursor()
+    cursor.execute(sql, params)
+    return cursor
+
+
+def _close(handle: Any) -> None:
+    cursor = handle[1] if isinstance(handle, tuple) else handle
+    if cursor is not None:
+        cursor.close()
+
+
+def follow_up(timing: Any, dose_id: int, plan_id: str, last: datetime, n: int,
+              close: datetime) -> tuple[datetime, dict[str, Any]]:
+    """A dose's next follow-up after `last` (the reminder, a nag or a snoozed reminder): nag `n`
+    one `nag_every` later if that is still a nag the kind allows and comes before the on-time
+    window closes, else the close. Returns (due, payload) for its one timer row."""
+    base = {"plan": plan_id, "dose": dose_id, "close": close.isoformat()}
+    nag = last + timedelta(seconds=timing.nag_every)
+    if n <= timing.nag_max and timing.nag_every > 0 and nag < close:
+        return nag, {**base, "next": "nag", "n": n}
+    return close, {**base, "next": "close"}
+
+
+def _when(value: Any, default: datetime) -> datetime:
+    if not value:
+        return default
+    return datetime.fromisoformat(str(value)).astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class _Timer:
+    """A claimed timer row."""
+
+    id: int
+    conversation_id: str
+    name: str
+    due_at: datetime
+    payload: str
+
+
+@dataclass(frozen=True)
+class _Conv:
+    """The conversation a reminder goes to: its address and language."""
+
+    id: str
+    org: str
+    channel: str
+    chat_id: str
+    user_id: str
+    thread_id: str
+    is_group: bool
+    locale: str
 
 
 @dataclass
@@ -104,6 +194,7 @@ class _Batch:
     plans: list[dict[str, Any]] = field(default_factory=list)
     says: list[_Say] = field(default_factory=list)
     closed: list[Plan] = field(default_factory=list)
+    rearm: list[dict[str, Any]] = field(default_factory=list)  # follow-up rows due again: id, due_at, payload
 
     def timer(self, plan: Plan, name: str, due: datetime, payload: dict[str, Any]) -> None:
         self.timers.append(dict(org=plan.org, conversation_id=plan.conversation_id, name=name, due_at=due,
@@ -126,7 +217,11 @@ class DoseFirer:
         self.pg = dialect.name == "postgresql"
         self.parallel = PARALLEL if self.pg and self.store.writer._threads else 1
         self.batches = self.claimed = 0  # transactions that claimed something, and timers they claimed
-        self._claims: dict[int, Any] = {}
+        self._claims: dict[tuple[int, bool], Any] = {}
+        self._plans_stmt: Any = None
+        self._claim_reads: dict[tuple[int, bool], Any] = {}
+        self._buttons: dict[str, tuple[Any, tuple[str, ...]]] = {}  # locale → (content, the buttons' labels)
+        self._stale_after = datetime.min.replace(tzinfo=timezone.utc)
         self._dialect = dialect
         self.dose_insert = BulkInsert(DOSE_T, ["org", "plan_id", "conversation_id", "scheduled_at", "state", "reason",
                                                "late", "nags", "step", "prn", "escalated", "fired_at"], dialect,
@@ -146,18 +241,23 @@ class DoseFirer:
         """Claim and fire due dose timers, a batch per transaction, until none is left due.
         Returns how many timers were handled."""
         limit = limit or self.batch
+        stale = 0
+        if now >= self._stale_after:  # now and then: dose timers a per-turn claim of old left behind
+            self._stale_after = now + STALE_EVERY
+            stale = await self._drain(now, limit, stale=True)
         if self.parallel == 1:
+            return stale + await self._drain(now, limit)
             return await self._drain(now, limit)
         # several transactions in flight (PostgreSQL's writer threads): one batch's Python work
         # overlaps another's round trips; SKIP LOCKED keeps their claims apart
-        return sum(await asyncio.gather(*(self._drain(now, limit) for _ in range(self.parallel))))
+        return stale + sum(await asyncio.gather(*(self._drain(now, limit) for _ in range(self.parallel))))
 
-    async def _drain(self, now: datetime, limit: int) -> int:
+    async def _drain(self, now: datetime, limit: int, stale: bool = False) -> int:
         from bot.reminders.escalation import escalate_if_due
 
         handled = 0
         while True:
-            claimed, outbox, closed, said = await self.store.write(lambda c: self._fire(c, now, limit))
+            claimed, outbox, closed, said = await self.store.write(lambda c: self._fire(c, now, limit, stale))
             self.reminders.enqueue(outbox)
             if said:
                 metrics.TIMERS_FIRED.inc(said)
@@ -175,25 +275,86 @@ class DoseFirer:
 
     # -- one transaction ---------------------------------------------------------------------------
 
-    def _claim_sql(self, limit: int) -> Any:
-        stmt = self._claims.get(limit)
+    def _claim_sql(self, limit: int, stale: bool = False) -> Any:
+        """Claim and mark fired, oldest first: the `limit` earliest due dose timers no other
+        transaction holds. One condition, no OR: PostgreSQL walks ix_timer_due (status, due_at) in
+        due order and stops after `limit` rows, so a backlog of thousands costs what a batch costs.
+        (With the lease branch OR-ed in, as before, it read and sorted every due row per batch.)
+        `stale`: dose timers left `claimed` by the per-turn path of before batches, whose lease ran
+        out — looked for apart, every STALE_EVERY."""
+        stmt = self._claims.get((limit, stale))
         if stmt is None:
-            due = sa.and_(TIMER.c.name.like(f"{DOSE}:%"), sa.or_(
-                sa.and_(TIMER.c.status == "pending", TIMER.c.due_at <= sa.bindparam("now", type_=TIMER.c.due_at.type)),
-                sa.and_(TIMER.c.status == "claimed",
-                        TIMER.c.lease_until < sa.bindparam("now", type_=TIMER.c.due_at.type))))
+            now = sa.bindparam("now", type_=TIMER.c.due_at.type)
+            due = (sa.and_(TIMER.c.status == "claimed", TIMER.c.name.like(f"{DOSE}:%"), TIMER.c.lease_until < now)
+                   if stale else sa.and_(TIMER.c.status == "pending", TIMER.c.name.like(f"{DOSE}:%"),
+                                         TIMER.c.due_at <= now))
             ids = sa.select(TIMER.c.id).where(due).order_by(TIMER.c.due_at, TIMER.c.id).limit(limit)
             if self.pg:
                 ids = ids.with_for_update(skip_locked=True)
-            stmt = self._claims[limit] = TIMER.update().where(TIMER.c.id.in_(ids.scalar_subquery()), due).values(
+            stmt = self._claims[(limit, stale)] = TIMER.update().where(
+                TIMER.c.id.in_(ids.scalar_subquery()), due).values(
                 status="fired", fired_at=sa.bindparam("now", type_=TIMER.c.fired_at.type),
                 claimed_by=sa.bindparam("me")).returning(
                 TIMER.c.id, TIMER.c.conversation_id, TIMER.c.name, TIMER.c.due_at, TIMER.c.payload)
         return stmt
 
-    def _fire(self, conn: Connection, now: datetime, limit: int) -> tuple[int, list[Claimed], list[Plan], int]:
+    def _claim_read_sql(self, limit: int, stale: bool) -> Any:
+        """PostgreSQL: the claim (an UPDATE … RETURNING as a CTE) with each claimed timer's plan,
+        conversation address and STOP joined on — one round trip for what takes two on SQLite."""
+        stmt = self._claim_reads.get((limit, stale))
+        if stmt is None:
+            claimed = self._claim_sql(limit, stale).cte("claimed")
+            stmt = self._claim_reads[(limit, stale)] = sa.select(
+                claimed.c.id.label("t_id"), claimed.c.conversation_id.label("t_conversation_id"),
+                claimed.c.name.label("t_name"), claimed.c.due_at.label("t_due_at"),
+                claimed.c.payload.label("t_payload"), PLAN, *self._patient_columns()).select_from(
+                claimed.outerjoin(PLAN, PLAN.c.id == sa.func.split_part(claimed.c.name, ":", 2)).outerjoin(
+                    CONV, CONV.c.id == PLAN.c.conversation_id))
+        return stmt
+
+    def _patient_columns(self) -> list[Any]:
+        """A plan's conversation: address and language, and STOP read inside the state JSON by the
+        database (the state itself, kilobytes for a long conversation, is neither sent nor parsed)."""
+        state = "NULLIF(conversation.state, '')"
+        stop = (f"({state}::jsonb ->> 'opted_out') = 'true'" if self.pg
+                else f"json_extract({state}, '$.opted_out') = 1")
+        return [*(c.label(f"c_{c.name}") for c in (CONV.c.id, CONV.c.org, CONV.c.channel, CONV.c.chat_id,
+                                                    CONV.c.user_id, CONV.c.thread_id, CONV.c.is_group,
+                                                    CONV.c.locale)),
+                sa.literal_column(stop).label("c_opted_out")]
+
+    def _plans_sql(self) -> Any:
+        """SQLite: the batch's plans, each with its conversation's address, language and STOP."""
+        if self._plans_stmt is None:
+            self._plans_stmt = sa.select(PLAN, *self._patient_columns()).select_from(
+                PLAN.outerjoin(CONV, CONV.c.id == PLAN.c.conversation_id)).where(
+                PLAN.c.id.in_(sa.bindparam("ids", expanding=True)))
+        return self._plans_stmt
+
+    def _fire(self, conn: Connection, now: datetime, limit: int,
+              stale: bool = False) -> tuple[int, list[Claimed], list[Plan], int]:
         rem = self.reminders
-        rows = conn.execute(self._claim_sql(limit), {"now": now, "me": self.store.worker_id}).all()
+        params = {"now": now, "me": self.store.worker_id}
+        plans: dict[str, Plan] = {}
+        convs: dict[str, _Conv] = {}
+        opted_out: dict[str, bool] = {}
+
+        def plan_and_patient(row: Any) -> None:
+            if row.id is None or row.id in plans:
+                return
+            plans[row.id] = Plan.from_row(row)
+            if row.c_id is not None:
+                convs[row.c_id] = _Conv(row.c_id, row.c_org, row.c_channel, row.c_chat_id, row.c_user_id,
+                                        row.c_thread_id, bool(row.c_is_group), row.c_locale)
+                opted_out[row.c_id] = bool(row.c_opted_out)
+
+        if self.pg:  # claim and read in one statement: the claim as a CTE joined to plans and patients
+            got = conn.execute(self._claim_read_sql(limit, stale), params).all()
+            rows = [_Timer(g.t_id, g.t_conversation_id, g.t_name, g.t_due_at, g.t_payload) for g in got]
+            for g in got:
+                plan_and_patient(g)
+        else:
+            rows = conn.execute(self._claim_sql(limit, stale), params).all()
         if not rows:
             return 0, [], [], 0
         timers = []
@@ -202,14 +363,11 @@ class DoseFirer:
             if len(parts) < 2:
                 continue
             timers.append((r, parts[1], parts[2] if len(parts) > 2 else "due", parts[3:]))
-        plan_ids = {t[1] for t in timers}
-        plans = {p.id: Plan.from_row(p) for p in conn.execute(sa.select(PLAN).where(PLAN.c.id.in_(plan_ids)))}
-        conv_ids = {p.conversation_id for p in plans.values()}
-        convs = {c.id: c for c in conn.execute(sa.select(
-            CONV.c.id, CONV.c.org, CONV.c.channel, CONV.c.chat_id, CONV.c.user_id, CONV.c.thread_id, CONV.c.is_group,
-            CONV.c.locale, CONV.c.state).where(CONV.c.id.in_(conv_ids)))} if conv_ids else {}
-        opted_out = {cid: bool(json.loads(c.state or "{}").get("opted_out")) for cid, c in convs.items()}
-        dose_ids = {int(t[3][0]) for t in timers if t[2] in ("nag", "snooze", "close") and t[3] and t[3][0].isdigit()}
+        if not self.pg:
+            for row in conn.execute(self._plans_sql(), {"ids": list({t[1] for t in timers})}):
+                plan_and_patient(row)
+        dose_ids = {int(t[3][0]) for t in timers
+                    if t[2] in (FOLLOW, "nag", "snooze", "close") and t[3] and t[3][0].isdigit()}
         doses = {d.id: d for d in conn.execute(sa.select(DOSE_T).where(DOSE_T.c.id.in_(dose_ids)))} if dose_ids else {}
 
         b = _Batch(now)
@@ -233,7 +391,24 @@ class DoseFirer:
                     occ = rem.next_dose(plan, at - timedelta(seconds=1))
                     step = occ.step if occ is not None and occ.at == at else None
                 fresh.append((r, plan, at, reason, late > LATE_AFTER and not reason, step, conv))
-            elif what in ("nag", "snooze", "close") and rest and rest[0].isdigit():
+            elif what == FOLLOW and rest and rest[0].isdigit():
+                # one follow-up row per dose; its payload says what comes next (nag n, snooze, close)
+                dose = doses.get(int(rest[0]))
+                p = json.loads(r.payload)
+                nxt, close = str(p.get("next", "close")), _when(p.get("close"), r.due_at)
+                if nxt == "close":
+                    if dose is not None:
+                        closes.append((r, plan))
+                    continue
+                n = int(p.get("n") or (dose.nags + 1 if dose is not None else 1))
+                self._repeat(b, r, plan, conv, "nag" if nxt == "nag" else "snooze", dose, [rest[0], str(n)],
+                             opted_out.get(plan.conversation_id, False), nags, snoozes)
+                if dose is not None and dose.state in OPEN_DOSE:  # the next follow-up: same row, re-armed
+                    due, payload = follow_up(timing, dose.id, plan.id, r.due_at if nxt == "nag" else now,
+                                             n + 1 if nxt == "nag" else dose.nags + 1, close)
+                    b.rearm.append({"id": r.id, "due_at": due, "payload": json.dumps(
+                        {**payload, "name": r.name, "care": True})})
+            elif what in ("nag", "snooze", "close") and rest and rest[0].isdigit():  # rows from before `follow`
                 dose = doses.get(int(rest[0]))
                 if what == "close":
                     if dose is not None:
@@ -273,11 +448,8 @@ class DoseFirer:
                 b.event(plan, "dose_missed", {"plan": plan.id, "dose": dose_id, "at": at.isoformat(), "reason": reason})
                 continue
             close = max(at + timedelta(seconds=timing.on_time_window), now + timedelta(minutes=1))
-            b.timer(plan, timer_name(plan.id, "close", dose_id), close, {"plan": plan.id, "dose": dose_id})
-            for n in range(1, timing.nag_max + 1):
-                nag = now + timedelta(seconds=timing.nag_every * n)
-                if nag < close:
-                    b.timer(plan, timer_name(plan.id, "nag", dose_id, n), nag, {"plan": plan.id, "dose": dose_id, "n": n})
+            due, payload = follow_up(timing, dose_id, plan.id, now, 1, close)
+            b.timer(plan, timer_name(plan.id, FOLLOW, dose_id), due, payload)
             b.says.append(_Say(plan, conv, dose_id, at, step, "", late, r.id))
         if unsent:
             conn.execute(DOSE_T.update().where(DOSE_T.c.id.in_(unsent), DOSE_T.c.fired_at.is_(None)).values(fired_at=now))
@@ -303,10 +475,19 @@ class DoseFirer:
                 if plan not in b.closed:
                     b.closed.append(plan)
 
-        self._update_plans(conn, b.plans)
-        self.timer_insert.execute(conn, b.timers)
-        outbox = self._say_all(conn, b)
-        self.event_insert.execute(conn, b.events)
+        rendered = self._say_all(b)  # (adds the `dose_fired` records)
+        # the writes need no answer until the end: on PostgreSQL one pipeline, one round trip
+        with _pipeline(conn, self.pg) as sent:
+            sent.append(self._update_plans(conn, b.plans))
+            sent.append(self.timer_insert.send(conn, b.timers))
+            sent.append(self._rearm(conn, b.rearm))
+            outbox_sent = self.outbox_insert.send(conn, [row for row, _ob in rendered])
+            sent.append(self.event_insert.send(conn, b.events))
+        for handle in sent:
+            _close(handle)
+        ids = self.outbox_insert.collect(outbox_sent)
+        outbox = [Claimed(int(i[0]), row["conversation_id"], ob) for i, (row, ob) in zip(ids, rendered)
+                  if i is not None]
         return len(rows), outbox, b.closed, len(b.says)
 
     def _repeat(self, b: _Batch, r: Any, plan: Plan, conv: Any, what: str, dose: Any, rest: list[str],
@@ -341,27 +522,37 @@ class DoseFirer:
                 b.event(plan, "dose_not_repeated", {"plan": plan.id, "dose": dose.id, "repeat": what,
                                                     "reason": "answered"})
 
-    def _update_plans(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def _rearm(self, conn: Connection, rows: list[dict[str, Any]]) -> Any:
+        """Follow-up rows fired in this batch that have a next step: pending again, due then.
+        PostgreSQL: returns the statement's cursor, to close once the pipeline has run."""
         if not rows:
-            return
+            return None
         if self.pg:
-            cursor = conn.connection.cursor()
-            try:
-                cursor.execute(
-                    "UPDATE med_plan SET next_due_at = v.at, status = v.status FROM unnest("
-                    "%(id)b::text[], %(at)b::timestamptz[], %(status)b::text[]) AS v(id, at, status) "
-                    "WHERE med_plan.id = v.id",
-                    {"id": [r["id"] for r in rows], "at": [r["next_due_at"] for r in rows],
-                     "status": [r["status"] for r in rows]})
-            finally:
-                cursor.close()
-            return
+            return _send(conn, "UPDATE timer SET status = 'pending', due_at = v.due, payload = v.payload, "
+                         "claimed_by = '', lease_until = NULL, fired_at = NULL FROM unnest(%(id)b::bigint[], "
+                         "%(due)b::timestamptz[], %(payload)b::text[]) AS v(id, due, payload) WHERE timer.id = v.id",
+                         {"id": [r["id"] for r in rows], "due": [r["due_at"] for r in rows],
+                          "payload": [r["payload"] for r in rows]})
+        conn.execute(TIMER.update().where(TIMER.c.id == sa.bindparam("tid")).values(
+            status="pending", due_at=sa.bindparam("due", type_=TIMER.c.due_at.type), payload=sa.bindparam("pl"),
+            claimed_by="", lease_until=None, fired_at=None),
+            [{"tid": r["id"], "due": r["due_at"], "pl": r["payload"]} for r in rows])
+
+    def _update_plans(self, conn: Connection, rows: list[dict[str, Any]]) -> Any:
+        if not rows:
+            return None
+        if self.pg:
+            return _send(conn, "UPDATE med_plan SET next_due_at = v.at, status = v.status FROM unnest("
+                         "%(id)b::text[], %(at)b::timestamptz[], %(status)b::text[]) AS v(id, at, status) "
+                         "WHERE med_plan.id = v.id",
+                         {"id": [r["id"] for r in rows], "at": [r["next_due_at"] for r in rows],
+                          "status": [r["status"] for r in rows]})
         conn.execute(PLAN.update().where(PLAN.c.id == sa.bindparam("pid")).values(
             next_due_at=sa.bindparam("at", type_=PLAN.c.next_due_at.type), status=sa.bindparam("st")),
             [{"pid": r["id"], "at": r["next_due_at"], "st": r["status"]} for r in rows])
 
-    def _say_all(self, conn: Connection, b: _Batch) -> list[Claimed]:
-        """The reminders into the outbox (leased to this worker) and a `dose_fired` record each."""
+    def _say_all(self, b: _Batch) -> list[tuple[dict[str, Any], Outbound]]:
+        """The reminders' outbox rows (leased to this worker) and a `dose_fired` record each."""
         rem = self.reminders
         content = rem.content
         adapters = rem.runtime.adapters if rem.runtime is not None else None
@@ -372,8 +563,14 @@ class DoseFirer:
             c = s.conversation
             address = Address(c.channel, c.chat_id, c.user_id, c.thread_id, c.is_group, c.org)
             locale = content.normalize_locale(c.locale or "")
-            ob = dose_message(content, s.plan, address, locale, s.dose_id, s.at, s.step, s.repeat, s.late)
-            if adapters is not None:
+            cached = self._buttons.get(locale)
+            if cached is None or cached[0] is not content:  # the same labels for every reminder until a reload
+                cached = self._buttons[locale] = (content, button_labels(content, locale))
+            ob = dose_message(content, s.plan, address, locale, s.dose_id, s.at, s.step, s.repeat, s.late, cached[1])
+            adapter = adapters.get(c.channel) if adapters is not None else None
+            caps = adapter.capabilities if adapter is not None else None
+            if adapters is not None and not (caps is not None and caps.buttons and caps.max_buttons >= len(ob.buttons)
+                                             and len(ob.text) <= caps.max_text):  # else it fits as it is
                 fitted = degrade_effects([Send(ob)], adapters, content.render, locale, content.base_locale)
                 ob = next((e.outbound for e in fitted if isinstance(e, Send)), ob)
             outbounds.append(ob)
@@ -383,6 +580,4 @@ class DoseFirer:
                              platform_message_id="", last_error=""))
             b.event(s.plan, "dose_fired", {"plan": s.plan.id, "dose": s.dose_id, "at": s.at.isoformat(),
                                            "repeat": s.repeat, "late": s.late, "timer": s.timer_id})
-        ids = self.outbox_insert.execute(conn, rows)
-        return [Claimed(int(i[0]), row["conversation_id"], ob) for i, row, ob in zip(ids, rows, outbounds)
-                if i is not None]
+        return list(zip(rows, outbounds))

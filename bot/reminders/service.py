@@ -1,11 +1,17 @@
 """Medication reminders on the durable timers: plans, doses, and why each dose fired or did not.
 
     dose:<plan>                   the plan's next dose is due   → the dose row, the next dose's timer,
-                                                                  the nag and close timers, the reminder
-    dose:<plan>:nag:<dose>:<n>    unanswered: say it again (never after Taken/Skip, never while snoozed)
-    dose:<plan>:snooze:<dose>     the patient pressed Snooze: say it again
-    dose:<plan>:close:<dose>      the on-time window ended unanswered: missed (no_response),
-                                  then maybe the caregiver or the care team is told
+                                                                  the dose's follow-up timer, the reminder
+    dose:<plan>:follow:<dose>     the dose's one follow-up row; its payload says what comes next:
+        {"next": "nag", "n": n}     unanswered: say it again (never after Taken/Skip, never while snoozed)
+        {"next": "snooze"}          the patient pressed Snooze: say it again
+        {"next": "close"}           the on-time window ended unanswered: missed (no_response),
+                                    then maybe the caregiver or the care team is told
+                                  after a nag or a snooze the same row is re-armed (pending, due at the
+                                  next step) in the transaction that fired it; `close` ends it.
+    dose:<plan>:nag:<dose>:<n>, dose:<plan>:snooze:<dose>, dose:<plan>:close:<dose>
+                                  the same steps as separate rows, as databases from before `follow`
+                                  may still hold them: still fired
 
 They are fired in batches by `bot/reminders/fire.py`: one transaction claims a batch of due dose
 timers (`FOR UPDATE SKIP LOCKED` on PostgreSQL) and writes every dose row, next timer, reminder
@@ -50,6 +56,7 @@ log = logging.getLogger("carebot.reminders")
 PLAN = MedPlan.__table__
 DOSE_T = MedDose.__table__
 LINK = CaregiverLink.__table__
+FOLLOW = "follow"  # a dose's follow-up timer: dose:<plan>:follow:<dose>
 LATE_AFTER = timedelta(minutes=2)  # a reminder sent later than this after its time says so
 
 
@@ -227,13 +234,15 @@ class Reminders:
             elif what == "snooze" and dose.state == "due":
                 due = now + timedelta(seconds=timing.snooze)
                 conn.execute(DOSE_T.update().where(DOSE_T.c.id == dose_id).values(state="snoozed"))
-                _insert_timer(conn, dose.org, conversation_id, timer_name(dose.plan_id, "snooze", dose_id), due,
-                              {"plan": dose.plan_id, "dose": dose_id}, now)
-                close = conn.execute(sa.select(TIMER.c.id, TIMER.c.due_at).where(
-                    TIMER.c.name == timer_name(dose.plan_id, "close", dose_id), TIMER.c.status == "pending")).first()
-                if close is not None and close.due_at <= due:  # the snoozed reminder comes before the window ends
-                    conn.execute(TIMER.update().where(TIMER.c.id == close.id).values(
-                        due_at=due + timedelta(seconds=max(timing.nag_every, 300))))
+                if not self._snooze_follow_up(conn, dose, timing, due, now):  # a dose from before `follow`
+                    _insert_timer(conn, dose.org, conversation_id, timer_name(dose.plan_id, "snooze", dose_id), due,
+                                  {"plan": dose.plan_id, "dose": dose_id}, now)
+                    close = conn.execute(sa.select(TIMER.c.id, TIMER.c.due_at).where(
+                        TIMER.c.name == timer_name(dose.plan_id, "close", dose_id),
+                        TIMER.c.status == "pending")).first()
+                    if close is not None and close.due_at <= due:  # the snoozed reminder comes before the window ends
+                        conn.execute(TIMER.update().where(TIMER.c.id == close.id).values(
+                            due_at=due + timedelta(seconds=max(timing.nag_every, 300))))
                 outcome = "snoozed"
             else:
                 return f"already:{dose.state}", plan_row, dose
@@ -245,6 +254,36 @@ class Reminders:
 
         outcome, plan_row, dose = await self.store.write(q)
         return outcome, (Plan.from_row(plan_row) if plan_row is not None else None), dose
+
+    def _snooze_follow_up(self, conn: Connection, dose: Any, timing: KindTiming, due: datetime,
+                          now: datetime) -> bool:
+        """Snooze on a dose with a follow-up row: the row's next step becomes the snoozed reminder at
+        `due` (the window's close moves past it if it came first). False for a dose from before
+        follow-up rows (its separate snooze and close rows are used) or whose follow-up has ended."""
+        name = timer_name(dose.plan_id, FOLLOW, dose.id)
+        row = conn.execute(sa.select(TIMER.c.id, TIMER.c.payload).where(
+            TIMER.c.conversation_id == dose.conversation_id, TIMER.c.name == name,
+            TIMER.c.status == "pending")).first()
+        if row is None:
+            old_style = conn.execute(sa.select(TIMER.c.id).where(
+                TIMER.c.conversation_id == dose.conversation_id,
+                TIMER.c.name == timer_name(dose.plan_id, "close", dose.id))).first()
+            if old_style is not None:
+                return False
+            close = now + timedelta(seconds=timing.on_time_window)  # its follow-up had ended: a new one
+            _insert_timer(conn, dose.org, dose.conversation_id, name, due,
+                          {"plan": dose.plan_id, "dose": dose.id, "next": "snooze",
+                           "close": max(close, due + timedelta(seconds=max(timing.nag_every, 300))).isoformat()}, now)
+            return True
+        payload = json.loads(row.payload)
+        close = datetime.fromisoformat(str(payload.get("close") or due.isoformat())).astimezone(timezone.utc)
+        if close <= due:  # the snoozed reminder comes before the window ends
+            close = due + timedelta(seconds=max(timing.nag_every, 300))
+        payload.update(next="snooze", close=close.isoformat())
+        payload.pop("n", None)
+        conn.execute(TIMER.update().where(TIMER.c.id == row.id, TIMER.c.status == "pending").values(
+            due_at=due, payload=json.dumps(payload)))
+        return True
 
     async def skip_reason(self, conversation_id: str, dose_id: int, reason: str) -> bool:
         return bool(await self.store.write(lambda c: c.execute(DOSE_T.update().where(

@@ -102,28 +102,51 @@ class BulkInsert:
             self.single = FastStatement(stmt, dialect)
 
     def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[Any, ...] | None]:
+        return self.collect(self.send(conn, rows))
+
+    def send(self, conn: Connection, rows: list[dict[str, Any]]) -> Any:
+        """Run the insert and leave its result unread: inside a psycopg pipeline the statement is only
+        queued, so several statements share one round trip; `collect` reads what it returned."""
         if not rows:
-            return []
+            return None
         cursor = conn.connection.cursor()
-        try:
-            if not self.pg:
+        if not self.pg:
+            try:
                 out: list[tuple[Any, ...] | None] = []
                 for row in rows:
                     cursor.execute(self.single.sql, self.single.params(row))
                     got = cursor.fetchone() if self.returning else None
                     out.append(tuple(got) if got is not None else None)
-                return out
-            params = {c: [self.processors[c](r[c]) if c in self.processors else r[c] for r in rows]
-                      for c in self.columns}
+                return out, None, None
+            finally:
+                cursor.close()
+        params = {c: [self.processors[c](r[c]) if c in self.processors else r[c] for r in rows]
+                  for c in self.columns}
+        try:
             cursor.execute(self.sql, params)
+        except BaseException:
+            cursor.close()
+            raise
+        return None, cursor, (params, len(rows))
+
+    def collect(self, sent: Any) -> list[tuple[Any, ...] | None]:
+        """For each row given to `send`, in order, the RETURNING tuple, or None when ON CONFLICT
+        skipped it (or nothing is returned)."""
+        if sent is None:
+            return []
+        done, cursor, rest = sent
+        if cursor is None:
+            return done
+        params, count = rest
+        try:
             if not self.returning:
-                return [None] * len(rows)
+                return [None] * count
             n = len(self.returning)
             found: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
             for got in cursor.fetchall():
                 found.setdefault(tuple(got[i] for i in self._key_at), []).append(tuple(got[:n]))
             result: list[tuple[Any, ...] | None] = []
-            for i, row in enumerate(rows):
+            for i in range(count):
                 k = tuple(params[c][i] for c in self.key)
                 match = found.get(k)
                 result.append(match.pop(0) if match else None)
