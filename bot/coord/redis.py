@@ -11,6 +11,7 @@ next hold.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 from contextlib import asynccontextmanager
@@ -135,13 +136,17 @@ class RedisCoord(Coord):
         self._hit = self.redis.register_script(_HIT)
         self._hold_sha = self.redis.register_script(_HOLD).sha
         self._step_sha = self.redis.register_script(_STEP).sha
-        self._batches = _Batches(self.redis, {self._hold_sha: _HOLD, self._step_sha: _STEP})
+        self._batches = _Batches(self.redis, {self._hold_sha: _HOLD, self._step_sha: _STEP, self._hit.sha: _HIT})
+        # tokens (lock owners, rate-window members) need only be unique: a random tag per process
+        # and a counter, not a system call for randomness each time
+        self._tag = secrets.token_hex(6)
+        self._serial = itertools.count()
         self.seen_ttl = 86400
 
     async def hold(self, key: str, dedupe_key: str, ttl: float = 30.0, wait: float = 60.0) -> Hold:
         p = self.prefix
         keys = [f"{p}lock:{key}", f"{p}seen:{dedupe_key}", f"{p}ver:{key}"]
-        token = secrets.token_hex(8)
+        token = self._token()
         deadline = time.monotonic() + wait
         delay = 0.001
         while True:
@@ -173,7 +178,7 @@ class RedisCoord(Coord):
     @asynccontextmanager
     async def lock(self, key: str, ttl: float = 30.0, wait: float = 60.0) -> AsyncIterator[None]:
         name = f"{self.prefix}lock:{key}"
-        token = secrets.token_hex(8)
+        token = self._token()
         deadline = time.monotonic() + wait
         delay = 0.001
         while not await self.redis.set(name, token, nx=True, px=int(ttl * 1000)):
@@ -193,9 +198,12 @@ class RedisCoord(Coord):
         await self.redis.set(f"{self.prefix}seen:{key}", "1", ex=ttl)
 
     async def hit(self, key: str, limit: int, per_seconds: float, at: float | None = None) -> float:
-        wait = await self._hit(keys=[f"{self.prefix}rate:{key}"],
-                               args=[time.time() if at is None else at, per_seconds, limit, secrets.token_hex(6)])
+        wait = await self._batches.call(self._hit.sha, [f"{self.prefix}rate:{key}"],
+                                        [time.time() if at is None else at, per_seconds, limit, self._token()])
         return max(0.0, float(wait))
+
+    def _token(self) -> str:
+        return f"{self._tag}.{next(self._serial)}"
 
     async def cache_get(self, key: str) -> str | None:
         value = await self.redis.get(f"{self.prefix}cache:{key}")
