@@ -57,7 +57,8 @@ def run_bench(target: str, settings: Settings, *, pure: bool = False, conversati
     if workers and worker_index < 0:
         return {"target": target, **bench_workers(settings, workers, conversations, messages)}
     cores = pin_one_core() if worker_index < 0 else pin_core(worker_index)
-    tune_for_server()  # as `carebot run` does
+    if pure:
+        tune_for_server()
     base = {"target": target, "cores": cores, "python": platform.python_version(), "machine": platform.machine()}
     if pure:
         return {**base, **bench_pure(settings, messages=max(messages, 20000))}
@@ -144,6 +145,7 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
         # warm up: compile paths, fill caches
         await asyncio.gather(*(patient(f"{run}warm{c}", len(SCRIPT)) for c in range(20)))
         await bot.sender.idle()
+        tune_for_server()  # as `carebot run` does once the bot is built and started
 
         per = max(len(SCRIPT), messages // conversations)
         started, cpu = time.perf_counter(), cpu_seconds()
@@ -283,6 +285,7 @@ async def bench_worker(settings: Settings, index: int, run: str, conversations: 
     try:
         await asyncio.gather(*(patient(f"{prefix}warm{c}", len(SCRIPT)) for c in range(20)))
         await bot.sender.idle()
+        tune_for_server()
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         per = max(len(SCRIPT), messages // conversations)
