@@ -150,7 +150,7 @@ class Store:
         self.lease = timedelta(seconds=lease_seconds)
         # a worker whose heartbeat is older than this is dead: its claims are taken over at once
         self.liveness = timedelta(seconds=liveness_seconds)
-        self.writer = BatchWriter(self.engine, threads=writer_threads if writer_threads is not None else (4 if self.postgres else 0))
+        self.writer = BatchWriter(self.engine, threads=writer_threads if writer_threads is not None else (2 if self.postgres else 0))
         self._stmts = _Statements(self.engine.dialect)
         self._sent_marks: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="carebot-reader")
