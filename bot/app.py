@@ -199,8 +199,9 @@ class CareBot:
             adapter_set.add(adapter)
         sender = Sender(store, adapter_set, coord, clock)
         actions = _actions(settings, config)
-        # Several workers (Redis) change conversations under each other: read state fresh each turn.
-        cache_size = 0 if settings.redis_url else 50_000
+        # With several workers (Redis) the cached state is used only while Redis says it is the
+        # version last committed (Runtime._validate_cache); the row's version check stays the authority.
+        cache_size = 50_000
         proactive = ProactivePolicy(config.care.proactive)
         runtime = Runtime(pipeline=pipeline, engine=engine, store=store, coord=coord, clock=clock,
                           actions=actions, sender=sender, cache_size=cache_size, proactive=proactive,

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import platform
 import resource
 import statistics
 import tempfile
 import time
+import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,18 +50,41 @@ def peak_rss_mb() -> float:
 
 
 def run_bench(target: str, settings: Settings, *, pure: bool = False, conversations: int = 200,
-              messages: int = 20000, seconds: float = 5.0) -> dict[str, Any]:
+              messages: int = 20000, seconds: float = 5.0, workers: int = 0, worker_index: int = -1,
+              run_id: str = "") -> dict[str, Any]:
     if target == "startup":
         return {"target": target, **bench_startup(runs=5)}
-    cores = pin_one_core()
-    tune_for_server()  # as `carebot run` does
+    if workers and worker_index < 0:
+        return {"target": target, **bench_workers(settings, workers, conversations, messages)}
+    cores = pin_one_core() if worker_index < 0 else pin_core(worker_index)
+    if pure:
+        tune_for_server()
     base = {"target": target, "cores": cores, "python": platform.python_version(), "machine": platform.machine()}
     if pure:
         return {**base, **bench_pure(settings, messages=max(messages, 20000))}
+    if worker_index >= 0:
+        return {**base, **asyncio.run(bench_worker(settings, worker_index, run_id, conversations, messages))}
     return {**base, **asyncio.run(bench_runtime(settings, conversations, messages, seconds))}
 
 
+def pin_core(index: int) -> int:
+    """A worker of `--workers N`: worker i on core i (modulo the cores this process may use)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+    except (AttributeError, OSError):
+        pass
+    return 1
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process, all its threads (the writer threads included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _inbound(chat: str, text: str, n: int) -> Inbound:
+    # message ids are unique per run (chat names carry the run's id): Redis keeps seen-marks for a day
     return Inbound(kind="command" if text.startswith("/") else "text",
                    address=Address("memory", chat, chat), message_id=f"{chat}-{n}",
                    received_at=datetime.now(timezone.utc), text=text)
@@ -102,17 +127,13 @@ def bench_pure(settings: Settings, messages: int) -> dict[str, Any]:
 
 async def bench_runtime(settings: Settings, conversations: int, messages: int, seconds: float) -> dict[str, Any]:
     tmp = tempfile.TemporaryDirectory(prefix="carebot-bench-")
-    url = settings.database_url
-    if not os.environ.get("DATABASE_URL") and url == Settings().database_url:
-        url = f"sqlite:///{Path(tmp.name) / 'bench.db'}"
-    elif url.startswith("postgres"):
-        _reset_postgres(url)
-    upgrade(url)
+    url = _database(settings, tmp.name)
     settings = replace(settings, database_url=url, worker_id="bench")
     adapter = MemoryAdapter()
     bot = CareBot.build(settings, [adapter])
     await bot.start(background=False)
     counter = 0
+    run = uuid.uuid4().hex[:8]  # fresh conversations and message ids in Redis, whatever ran before
 
     async def patient(chat: str, n: int) -> None:
         nonlocal counter
@@ -122,14 +143,15 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
 
     try:
         # warm up: compile paths, fill caches
-        await asyncio.gather(*(patient(f"warm{c}", len(SCRIPT)) for c in range(20)))
+        await asyncio.gather(*(patient(f"{run}warm{c}", len(SCRIPT)) for c in range(20)))
         await bot.sender.idle()
+        tune_for_server()  # as `carebot run` does once the bot is built and started
 
         per = max(len(SCRIPT), messages // conversations)
-        started = time.perf_counter()
-        await asyncio.gather(*(patient(f"sat{c}", per) for c in range(conversations)))
+        started, cpu = time.perf_counter(), cpu_seconds()
+        await asyncio.gather(*(patient(f"{run}sat{c}", per) for c in range(conversations)))
         await bot.sender.idle()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         throughput = per * conversations / elapsed
 
         # latency at half the throughput, open loop: messages leave on schedule whatever happens.
@@ -141,7 +163,7 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
         rate = throughput / 2
         total = max(200, int(rate * seconds))
         latencies: list[float] = []
-        chats = [f"lat{c}" for c in range(conversations)]
+        chats = [f"{run}lat{c}" for c in range(conversations)]
         sent_per_chat = {c: 0 for c in chats}
         pending: list[asyncio.Task[None]] = []
 
@@ -170,6 +192,7 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
             "coordination": "redis" if settings.redis_url else "memory",
             "conversations": conversations,
             "messages_per_second": round(throughput),
+            "cpu_us_per_message": round(cpu / (per * conversations) * 1e6),
             "half_load_rate": round(rate),
             "half_load_messages": total,
             "half_load_achieved_rate": round(total / offered_seconds),
@@ -184,6 +207,97 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
     finally:
         await bot.stop()
         tmp.cleanup()
+
+
+def _database(settings: Settings, tmp: str) -> str:
+    url = settings.database_url
+    if not os.environ.get("DATABASE_URL") and url == Settings().database_url:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+    elif url.startswith("postgres"):
+        _reset_postgres(url)
+    upgrade(url)
+    return url
+
+
+def bench_workers(settings: Settings, workers: int, conversations: int, messages: int) -> dict[str, Any]:
+    """`--workers N`: N worker processes, worker i pinned to core i, against one database and
+    one Redis, each driving its own patients at saturation; they start together (a barrier on
+    their stdin) and the aggregate is all their messages over the wall time from the first start
+    to the last finish. Needs PostgreSQL and Redis (SQLite is one process by design)."""
+    import subprocess
+    import sys
+
+    if not settings.database_url.startswith("postgres") or not settings.redis_url:
+        raise SystemExit("--workers needs --database-url postgresql://… and --redis-url redis://…")
+    with tempfile.TemporaryDirectory(prefix="carebot-bench-") as tmp:
+        url = _database(settings, tmp)
+    run = uuid.uuid4().hex[:8]
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": settings.redis_url}
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "bench", "engine", "--json", "--database-url", url,
+         "--redis-url", settings.redis_url, "--workers", str(workers), "--worker-index", str(i),
+         "--run-id", run, "--conversations", str(conversations), "--messages", str(messages)],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for i in range(workers)]
+    try:
+        for p in procs:  # each says "ready" once warmed up
+            line = p.stdout.readline() if p.stdout else ""
+            if line.strip() != "ready":
+                raise RuntimeError(f"a bench worker did not start: {line!r}")
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        results = []
+        for p in procs:
+            out, _ = p.communicate(timeout=600)
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    total = sum(r["messages"] for r in results)
+    wall = max(r["finished"] for r in results) - min(r["started"] for r in results)
+    return {"database": "postgresql", "coordination": "redis", "workers": workers,
+            "conversations_per_worker": conversations,
+            "messages_per_second": round(total / wall),
+            "per_worker_messages_per_second": [r["messages_per_second"] for r in results],
+            "cpu_us_per_message": [r["cpu_us_per_message"] for r in results],
+            "peak_rss_mb": [r["peak_rss_mb"] for r in results]}
+
+
+async def bench_worker(settings: Settings, index: int, run: str, conversations: int, messages: int) -> dict[str, Any]:
+    """One worker of `--workers N` (see bench_workers): its own patients, saturation only."""
+    import sys
+
+    settings = replace(settings, worker_id=f"bench{index}")
+    adapter = MemoryAdapter()
+    bot = CareBot.build(settings, [adapter])
+    await bot.start(background=False)
+    counter = 0
+    prefix = f"{run}w{index}"
+
+    async def patient(chat: str, n: int) -> None:
+        nonlocal counter
+        for i in range(n):
+            counter += 1
+            await bot.runtime.handle(_inbound(chat, SCRIPT[i % len(SCRIPT)], counter))
+
+    try:
+        await asyncio.gather(*(patient(f"{prefix}warm{c}", len(SCRIPT)) for c in range(20)))
+        await bot.sender.idle()
+        tune_for_server()
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        per = max(len(SCRIPT), messages // conversations)
+        started, cpu, t0 = time.time(), cpu_seconds(), time.perf_counter()
+        await asyncio.gather(*(patient(f"{prefix}sat{c}", per) for c in range(conversations)))
+        await bot.sender.idle()
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - cpu
+        return {"messages": per * conversations, "started": started, "finished": started + elapsed,
+                "messages_per_second": round(per * conversations / elapsed),
+                "cpu_us_per_message": round(cpu / (per * conversations) * 1e6), "peak_rss_mb": peak_rss_mb()}
+    finally:
+        await bot.stop()
 
 
 def _reset_postgres(url: str) -> None:

@@ -168,7 +168,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                     broadcast_rate=args.broadcast_rate)
     else:
         result = run_bench(args.target, settings, pure=args.pure, conversations=args.conversations or 200,
-                           messages=args.messages, seconds=args.seconds)
+                           messages=args.messages, seconds=args.seconds, workers=args.workers,
+                           worker_index=args.worker_index, run_id=args.run_id)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -257,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conversations", type=int, default=None, help="engine: 200; telegram: 1000")
     p.add_argument("--messages", type=int, default=20000)
     p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--workers", type=int, default=0, help="engine: N worker processes against one PostgreSQL "
+                   "and Redis (each pinned to its own core, its own patients); reports the aggregate")
+    p.add_argument("--worker-index", type=int, default=-1, help=argparse.SUPPRESS)
+    p.add_argument("--run-id", default="", help=argparse.SUPPRESS)
     p.add_argument("--clients", type=int, default=1000, help="webchat: concurrent WebSocket clients")
     p.add_argument("--think-ms", type=float, default=5000.0, help="webchat: each client's pause between messages")
     p.add_argument("--requests", type=int, default=2000, help="fuzz: hostile requests to send")

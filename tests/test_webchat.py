@@ -336,7 +336,7 @@ async def test_the_log_numbers_each_conversation_on_postgresql(pg_url: str) -> N
 
 @pytest.mark.postgres
 async def test_concurrent_appends_on_postgresql_number_without_gaps_or_errors(pg_url: str) -> None:
-    """Two workers with four writer threads each, many conversations, entries and resends at once:
+    """Two workers with their writer threads each, many conversations, entries and resends at once:
     every append succeeds (a deadlock between workers is retried), each conversation is numbered
     1..n with no gap, and a resend returns its first number."""
     import asyncio

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
-from typing import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
 
 
 class LockTimeout(Exception):
     """The lock could not be taken in time (another worker holds it for too long)."""
+
+
+@dataclass
+class Hold:
+    """A conversation this worker holds for a run of turns (its mailbox being drained).
+
+    `version` is the state version last committed through coordination, so the holder can tell
+    whether the state it cached is still current without reading the database: None when the
+    backend keeps no versions (one process: its cache is the truth), 0 when unknown (read the
+    row). Whatever it says, the state row's version check at commit is the authority."""
+
+    key: str
+    seen: bool
+    version: int | None = None
+    token: str = ""
+    handle: Any = field(default=None, repr=False)
 
 
 class Coord(ABC):
@@ -51,6 +68,36 @@ class Coord(ABC):
 
     @abstractmethod
     def subscribe(self, channel: str) -> AsyncIterator[str]: ...
+
+    async def hold(self, key: str, dedupe_key: str, ttl: float = 30.0, wait: float = 60.0) -> Hold:
+        """Take `key` exclusively (like `lock`) and say whether `dedupe_key` was seen and which
+        version was last committed. Redis does all of it in one round trip."""
+        cm = self.lock(key, ttl=ttl, wait=wait)
+        await cm.__aenter__()
+        try:
+            seen = await self.seen(dedupe_key)
+        except BaseException:
+            await cm.__aexit__(None, None, None)
+            raise
+        return Hold(key, seen, None, handle=cm)
+
+    async def step(self, hold: Hold, done_key: str | None, version: int, next_key: str,
+                   ttl: float = 30.0) -> bool:
+        """Between two turns of one hold: `done_key` was processed (committing `version`); is
+        `next_key` a duplicate? Returns False when the hold was lost (its lease ran out while this
+        worker stalled): the caller takes the key again. The default lock cannot be lost."""
+        if done_key is not None:
+            await self.mark_seen(done_key)
+        hold.seen = await self.seen(next_key)
+        return True
+
+    async def release(self, hold: Hold, done_key: str | None, version: int) -> None:
+        """End the hold: `done_key` was processed, `version` committed (0: nothing committed)."""
+        try:
+            if done_key is not None:
+                await self.mark_seen(done_key)
+        finally:
+            await hold.handle.__aexit__(None, None, None)
 
     async def close(self) -> None:
         return None

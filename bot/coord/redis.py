@@ -1,17 +1,27 @@
 """Coordination across processes with Redis: SET NX PX locks with a fencing token, SET NX for
-de-duplication, sorted-set sliding windows for rate limits, and Redis pub/sub."""
+de-duplication, sorted-set sliding windows for rate limits, and Redis pub/sub.
+
+The runtime's per-turn calls (`hold`, `step`, `release`) are each one Lua script that does the
+lock, the seen check and the version together, and all calls made while the previous batch is on
+the wire go out as one pipeline: one round trip serves many conversations, and the batches go out
+in order (one in flight at a time), so a conversation's release always reaches Redis before its
+next hold.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import redis.asyncio as aioredis
 
-from bot.coord.base import Coord, LockTimeout
+from redis.exceptions import NoScriptError
+
+from bot.coord.base import Coord, Hold, LockTimeout
 
 # Release only a lock we still own (its value is our token); also: drop a cached value only while
 # it still holds the value the caller saw.
@@ -34,6 +44,87 @@ return tostring(tonumber(oldest[2]) + window - now)
 """
 
 
+# Take a conversation: the lock (or renew it, when the token is already ours), whether the first
+# message was seen, and the version last committed. KEYS: lock, seen, version. ARGV: token, ttl ms.
+_HOLD = """
+local cur = redis.call('get', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+elseif cur or not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {0, 0, '0'}
+end
+return {1, redis.call('exists', KEYS[2]), redis.call('get', KEYS[3]) or '0'}
+"""
+# Between two turns of a hold, and at its end: mark the finished message seen, record the version
+# it committed (only ever upwards), then renew the lease and check the next message (step), or
+# let go (release). KEYS: lock, version, done seen ('' when none), next seen ('' on release).
+# ARGV: token, ttl ms, version, seen ttl s, release (1/0).
+_STEP = """
+if KEYS[3] ~= '' then redis.call('set', KEYS[3], '1', 'EX', ARGV[4]) end
+local v = tonumber(ARGV[3])
+if v > 0 and v > tonumber(redis.call('get', KEYS[2]) or '0') then
+  redis.call('set', KEYS[2], ARGV[3], 'EX', ARGV[4])
+end
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return {0, 0} end
+if ARGV[5] == '1' then redis.call('del', KEYS[1]); return {1, 0} end
+redis.call('pexpire', KEYS[1], ARGV[2])
+return {1, redis.call('exists', KEYS[4])}
+"""
+
+
+class _Batches:
+    """Script calls queued while a batch is on the wire go out together as the next pipeline."""
+
+    def __init__(self, redis: aioredis.Redis, scripts: dict[str, str]):
+        self.redis = redis
+        self.scripts = scripts  # sha → source, loaded again if Redis forgot them (a restart)
+        self.pending: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
+        self.running = False
+
+    def call(self, sha: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self.pending.append((sha, keys, args, fut))
+        if not self.running:
+            self.running = True
+            loop.create_task(self._run())
+        return fut
+
+    async def _run(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    results = await self._send(batch)
+                except Exception as exc:  # Redis unreachable: every call of the batch fails
+                    for *_, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (*_, fut), result in zip(batch, results):
+                    if fut.done():
+                        continue
+                    if isinstance(result, Exception):
+                        fut.set_exception(result)
+                    else:
+                        fut.set_result(result)
+        finally:
+            self.running = False
+
+    async def _send(self, batch: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]]) -> list[Any]:
+        for attempt in (0, 1):
+            pipe = self.redis.pipeline(transaction=False)
+            for sha, keys, args, _ in batch:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            results = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                for source in self.scripts.values():
+                    await self.redis.script_load(source)
+                continue  # the scripts only change keys when they run: running the batch again is safe
+            return list(results)
+        return list(results)
+
+
 class RedisCoord(Coord):
     def __init__(self, url: str, prefix: str = "carebot:", max_connections: int = 256):
         # a blocking pool: under a burst, callers wait for a free connection instead of failing
@@ -43,11 +134,51 @@ class RedisCoord(Coord):
         self.prefix = prefix
         self._release = self.redis.register_script(_RELEASE)
         self._hit = self.redis.register_script(_HIT)
+        self._hold_sha = self.redis.register_script(_HOLD).sha
+        self._step_sha = self.redis.register_script(_STEP).sha
+        self._batches = _Batches(self.redis, {self._hold_sha: _HOLD, self._step_sha: _STEP, self._hit.sha: _HIT})
+        # tokens (lock owners, rate-window members) need only be unique: a random tag per process
+        # and a counter, not a system call for randomness each time
+        self._tag = secrets.token_hex(6)
+        self._serial = itertools.count()
+        self.seen_ttl = 86400
+
+    async def hold(self, key: str, dedupe_key: str, ttl: float = 30.0, wait: float = 60.0) -> Hold:
+        p = self.prefix
+        keys = [f"{p}lock:{key}", f"{p}seen:{dedupe_key}", f"{p}ver:{key}"]
+        token = self._token()
+        deadline = time.monotonic() + wait
+        delay = 0.001
+        while True:
+            got, seen, version = await self._batches.call(self._hold_sha, keys, [token, int(ttl * 1000)])
+            if int(got):
+                return Hold(key, bool(int(seen)), int(version), token)
+            if time.monotonic() > deadline:
+                raise LockTimeout(key)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    async def step(self, hold: Hold, done_key: str | None, version: int, next_key: str,
+                   ttl: float = 30.0) -> bool:
+        ours, seen = await self._step(hold, done_key, version, next_key, ttl, release=False)
+        hold.seen = bool(int(seen))
+        return bool(int(ours))
+
+    async def release(self, hold: Hold, done_key: str | None, version: int) -> None:
+        await self._step(hold, done_key, version, None, 0, release=True)
+
+    def _step(self, hold: Hold, done_key: str | None, version: int, next_key: str | None, ttl: float,
+              release: bool) -> asyncio.Future[Any]:
+        p = self.prefix
+        keys = [f"{p}lock:{hold.key}", f"{p}ver:{hold.key}", f"{p}seen:{done_key}" if done_key else "",
+                f"{p}seen:{next_key}" if next_key else ""]
+        return self._batches.call(self._step_sha, keys,
+                                  [hold.token, int(ttl * 1000), version, self.seen_ttl, 1 if release else 0])
 
     @asynccontextmanager
     async def lock(self, key: str, ttl: float = 30.0, wait: float = 60.0) -> AsyncIterator[None]:
         name = f"{self.prefix}lock:{key}"
-        token = secrets.token_hex(8)
+        token = self._token()
         deadline = time.monotonic() + wait
         delay = 0.001
         while not await self.redis.set(name, token, nx=True, px=int(ttl * 1000)):
@@ -67,9 +198,12 @@ class RedisCoord(Coord):
         await self.redis.set(f"{self.prefix}seen:{key}", "1", ex=ttl)
 
     async def hit(self, key: str, limit: int, per_seconds: float, at: float | None = None) -> float:
-        wait = await self._hit(keys=[f"{self.prefix}rate:{key}"],
-                               args=[time.time() if at is None else at, per_seconds, limit, secrets.token_hex(6)])
+        wait = await self._batches.call(self._hit.sha, [f"{self.prefix}rate:{key}"],
+                                        [time.time() if at is None else at, per_seconds, limit, self._token()])
         return max(0.0, float(wait))
+
+    def _token(self) -> str:
+        return f"{self._tag}.{next(self._serial)}"
 
     async def cache_get(self, key: str) -> str | None:
         value = await self.redis.get(f"{self.prefix}cache:{key}")

@@ -27,6 +27,7 @@ from bot.adapter import AdapterSet
 from bot.care.erasure import erase_records
 from bot.clock import Clock
 from bot.coord import Coord
+from bot.coord.base import Hold
 from bot.engine.engine import Engine
 from bot.engine.state import State
 from bot.pipeline import Pipeline
@@ -105,26 +106,64 @@ class Runtime:
         return await fut
 
     async def _drain(self, conv: str, box: deque[tuple[Inbound, asyncio.Future[Outcome], int | None, WriteFn | None]]) -> None:
+        """Process the mailbox while holding the conversation: one `coord.hold` for a run of
+        messages, one `coord.step` between them, one `coord.release` when the mailbox is empty
+        (with Redis each is one batched round trip). The seen-mark and the committed version of a
+        message travel with the next step or the release, off the patient's path: the inbox row,
+        written with the turn, is what makes a message processed."""
         metrics.ACTIVE.inc()
+        hold: Hold | None = None
+        done: str | None = None  # the dedupe key processed last, not yet marked seen
+        version = 0  # the state version this hold committed last
         try:
-            while box:
-                inbound, fut, timer_id, also = box[0]
+            while True:
+                while box:
+                    inbound, fut, timer_id, also = box[0]
+                    try:
+                        if hold is None:
+                            hold = await self.coord.hold(conv, inbound.dedupe_key, ttl=self.lock_ttl)
+                            self._validate_cache(conv, hold.version)
+                        elif not await self.coord.step(hold, done, version, inbound.dedupe_key, ttl=self.lock_ttl):
+                            hold, done = None, None  # our lease ran out meanwhile: take it again
+                            self._cache.pop(conv, None)
+                            continue
+                        done = None
+                        outcome = await self._process(inbound, timer_id, also, seen=hold.seen)
+                    except Exception as exc:
+                        log.exception("turn failed conversation=%s kind=%s", conv, inbound.kind)
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    else:
+                        if outcome.status == "duplicate" or outcome.state is not None:
+                            done = inbound.dedupe_key
+                        if outcome.state is not None:
+                            version = max(version, outcome.state.version)
+                        if not fut.done():
+                            fut.set_result(outcome)
+                        for q in self.listeners:
+                            q.put_nowait((inbound, outcome))
+                    box.popleft()
+                if hold is None:
+                    break
                 try:
-                    async with self.coord.lock(conv, ttl=self.lock_ttl):
-                        outcome = await self._process(inbound, timer_id, also)
-                except Exception as exc:
-                    log.exception("turn failed conversation=%s kind=%s", conv, inbound.kind)
-                    if not fut.done():
-                        fut.set_exception(exc)
-                else:
-                    if not fut.done():
-                        fut.set_result(outcome)
-                    for q in self.listeners:
-                        q.put_nowait((inbound, outcome))
-                box.popleft()
+                    await self.coord.release(hold, done, version)
+                except Exception:  # the lock expires by itself; the inbox stays the authority
+                    log.exception("release failed conversation=%s", conv)
+                hold, done = None, None
+                if not box:
+                    break
         finally:
             del self._mailboxes[conv]
             metrics.ACTIVE.dec()
+
+    def _validate_cache(self, conv: str, version: int | None) -> None:
+        """Keep the cached state only while it is the version last committed (None: this process
+        is the only writer, its cache is the truth)."""
+        if version is None:
+            return
+        cached = self._cache.get(conv)
+        if cached is not None and cached.version != version:
+            del self._cache[conv]
 
     async def _load(self, inbound: Inbound) -> State:
         conv = inbound.address.conversation_id
@@ -143,11 +182,11 @@ class Runtime:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def _process(self, inbound: Inbound, timer_id: int | None, also: WriteFn | None = None) -> Outcome:
+    async def _process(self, inbound: Inbound, timer_id: int | None, also: WriteFn | None = None, *,
+                       seen: bool = False) -> Outcome:
         started = time.perf_counter()
-        key = inbound.dedupe_key
         channel = inbound.address.channel
-        if await self.coord.seen(key):
+        if seen:
             metrics.INBOUND.labels(channel, inbound.kind, "duplicate").inc()
             return Outcome("duplicate")
         for _attempt in range(MAX_CONFLICT_RETRIES):
@@ -178,7 +217,6 @@ class Runtime:
             try:
                 claimed = await self.store.commit_turn(commit)
             except Duplicate:
-                await self.coord.mark_seen(key)
                 metrics.INBOUND.labels(channel, inbound.kind, "duplicate").inc()
                 return Outcome("duplicate")
             except VersionConflict:
@@ -187,7 +225,6 @@ class Runtime:
                 continue
             state.version = before.version + 1
             self._remember(state)
-            await self.coord.mark_seen(key)
             if self.sender is not None and claimed:
                 self.sender.enqueue(claimed)
             for hook in self.after_commit:

@@ -47,6 +47,22 @@ class FastStatement:
         cursor.executemany(self.sql, [self.params(r) for r in rows])
         cursor.close()
 
+    def executemany_returning(self, conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[Any, ...] | None]:
+        """PostgreSQL (psycopg): all rows in one pipeline, one round trip; for each input row in
+        order, its RETURNING row, or None when it wrote nothing (ON CONFLICT DO NOTHING, an
+        UPDATE whose WHERE matched no row)."""
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(self.sql, [self.params(r) for r in rows], returning=True)
+            out: list[tuple[Any, ...] | None] = []
+            while True:
+                got = cursor.fetchone()
+                out.append(tuple(got) if got is not None else None)
+                if not cursor.nextset():
+                    return out
+        finally:
+            cursor.close()
+
 
 def _pg_array(column: Any) -> str:
     """The PostgreSQL array type a column's values travel in (unnest casts them back)."""

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.store import models as t
 from bot.store.db import Checkpointer, is_postgres, make_engine
 from bot.store.fastsql import FastStatement
-from bot.store.writer import BatchWriter
+from bot.store.writer import BatchWriter, Grouped
 from bot.types import (
     Address, CancelTimer, Effect, Inbound, Moderate, OpenTicket, Outbound, RecordEvent,
     ScheduleTimer, Send, Tag, UpdateTicket,
@@ -106,6 +106,10 @@ class _Statements:
             index_elements=["id"]).returning(CONV.c.version))
         self.conv_update = fast(CONV.update().where(CONV.c.id == b("cid"), CONV.c.version == b("expected")).values(
             cols(CONV, "state", "mode", "locale", "version", "updated_at")))
+        # the same, saying which rows it wrote (for several turns in one round trip)
+        self.conv_update_returning = fast(CONV.update().where(
+            CONV.c.id == b("cid"), CONV.c.version == b("expected")).values(
+            cols(CONV, "state", "mode", "locale", "version", "updated_at")).returning(CONV.c.version))
         self.inbox_insert = fast(insert(INBOX).values(cols(
             INBOX, "org", "channel", "message_id", "conversation_id", "kind", "received_at",
             "processed_at", "body", "media")).on_conflict_do_nothing(index_elements=["channel", "message_id"]).returning(INBOX.c.id))
@@ -126,6 +130,10 @@ class _Statements:
         self.open_elsewhere = fast(sa.select(OUTBOX.c.id).where(
             OUTBOX.c.conversation_id == b("cid"), sa.or_(OUTBOX.c.status == OPEN[0], OUTBOX.c.status == OPEN[1]),
             OUTBOX.c.claimed_by != b("me")).limit(1))
+        # the same question for many conversations at once (PostgreSQL: the ids as one array)
+        self.open_elsewhere_any = (
+            "SELECT DISTINCT conversation_id FROM outbox WHERE conversation_id = ANY(%(cids)s) "
+            "AND status IN ('pending', 'sending') AND claimed_by <> %(me)s") if dialect.name == "postgresql" else ""
         self.outbox_sent = fast(OUTBOX.update().where(OUTBOX.c.id == b("rid")).values(
             status="sent", lease_until=None, attempts=OUTBOX.c.attempts + 1,
             **cols(OUTBOX, "sent_at", "platform_message_id")))
@@ -142,7 +150,7 @@ class Store:
         self.lease = timedelta(seconds=lease_seconds)
         # a worker whose heartbeat is older than this is dead: its claims are taken over at once
         self.liveness = timedelta(seconds=liveness_seconds)
-        self.writer = BatchWriter(self.engine, threads=writer_threads if writer_threads is not None else (4 if self.postgres else 0))
+        self.writer = BatchWriter(self.engine, threads=writer_threads if writer_threads is not None else (2 if self.postgres else 0))
         self._stmts = _Statements(self.engine.dialect)
         self._sent_marks: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="carebot-reader")
@@ -184,32 +192,123 @@ class Store:
     async def commit_turn(self, commit: TurnCommit) -> list[Claimed]:
         """Write state, inbox, outbox, timers and records atomically. Raises Duplicate or
         VersionConflict (nothing written). Returns the outbox rows this worker now delivers."""
+        if self.postgres:  # turns committed meanwhile share their round trips (_commit_turns)
+            return await self.writer.submit(Grouped(self._commit_turn, self._commit_turns, commit),
+                                            commit.conversation_id)
         return await self.write(lambda conn: self._commit_turn(conn, commit), commit.conversation_id)
+
+    # the rows of a turn, as statement parameters
+
+    def _conv_row(self, c: TurnCommit) -> dict[str, Any]:
+        if c.expected_version == 0:
+            addr = c.address
+            return dict(id=c.conversation_id, org=addr.org, channel=addr.channel, chat_id=addr.chat_id,
+                        user_id=addr.user_id, thread_id=addr.thread_id, is_group=addr.is_group,
+                        mode=c.mode, locale=c.locale, state=c.state_json, version=1, created_at=c.now,
+                        updated_at=c.now)
+        return dict(cid=c.conversation_id, expected=c.expected_version, state=c.state_json, mode=c.mode,
+                    locale=c.locale, version=c.expected_version + 1, updated_at=c.now)
+
+    def _inbox_row(self, c: TurnCommit, ib: Inbound) -> dict[str, Any]:
+        addr = c.address
+        said = ib.kind in PATIENT_WORDS and (not addr.is_group or ib.addressed or ib.kind != "text")
+        return dict(org=addr.org, channel=ib.address.channel, message_id=ib.message_id,
+                    conversation_id=c.conversation_id, kind=ib.kind, received_at=ib.received_at,
+                    processed_at=c.now, body=(ib.text or str(ib.payload.get("value", ""))) if said else "",
+                    media=ib.media.ref[:500] if said and ib.media else "")
+
+    def _outbox_row(self, c: TurnCommit, ob: Outbound, behind: bool) -> dict[str, Any]:
+        now = c.now
+        return dict(org=c.address.org, conversation_id=c.conversation_id, channel=ob.address.channel, op=ob.op,
+                    content_key=ob.key, payload=json.dumps(ob.to_dict(), ensure_ascii=False),
+                    status="pending" if behind else "sending", attempts=0, next_attempt_at=now,
+                    lease_until=None if behind else now + self.lease, claimed_by="" if behind else self.worker_id,
+                    created_at=now, platform_message_id="", last_error="")
+
+    def _timer_row(self, c: TurnCommit, effect: ScheduleTimer) -> dict[str, Any]:
+        return dict(org=c.address.org, conversation_id=c.conversation_id, name=effect.name, due_at=effect.due_at,
+                    payload=json.dumps({**effect.payload, "name": effect.name}, ensure_ascii=False, default=str),
+                    status="pending", created_at=c.now, claimed_by="")
+
+    def _event_row(self, c: TurnCommit, effect: RecordEvent | Tag) -> dict[str, Any]:
+        kind = effect.event if isinstance(effect, RecordEvent) else "tag"
+        data = effect.data if isinstance(effect, RecordEvent) else {"add": list(effect.add), "remove": list(effect.remove)}
+        return dict(org=c.address.org, conversation_id=c.conversation_id, kind=kind,
+                    data=json.dumps(data, ensure_ascii=False, default=str), at=c.now)
+
+    def _commit_turns(self, conn: Connection, commits: list[TurnCommit]) -> list[list[Claimed]]:
+        """Several turns (of different conversations) with a statement per kind of row, each one
+        round trip (psycopg pipelines executemany): state rows, inbox rows, the open-elsewhere
+        check, outbox rows, timers, events. Raises on any version conflict or duplicate: the
+        writer then runs each turn alone (`_commit_turn`), so each gets its own outcome."""
+        st = self._stmts
+        new = [self._conv_row(c) for c in commits if c.expected_version == 0]
+        old = [self._conv_row(c) for c in commits if c.expected_version != 0]
+        if new and None in st.conv_insert.executemany_returning(conn, new):
+            raise VersionConflict("a conversation in the group")
+        if old and None in st.conv_update_returning.executemany_returning(conn, old):
+            raise VersionConflict("a conversation in the group")
+        inbox = [self._inbox_row(c, c.inbound) for c in commits if c.inbound is not None]
+        if inbox and None in st.inbox_insert.executemany_returning(conn, inbox):
+            raise Duplicate("a message in the group")
+        sending = [c.conversation_id for c in commits if any(isinstance(e, (Send, Moderate)) for e in c.effects)]
+        behind: set[str] = set()
+        if sending:
+            cursor = conn.connection.cursor()
+            cursor.execute(st.open_elsewhere_any, {"cids": sending, "me": self.worker_id})
+            behind = {r[0] for r in cursor.fetchall()}
+            cursor.close()
+        outbox: list[dict[str, Any]] = []
+        owners: list[tuple[int, Outbound, bool]] = []
+        cancels: list[dict[str, Any]] = []
+        timers: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        for k, c in enumerate(commits):
+            if c.also is not None:
+                c.also(conn)
+            if c.timer_id is not None:
+                st.timer_fired.execute(conn, dict(tid=c.timer_id, fired_at=c.now))
+            late = c.conversation_id in behind
+            # timers group only when the turn's timer effects commute (each name once)
+            names = [e.name for e in c.effects if isinstance(e, (ScheduleTimer, CancelTimer))]
+            group_timers = len(names) == len(set(names))
+            ticket = c.current_ticket
+            for i, effect in enumerate(c.effects):
+                if isinstance(effect, (Send, Moderate)):
+                    outbox.append(self._outbox_row(c, effect.outbound, late))
+                    owners.append((k, effect.outbound, not late))
+                elif isinstance(effect, (RecordEvent, Tag)):
+                    events.append(self._event_row(c, effect))
+                elif group_timers and isinstance(effect, (ScheduleTimer, CancelTimer)):
+                    cancels.append(dict(cid=c.conversation_id, tname=effect.name))
+                    if isinstance(effect, ScheduleTimer):
+                        timers.append(self._timer_row(c, effect))
+                else:
+                    ticket = self._write_effect(conn, c, i, effect, ticket)
+        claimed: list[list[Claimed]] = [[] for _ in commits]
+        if outbox:
+            for (k, ob, mine), row in zip(owners, st.outbox_insert.executemany_returning(conn, outbox)):
+                if mine:
+                    claimed[k].append(Claimed(row[0], commits[k].conversation_id, ob))  # type: ignore[index]
+        if cancels:
+            st.timer_cancel.executemany(conn, cancels)
+        if timers:
+            st.timer_insert.executemany(conn, timers)
+        if events:
+            st.event_insert.executemany(conn, events)
+        return claimed
 
     def _commit_turn(self, conn: Connection, c: TurnCommit) -> list[Claimed]:
         st = self._stmts
-        now, addr = c.now, c.address
-        org = addr.org
+        now = c.now
         if c.expected_version == 0:
-            written = st.conv_insert.execute(conn, dict(
-                id=c.conversation_id, org=org, channel=addr.channel, chat_id=addr.chat_id,
-                user_id=addr.user_id, thread_id=addr.thread_id, is_group=addr.is_group,
-                mode=c.mode, locale=c.locale, state=c.state_json, version=1, created_at=now,
-                updated_at=now)).fetchone() is not None
+            written = st.conv_insert.execute(conn, self._conv_row(c)).fetchone() is not None
         else:
-            written = st.conv_update.execute(conn, dict(
-                cid=c.conversation_id, expected=c.expected_version, state=c.state_json, mode=c.mode,
-                locale=c.locale, version=c.expected_version + 1, updated_at=now)).rowcount == 1
+            written = st.conv_update.execute(conn, self._conv_row(c)).rowcount == 1
         if not written:
             raise VersionConflict(c.conversation_id)
         if c.inbound is not None:
-            ib = c.inbound
-            said = ib.kind in PATIENT_WORDS and (not addr.is_group or ib.addressed or ib.kind != "text")
-            inserted = st.inbox_insert.execute(conn, dict(
-                org=org, channel=ib.address.channel, message_id=ib.message_id,
-                conversation_id=c.conversation_id, kind=ib.kind, received_at=ib.received_at, processed_at=now,
-                body=(ib.text or str(ib.payload.get("value", ""))) if said else "",
-                media=ib.media.ref[:500] if said and ib.media else "")).fetchone()
+            inserted = st.inbox_insert.execute(conn, self._inbox_row(c, c.inbound)).fetchone()
             if inserted is None:
                 raise Duplicate(c.inbound.dedupe_key)  # the caller's savepoint undoes the state write
         if c.also is not None:
@@ -225,53 +324,49 @@ class Store:
                 if behind is None:
                     behind = st.open_elsewhere.execute(conn, dict(cid=c.conversation_id, me=self.worker_id)) \
                         .fetchone() is not None
-                row_id = st.outbox_insert.execute(conn, dict(
-                    org=org, conversation_id=c.conversation_id, channel=ob.address.channel, op=ob.op,
-                    content_key=ob.key, payload=json.dumps(ob.to_dict(), ensure_ascii=False),
-                    status="pending" if behind else "sending", attempts=0, next_attempt_at=now,
-                    lease_until=None if behind else now + self.lease, claimed_by="" if behind else self.worker_id,
-                    created_at=now, platform_message_id="", last_error="",
-                )).fetchone()[0]
+                row_id = st.outbox_insert.execute(conn, self._outbox_row(c, ob, behind)).fetchone()[0]
                 if not behind:  # else the sweep takes it, in order, once the earlier ones are out
                     claimed.append(Claimed(row_id, c.conversation_id, ob))
-            elif isinstance(effect, ScheduleTimer):
-                self._cancel_timer(conn, c.conversation_id, effect.name)
-                st.timer_insert.execute(conn, dict(
-                    org=org, conversation_id=c.conversation_id, name=effect.name, due_at=effect.due_at,
-                    payload=json.dumps({**effect.payload, "name": effect.name}, ensure_ascii=False, default=str),
-                    status="pending", created_at=now, claimed_by=""))
-            elif isinstance(effect, CancelTimer):
-                self._cancel_timer(conn, c.conversation_id, effect.name)
-            elif isinstance(effect, OpenTicket):
-                ticket = c.ticket_ids[i]
-                conn.execute(TICKET.insert().values(
-                    id=ticket, org=org, conversation_id=c.conversation_id, status="pending",
-                    department=effect.department, priority=effect.priority, reason=effect.reason,
-                    summary=json.dumps(effect.summary, ensure_ascii=False, default=str), opened_at=now))
-                for author, body in effect.transcript:
-                    conn.execute(TICKET_MSG.insert().values(org=org, ticket_id=ticket, author=author, body=body,
-                                                            media="", at=now))
-            elif isinstance(effect, UpdateTicket) and ticket:
-                values: dict[str, Any] = {}
-                if effect.priority:
-                    values["priority"] = effect.priority
-                if effect.status:
-                    values["status"] = effect.status
-                if values:
-                    conn.execute(TICKET.update().where(TICKET.c.id == ticket).values(**values))
-                if effect.message or effect.media:
-                    conn.execute(TICKET_MSG.insert().values(
-                        org=org, ticket_id=ticket, author="patient", body=effect.message,
-                        media=effect.media.ref if effect.media else "", at=now))
             elif isinstance(effect, (RecordEvent, Tag)):
-                kind = effect.event if isinstance(effect, RecordEvent) else "tag"
-                data = effect.data if isinstance(effect, RecordEvent) else {"add": list(effect.add), "remove": list(effect.remove)}
-                st.event_insert.execute(conn, dict(
-                    org=org, conversation_id=c.conversation_id, kind=kind,
-                    data=json.dumps(data, ensure_ascii=False, default=str), at=now))
-            elif (writer := self.effect_writers.get(effect.kind)) is not None:
-                writer(conn, effect, c)
+                st.event_insert.execute(conn, self._event_row(c, effect))
+            else:
+                ticket = self._write_effect(conn, c, i, effect, ticket)
         return claimed
+
+    def _write_effect(self, conn: Connection, c: TurnCommit, i: int, effect: Effect, ticket: str) -> str:
+        """The rows of one effect that is not a message or a record (timers, tickets, what parts
+        of bot define); returns the turn's current ticket."""
+        st = self._stmts
+        org, now = c.address.org, c.now
+        if isinstance(effect, ScheduleTimer):
+            self._cancel_timer(conn, c.conversation_id, effect.name)
+            st.timer_insert.execute(conn, self._timer_row(c, effect))
+        elif isinstance(effect, CancelTimer):
+            self._cancel_timer(conn, c.conversation_id, effect.name)
+        elif isinstance(effect, OpenTicket):
+            ticket = c.ticket_ids[i]
+            conn.execute(TICKET.insert().values(
+                id=ticket, org=org, conversation_id=c.conversation_id, status="pending",
+                department=effect.department, priority=effect.priority, reason=effect.reason,
+                summary=json.dumps(effect.summary, ensure_ascii=False, default=str), opened_at=now))
+            for author, body in effect.transcript:
+                conn.execute(TICKET_MSG.insert().values(org=org, ticket_id=ticket, author=author, body=body,
+                                                        media="", at=now))
+        elif isinstance(effect, UpdateTicket) and ticket:
+            values: dict[str, Any] = {}
+            if effect.priority:
+                values["priority"] = effect.priority
+            if effect.status:
+                values["status"] = effect.status
+            if values:
+                conn.execute(TICKET.update().where(TICKET.c.id == ticket).values(**values))
+            if effect.message or effect.media:
+                conn.execute(TICKET_MSG.insert().values(
+                    org=org, ticket_id=ticket, author="patient", body=effect.message,
+                    media=effect.media.ref if effect.media else "", at=now))
+        elif (writer := self.effect_writers.get(effect.kind)) is not None:
+            writer(conn, effect, c)
+        return ticket
 
     def outbox_row(self, conn: Connection, conversation_id: str, ob: Outbound, now: datetime, org: str = "default") -> Claimed:
         """Write one outbox row from a transaction that is not a turn (a page to on-call staff),

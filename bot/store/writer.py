@@ -27,6 +27,22 @@ from bot import metrics
 log = logging.getLogger("carebot.store")
 
 WriteFn = Callable[[Connection], Any]
+
+
+class Grouped:
+    """A write that can run together with others of its kind. Called alone it is `fn(conn, arg)`;
+    consecutive ones in a batch with the same `many` run as `many(conn, [arg, …])`, which must
+    return one result per arg or raise (then the batch falls back to one savepoint per write, each
+    alone: the grouped path only saves round trips, it never decides an outcome)."""
+
+    __slots__ = ("fn", "many", "arg")
+
+    def __init__(self, fn: Callable[[Connection, Any], Any], many: Callable[[Connection, list[Any]], list[Any]],
+                 arg: Any):
+        self.fn, self.many, self.arg = fn, many, arg
+
+    def __call__(self, conn: Connection) -> Any:
+        return self.fn(conn, self.arg)
 _STOP = object()
 TRANSIENT_TRIES = 8
 _TRANSIENT_STATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
@@ -149,8 +165,24 @@ class BatchWriter:
         results = []
         try:
             with conn.begin():
-                for fn, fut, loop in batch:
-                    results.append((fut, loop, fn(conn), None))
+                i = 0
+                while i < len(batch):
+                    fn, fut, loop = batch[i]
+                    many = fn.many if isinstance(fn, Grouped) else None
+                    if many is None:
+                        results.append((fut, loop, fn(conn), None))
+                        i += 1
+                        continue
+                    j = i + 1
+                    while j < len(batch) and isinstance(batch[j][0], Grouped) and batch[j][0].many == many:
+                        j += 1
+                    if j == i + 1:  # alone: its own exceptions, as if not grouped
+                        results.append((fut, loop, fn(conn), None))
+                        i = j
+                        continue
+                    values = many(conn, [item[0].arg for item in batch[i:j]])
+                    results.extend((item[1], item[2], value, None) for item, value in zip(batch[i:j], values))
+                    i = j
             return results
         except Exception as exc:
             if is_transient(exc) or (len(batch) == 1 and not conn.closed):
