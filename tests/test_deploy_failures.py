@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 
 from bot.store.db import make_engine
 from bot.store.writer import BatchWriter
+from tests.serve import Served
 
 
 class Forwarder:
@@ -92,12 +95,6 @@ def _select_one(conn: Any) -> int:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 11 (deploy): when PostgreSQL goes away, BatchWriter._run_batch reconnects inside its "
-    "`except` (self.engine.connect()); that raises while the database is down, escapes the writer "
-    "thread and kills it, and the batch's futures are never resolved: the turn awaits forever "
-    "(the patient gets no reply and no error) and, once every writer thread is dead, the worker "
-    "never writes again after the database is back (/readyz still 200) until it is restarted"))
 async def test_postgres_writer_fails_fast_and_recovers_when_the_database_comes_back(pg_url: str) -> None:
     parts = urlsplit(pg_url)
     forwarder = Forwarder(parts.hostname or "127.0.0.1", parts.port or 5432)
@@ -121,3 +118,112 @@ async def test_postgres_writer_fails_fast_and_recovers_when_the_database_comes_b
         forwarder.down()
         writer.close()
         engine.dispose()
+
+
+def _through(forwarder: Forwarder, url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{forwarder.port}"))
+
+
+@pytest.mark.postgres
+def test_web_chat_answers_503_while_the_database_is_away_and_takes_the_resend_after(tmp_path: Path,
+                                                                                     pg_url: str) -> None:
+    """The patient's message is not acknowledged while the database is away (503 "unavailable",
+    Retry-After, no traceback); the widget's resend with the same client id is taken once it is back,
+    and the conversation's log holds it once."""
+    parts = urlsplit(pg_url)
+    forwarder = Forwarder(parts.hostname or "127.0.0.1", parts.port or 5432)
+    forwarder.up()
+    server = Served(tmp_path, _through(forwarder, pg_url)).start()
+    try:
+        http = httpx.Client(base_url=server.url, timeout=30)
+        token = http.post("/webchat/api/session", json={}).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        assert http.post("/webchat/api/send", json={"id": "m1", "text": "hello"}, headers=auth).json()["type"] == "ack"
+        forwarder.down()
+        for _ in range(3):  # the pool's idle connections are found dead, new ones refused
+            away = http.post("/webchat/api/send", json={"id": "m2", "text": "still there?"}, headers=auth)
+            assert away.status_code == 503, away.text
+            assert away.json()["code"] == "unavailable" and away.headers["Retry-After"]
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and "database" in ready.json()["down"]
+        assert http.get("/healthz").status_code == 200  # liveness: the process is fine
+        forwarder.up()
+        again = http.post("/webchat/api/send", json={"id": "m2", "text": "still there?"}, headers=auth)
+        assert again.status_code == 200 and again.json()["type"] == "ack", again.text
+        assert http.get("/readyz").status_code == 200
+        log = http.get("/webchat/api/poll?after=0&wait=0", headers=auth).json()["messages"]
+        mine = [m["client_id"] for m in log if m["sender"] == "patient"]
+        assert mine == ["m1", "m2"]
+        http.close()
+    finally:
+        server.stop()
+        forwarder.down()
+    output = server.log()
+    assert "Traceback" not in output and "Exception in ASGI" not in output, output[-3000:]
+    assert "database unavailable" in output
+
+
+@pytest.mark.redis
+async def test_redis_calls_ride_out_a_blip_then_fail_clearly(redis_url: str) -> None:
+    """A dropped connection is retried with backoff (a Redis restart of a fraction of a second
+    goes unnoticed); Redis gone for good fails the call within seconds with redis's
+    ConnectionError, which the server answers as "unavailable"."""
+    import redis.exceptions
+
+    from bot.coord.redis import RedisCoord
+    from bot.unavailable import service_of
+
+    parts = urlsplit(redis_url)
+    forwarder = Forwarder(parts.hostname or "127.0.0.1", parts.port or 6379)
+    forwarder.up()
+    coord = RedisCoord(urlunsplit(parts._replace(netloc=f"127.0.0.1:{forwarder.port}")))
+    try:
+        await coord.mark_seen("blip-test")
+        forwarder.down()  # every connection cut, new ones refused ...
+        threading.Timer(0.3, forwarder.up).start()  # ... for 0.3 s: less than the retries' least pause
+        assert await asyncio.wait_for(coord.seen("blip-test"), 10) is True
+        async with coord.lock("blip-lock", ttl=30, wait=1):  # a lock is taken through a fresh connection too
+            pass
+        forwarder.down()
+        with pytest.raises(redis.exceptions.ConnectionError) as failed:
+            await asyncio.wait_for(coord.seen("blip-test"), 10)  # gives up in 1.2–2.4 s, never hangs
+        assert service_of(failed.value) == "redis"
+    finally:
+        forwarder.down()
+        await coord.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_readyz_names_redis_when_it_is_away_and_the_web_chat_answers_503(tmp_path: Path, pg_url: str,
+                                                                         redis_url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    parts = urlsplit(redis_url)
+    forwarder = Forwarder(parts.hostname or "127.0.0.1", parts.port or 6379)
+    forwarder.up()
+    server = Served(tmp_path, pg_url, urlunsplit(parts._replace(netloc=f"127.0.0.1:{forwarder.port}"))).start()
+    try:
+        http = httpx.Client(base_url=server.url, timeout=30)
+        token = http.post("/webchat/api/session", json={}).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        assert http.post("/webchat/api/send", json={"id": "r1", "text": "hello"}, headers=auth).json()["type"] == "ack"
+        assert http.get("/readyz").json()["ready"] is True
+        forwarder.down()
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["down"] == ["redis"]
+        assert http.get("/healthz").status_code == 200
+        away = http.post("/webchat/api/send", json={"id": "r2", "text": "anyone?"}, headers=auth)
+        assert away.status_code == 503 and away.json()["code"] == "unavailable", away.text
+        forwarder.up()
+        assert http.get("/readyz").status_code == 200
+        again = http.post("/webchat/api/send", json={"id": "r2", "text": "anyone?"}, headers=auth)
+        assert again.status_code == 200 and again.json()["type"] == "ack", again.text
+        http.close()
+    finally:
+        server.stop()
+        forwarder.down()
+    output = server.log()
+    assert "Traceback" not in output and "Exception in ASGI" not in output, output[-3000:]

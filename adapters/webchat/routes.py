@@ -37,7 +37,8 @@ POLL_SECONDS = 25.0
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data: https:; "
             "connect-src 'self' ws: wss:; frame-ancestors *; base-uri 'none'; form-action 'none'")
 _STATUS = {"bad_token": 401, "bad_request": 400, "too_long": 413, "too_large": 413, "empty": 400,
-           "bad_type": 415, "bad_media": 404, "rate_limited": 429, "forbidden": 403, "server_error": 500}
+           "bad_type": 415, "bad_media": 404, "rate_limited": 429, "forbidden": 403, "server_error": 500,
+           "unavailable": 503}
 
 
 def _ip(conn: Request | WebSocket) -> str:
@@ -128,7 +129,8 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
             await adapter.opened(who, locale if isinstance(locale, str) else "", data["type"] == "locale")
             return JSONResponse({"type": "ok"})
         reply = await adapter.accept(who, data)
-        return JSONResponse(reply, status_code=_status(reply))
+        retry = {"Retry-After": str(reply["retry_after"])} if "retry_after" in reply else None
+        return JSONResponse(reply, status_code=_status(reply), headers=retry)
 
     async def poll(request: Request) -> Response:
         who = await visitor(request)

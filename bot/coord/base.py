@@ -52,5 +52,9 @@ class Coord(ABC):
     @abstractmethod
     def subscribe(self, channel: str) -> AsyncIterator[str]: ...
 
+    async def ping(self) -> None:
+        """Raise when the coordination service cannot be reached (readiness); in-process: never."""
+        return None
+
     async def close(self) -> None:
         return None

@@ -1,5 +1,10 @@
 """Coordination across processes with Redis: SET NX PX locks with a fencing token, SET NX for
-de-duplication, sorted-set sliding windows for rate limits, and Redis pub/sub."""
+de-duplication, sorted-set sliding windows for rate limits, and Redis pub/sub.
+
+A dropped connection (Redis restarting, a failover, a network blip) is retried a few times with
+a growing, jittered pause (`RETRIES`, 1.2 to 2.4 s in all), then the call raises redis's
+ConnectionError, which callers answer as "temporarily unavailable" (bot/unavailable.py). Every
+command here is safe to send again: taking a lock we already took counts as taken (`_ACQUIRE`)."""
 
 from __future__ import annotations
 
@@ -10,13 +15,27 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.coord.base import Coord, LockTimeout
+
+RETRIES = 4  # pauses of 0.1–0.2, 0.2–0.4, 0.4–0.8, 0.5–1 s: a Redis restart is ridden out, an outage is not
+CONNECT_TIMEOUT_S = 2.0
 
 # Release only a lock we still own (its value is our token); also: drop a cached value only while
 # it still holds the value the caller saw.
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+# Take the lock, or find it already ours: a retried SET NX whose first reply was lost must not
+# wait for its own lock to expire.
+_ACQUIRE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('get', KEYS[1]) == ARGV[1] then return 1 end
 return 0
 """
 # Sliding window: drop old entries, count, add when under the limit; else report the wait.
@@ -37,11 +56,16 @@ return tostring(tonumber(oldest[2]) + window - now)
 class RedisCoord(Coord):
     def __init__(self, url: str, prefix: str = "carebot:", max_connections: int = 256):
         # a blocking pool: under a burst, callers wait for a free connection instead of failing
-        pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True,
-                                                        max_connections=max_connections, timeout=30)
+        # no socket_timeout: a pub/sub connection rightly waits as long as nothing is published
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=max_connections, timeout=30,
+            retry=Retry(EqualJitterBackoff(cap=1.0, base=0.1), RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_connect_timeout=CONNECT_TIMEOUT_S, socket_keepalive=True, health_check_interval=30)
         self.redis = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._release = self.redis.register_script(_RELEASE)
+        self._acquire = self.redis.register_script(_ACQUIRE)
         self._hit = self.redis.register_script(_HIT)
 
     @asynccontextmanager
@@ -50,7 +74,7 @@ class RedisCoord(Coord):
         token = secrets.token_hex(8)
         deadline = time.monotonic() + wait
         delay = 0.001
-        while not await self.redis.set(name, token, nx=True, px=int(ttl * 1000)):
+        while not await self._acquire(keys=[name], args=[token, int(ttl * 1000)]):
             if time.monotonic() > deadline:
                 raise LockTimeout(key)
             await asyncio.sleep(delay)
@@ -97,6 +121,9 @@ class RedisCoord(Coord):
         finally:
             await pubsub.unsubscribe()
             await pubsub.aclose()
+
+    async def ping(self) -> None:
+        await self.redis.ping()
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -35,6 +35,7 @@ from bot.runtime.proactive import ProactivePolicy, is_care, is_proactive
 from bot.store.store import Duplicate, Store, TurnCommit, VersionConflict
 from bot.store.writer import WriteFn
 from bot.types import CallAction, Effect, Inbound, OpenTicket
+from bot.unavailable import log_failure
 
 if TYPE_CHECKING:
     from bot.actions.registry import ActionRegistry
@@ -113,7 +114,7 @@ class Runtime:
                     async with self.coord.lock(conv, ttl=self.lock_ttl):
                         outcome = await self._process(inbound, timer_id, also)
                 except Exception as exc:
-                    log.exception("turn failed conversation=%s kind=%s", conv, inbound.kind)
+                    log_failure(log, exc, "turn failed conversation=%s kind=%s", conv, inbound.kind)
                     if not fut.done():
                         fut.set_exception(exc)
                 else:

@@ -72,11 +72,13 @@ class BatchWriter:
 
     def _flush_inline(self) -> None:
         batch, self._inline = self._inline, []
-        if self._inline_conn is None:
-            self._inline_conn = self.engine.connect()
-            self._inline_conn.info["writer"] = True
         for i in range(0, len(batch), self.max_batch):
             self._inline_conn = self._run_batch(self._inline_conn, batch[i:i + self.max_batch])
+
+    def _connect(self) -> Connection:
+        conn = self.engine.connect()
+        conn.info["writer"] = True
+        return conn
 
     def close(self) -> None:
         for q in self._queues:
@@ -84,12 +86,11 @@ class BatchWriter:
         for t in self._threads:
             t.join(timeout=10)
         if self._inline_conn is not None:
-            self._inline_conn.close()
+            _close_quietly(self._inline_conn)
             self._inline_conn = None
 
     def _loop(self, jobs: queue.SimpleQueue[Any]) -> None:
-        conn = self.engine.connect()
-        conn.info["writer"] = True
+        conn: Connection | None = None  # connected on the first batch, again after an outage
         try:
             while True:
                 first = jobs.get()
@@ -110,26 +111,37 @@ class BatchWriter:
                 if stop:
                     return
         finally:
-            conn.close()
+            if conn is not None:
+                _close_quietly(conn)
 
-    def _run_batch(self, conn: Connection, batch: list[Any]) -> Connection:
+    def _run_batch(self, conn: Connection | None, batch: list[Any]) -> Connection | None:
         """Run the batch in one transaction. A deadlock or serialization failure (two batches
         on PostgreSQL locking the same rows in opposite orders) rolls everything back: the batch
-        runs again, a few times, after a short random pause. Any other failure fails only its item."""
+        runs again, a few times, after a short random pause. Any other failure fails only its item.
+
+        The database going away fails the whole batch at once (each caller gets the error and can
+        answer "temporarily unavailable") and drops the connection; the next batch connects
+        again, so the writer outlives an outage and writes as soon as the database is back.
+        Returns the connection to use for the next batch (None: connect first)."""
         results: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop, Any, BaseException | None]] = []
         for attempt in range(TRANSIENT_TRIES):
             try:
+                if conn is None:
+                    conn = self._connect()
                 results = self._attempt(conn, batch)
                 break
             except Exception as exc:
-                if conn.invalidated or conn.closed:
-                    conn = self.engine.connect()
-                    conn.info["writer"] = True
+                if conn is not None and (conn.invalidated or conn.closed or is_disconnect(exc)):
+                    _close_quietly(conn)
+                    conn = None
                 if is_transient(exc) and attempt < TRANSIENT_TRIES - 1:
                     metrics.WRITE_RETRIES.inc()
                     time.sleep(random.uniform(0, 0.002 * 2 ** attempt))  # writer threads only: SQLite never deadlocks
                     continue
-                if len(batch) > 1:  # the commit itself failed: every item in the batch failed
+                if conn is None:
+                    metrics.WRITE_OUTAGES.inc()
+                    log.error("database unreachable, %d writes failed: %s", len(batch), type(exc).__name__)
+                elif len(batch) > 1:  # the commit itself failed: every item in the batch failed
                     log.error("batch commit failed (%d items): %s", len(batch), type(exc).__name__)
                 results = [(fut, loop, None, exc) for fn, fut, loop in batch]
                 break
@@ -153,7 +165,7 @@ class BatchWriter:
                     results.append((fut, loop, fn(conn), None))
             return results
         except Exception as exc:
-            if is_transient(exc) or (len(batch) == 1 and not conn.closed):
+            if is_transient(exc) or is_disconnect(exc) or conn.invalidated or conn.closed or len(batch) == 1:
                 raise
         results = []
         with conn.begin():
@@ -175,6 +187,18 @@ class BatchWriter:
 def is_transient(exc: BaseException) -> bool:
     """A deadlock or serialization failure: nothing is wrong with the writes, only their timing."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in _TRANSIENT_STATES
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The connection to the database broke (server gone, network cut): not the write's fault."""
+    return bool(getattr(exc, "connection_invalidated", False))
+
+
+def _close_quietly(conn: Connection) -> None:
+    try:
+        conn.close()
+    except Exception:  # a broken connection may fail to close; it is discarded either way
+        log.debug("closing a broken connection failed", exc_info=True)
 
 
 def _resolve(fut: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
