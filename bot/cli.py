@@ -131,7 +131,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.action == "upgrade":
-        upgrade(settings.database_url)
+        changed = upgrade(settings.database_url)
+        print("database migrated" if changed else "database already up to date")
     print(f"database at revision {current(settings.database_url)}")
     return 0
 

@@ -227,3 +227,39 @@ def test_readyz_names_redis_when_it_is_away_and_the_web_chat_answers_503(tmp_pat
         forwarder.down()
     output = server.log()
     assert "Traceback" not in output and "Exception in ASGI" not in output, output[-3000:]
+
+
+def _empty_postgres() -> str:
+    """The test database with nothing in it (the pg_url fixture migrates it; this test must not)."""
+    import sqlalchemy as sa
+
+    from tests.conftest import PG_URL
+
+    try:
+        engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL unreachable: {type(exc).__name__}")
+    return PG_URL
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_workers_starting_together_migrate_once(tmp_path: Path, database: str) -> None:
+    import os
+    import subprocess
+
+    from bot.store.migrate import current
+    from tests.serve import CAREBOT
+
+    url = f"sqlite:///{tmp_path / 'carebot.db'}" if database == "sqlite" else _empty_postgres()
+    env = {**os.environ, "DATABASE_URL": url, "CAREBOT_SECRET": "migrate-test-secret-" + "x" * 20}
+    workers = [subprocess.Popen([str(CAREBOT), "db", "upgrade"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, "\n---\n".join(outputs)
+    assert sum("database migrated" in out for out in outputs) == 1, outputs
+    assert sum("already up to date" in out for out in outputs) == 3, outputs
+    revisions = {line for out in outputs for line in out.splitlines() if line.startswith("database at revision")}
+    assert revisions == {f"database at revision {current(url)}"} and current(url)
