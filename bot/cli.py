@@ -9,11 +9,13 @@ adapters only through the `Adapter` contract (`bot/adapter.py`); tests/test_laye
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, Callable
 
 from bot.errors import ConfigError
 
@@ -62,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return CareBot.build(settings, default_adapters(settings))
 
     server: uvicorn.Server | None = None
+    _Server = _server_class()
 
     def stop() -> None:
         if server is not None:
@@ -72,8 +75,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     # no per-message WebSocket compression: chat frames are small and deflate cost ~10% of the CPU
     # log_config=None: uvicorn's own lines go through our (redacting, optionally JSON) handler
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                           log_config=None, ws_per_message_deflate=False))
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                    log_config=None, ws_per_message_deflate=False),
+                     on_exit=app.state.holder.drain)
     print(f"carebot serving on http://{host}:{port}\n  web chat: http://{host}:{port}/chat\n"
           f"  staff console: http://{host}:{port}/console  (accounts: carebot staff add)\n"
           f"  health: /healthz  ready: /readyz  metrics: /metrics", flush=True)
@@ -82,6 +86,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"carebot did not start: {app.state.holder.failed}", file=sys.stderr)
         return 1
     return 0
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, telling the app when it is asked to stop: uvicorn waits for every open
+        request to finish before the app's shutdown, and a server-sent-event stream or a long poll
+        would otherwise hold that up for minutes."""
+
+        def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]):
+            super().__init__(config)
+            self._on_exit = on_exit
+            self._loop: asyncio.AbstractEventLoop | None = None
+
+        async def serve(self, sockets: Any = None) -> None:
+            self._loop = asyncio.get_running_loop()
+            await super().serve(sockets)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            if self._loop is not None:  # a signal handler: hand the work to the loop
+                self._loop.call_soon_threadsafe(self._on_exit)
+
+    return Server
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

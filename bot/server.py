@@ -42,6 +42,13 @@ class _Holder:
         self.app: Starlette | None = None
         self.failed: str = ""
         self.ready_after: float | None = None
+        self.draining = False
+
+    def drain(self) -> None:
+        """The server is stopping: tell long-lived streams to end (see `Runtime.stopping`)."""
+        self.draining = True
+        if self.carebot is not None:
+            self.carebot.runtime.stopping.set()
 
     def set(self, carebot: CareBot) -> None:
         routes: list[BaseRoute] = []
@@ -52,6 +59,8 @@ class _Holder:
         self.app.state.carebot = carebot
         self.carebot = carebot
         self.ready_after = round(time.monotonic() - STARTED, 3)
+        if self.draining:
+            carebot.runtime.stopping.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.app is not None:

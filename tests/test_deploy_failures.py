@@ -126,6 +126,7 @@ def _through(forwarder: Forwarder, url: str) -> str:
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(600)
 def test_web_chat_answers_503_while_the_database_is_away_and_takes_the_resend_after(tmp_path: Path,
                                                                                      pg_url: str) -> None:
     """The patient's message is not acknowledged while the database is away (503 "unavailable",
@@ -196,6 +197,7 @@ async def test_redis_calls_ride_out_a_blip_then_fail_clearly(redis_url: str) -> 
 
 @pytest.mark.postgres
 @pytest.mark.redis
+@pytest.mark.timeout(600)
 def test_readyz_names_redis_when_it_is_away_and_the_web_chat_answers_503(tmp_path: Path, pg_url: str,
                                                                          redis_url: str) -> None:
     import redis
@@ -245,6 +247,7 @@ def _empty_postgres() -> str:
     return PG_URL
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_workers_starting_together_migrate_once(tmp_path: Path, database: str) -> None:
     import os
@@ -263,3 +266,73 @@ def test_workers_starting_together_migrate_once(tmp_path: Path, database: str) -
     assert sum("already up to date" in out for out in outputs) == 3, outputs
     revisions = {line for out in outputs for line in out.splitlines() if line.startswith("database at revision")}
     assert revisions == {f"database at revision {current(url)}"} and current(url)
+
+
+@pytest.mark.timeout(600)  # a `carebot` process: slow to start on a loaded machine
+def test_sigterm_ends_event_streams_and_long_polls_at_once(tmp_path: Path, backend: tuple[str, str]) -> None:
+    """uvicorn waits for open requests before it stops the app: a console's server-sent-event stream
+    (10 minutes) or a widget's long poll (25 s) must end at SIGTERM, not hold the shutdown up."""
+    import re
+    import signal
+    import subprocess
+    import time
+
+    from bot.store.migrate import upgrade
+    from tests.serve import CAREBOT
+
+    url, redis_url = backend
+    if not url:
+        url = f"sqlite:///{tmp_path / 'carebot.db'}"
+        upgrade(url)
+    server = Served(tmp_path, url, redis_url)
+    added = subprocess.run([str(CAREBOT), "staff", "add", "boss", "--name", "Boss", "--role", "admin",
+                            "--password", "correct horse battery", "--database-url", url],
+                           env=server.env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert added.returncode == 0, added.stderr
+    server.start()
+    ended: dict[str, float] = {}
+    try:
+        staff = httpx.Client(base_url=server.url, timeout=60)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', staff.get("/console/login").text)
+        assert csrf
+        login = staff.post("/console/login", data={"csrf": csrf.group(1), "staff_id": "boss",
+                                                   "password": "correct horse battery", "next": "/console/inbox"})
+        assert login.status_code in (302, 303), login.text
+        patient = httpx.Client(base_url=server.url, timeout=60)
+        token = patient.post("/webchat/api/session", json={}).json()["token"]
+        opened = threading.Barrier(3)
+
+        def sse() -> None:
+            with staff.stream("GET", "/console/events", headers={"Accept": "text/event-stream"}) as stream:
+                lines = stream.iter_lines()
+                next(lines)  # "retry: …": the stream is open
+                opened.wait(30)
+                for _ in lines:
+                    pass
+            ended["sse"] = time.monotonic()
+
+        def poll() -> None:
+            opened.wait(30)
+            got = patient.get("/webchat/api/poll?after=1000&wait=25", headers={"Authorization": f"Bearer {token}"})
+            ended["poll"] = time.monotonic()
+            ended["poll_status"] = got.status_code
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (sse, poll)]
+        for t in threads:
+            t.start()
+        opened.wait(30)
+        time.sleep(0.5)  # the poll request is in
+        assert server.proc is not None
+        asked = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=60)
+        stopped = time.monotonic() - asked
+        for t in threads:
+            t.join(10)
+        # well before the poll's 25 s (and the stream's 10 minutes) would have run out
+        assert stopped < 15, f"shutdown took {stopped:.1f} s\n{server.log()[-2000:]}"
+        assert ended["sse"] - asked < 15 and ended["poll"] - asked < 15 and ended["poll_status"] == 200
+        assert server.proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()

@@ -164,9 +164,13 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
             await asyncio.sleep(0)  # let the subscription register before we say we are connected
             yield "retry: 3000\n: connected\n\n"
             ends = loop.time() + SSE_LIFETIME
+            stopping = asyncio.ensure_future(ctx.carebot.runtime.stopping.wait())
             try:
                 while loop.time() < ends:
-                    done, _ = await asyncio.wait({pending}, timeout=min(SSE_PING, max(0.0, ends - loop.time())))
+                    done, _ = await asyncio.wait({pending, stopping}, timeout=min(SSE_PING, max(0.0, ends - loop.time())),
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if stopping in done:  # the server is stopping: the browser reconnects (to another worker)
+                        return
                     if not done:
                         yield ": ping\n\n"
                         continue
@@ -179,6 +183,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
                     if isinstance(event, dict) and sees_event(ctx, event):
                         yield f"data: {json.dumps(event)}\n\n"
             finally:
+                stopping.cancel()
                 pending.cancel()
                 try:
                     await pending

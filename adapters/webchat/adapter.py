@@ -150,6 +150,12 @@ class WebchatAdapter(Adapter):
                 pass
         self.hub.close_all()
 
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set when the server is stopping: long polls end at once."""
+        assert self.runtime is not None
+        return self.runtime.stopping
+
     def now_ts(self) -> float:
         assert self.runtime is not None
         return self.runtime.clock.now().timestamp()

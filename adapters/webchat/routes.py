@@ -145,7 +145,7 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
             entries = await adapter.log.after(who.conversation_id, after, config.history_limit)
             frames = [e.frame() for e in entries]
             if not frames and wait > 0:
-                frames = await _wait_for_messages(listener, after, wait)
+                frames = await _wait_for_messages(listener, after, wait, adapter.stopping)
         finally:
             adapter.hub.leave(listener)
         return JSONResponse({"messages": frames})
@@ -270,24 +270,33 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _wait_for_messages(listener: Listener, after: int, wait: float) -> list[dict[str, Any]]:
+async def _wait_for_messages(listener: Listener, after: int, wait: float,
+                             stopping: asyncio.Event) -> list[dict[str, Any]]:
+    """What arrives for the conversation within `wait` seconds; nothing once the server is stopping
+    (the widget polls again, reaching another worker)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    while (left := deadline - loop.time()) > 0:
-        try:
-            frame = await asyncio.wait_for(listener.queue.get(), left)
-        except asyncio.TimeoutError:
-            break
-        if frame is None:
-            break
-        if frame.get("type") == "message" and frame["seq"] > after:
-            frames = [frame]
-            while not listener.queue.empty():  # whatever came with it
-                more = listener.queue.get_nowait()
-                if more is not None and more.get("type") == "message" and more["seq"] > after:
-                    frames.append(more)
-            return frames
-    return []
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        while (left := deadline - loop.time()) > 0 and not stopping.is_set():
+            got = asyncio.ensure_future(listener.queue.get())
+            done, _ = await asyncio.wait({got, stop}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            if got not in done:
+                got.cancel()
+                break
+            frame = got.result()
+            if frame is None:
+                break
+            if frame.get("type") == "message" and frame["seq"] > after:
+                frames = [frame]
+                while not listener.queue.empty():  # whatever came with it
+                    more = listener.queue.get_nowait()
+                    if more is not None and more.get("type") == "message" and more["seq"] > after:
+                        frames.append(more)
+                return frames
+        return []
+    finally:
+        stop.cancel()
 
 
 async def _close(ws: WebSocket, frame: dict[str, Any], code: int) -> None:

@@ -78,6 +78,9 @@ class Runtime:
         self.after_commit: list[Callable[[TurnCommit], None]] = []
         self.listeners: list[asyncio.Queue[tuple[Inbound, Outcome]]] = []
         self.handoff: HandoffService | None = None  # set by CareBot.build: adapters close tickets through it
+        # set when the server is asked to stop (SIGTERM): long-lived streams (server-sent events,
+        # long polls) end at once, so the shutdown is not held up by clients that never leave
+        self.stopping = asyncio.Event()
 
     async def erase(self, conversation_id: str, now: datetime) -> None:
         """Forget a conversation ("forget me"): the patient's text leaves bot's records, then every
