@@ -336,3 +336,118 @@ def test_sigterm_ends_event_streams_and_long_polls_at_once(tmp_path: Path, backe
         assert "Traceback" not in server.log()
     finally:
         server.stop()
+
+
+async def test_memory_coord_frees_rate_limit_windows_that_ran_out() -> None:
+    """Without Redis, a window per visitor must not stay forever (≈ 1 KB each): memory is flat."""
+    from bot.coord.memory import SWEEP_EVERY, MemoryCoord
+
+    coord = MemoryCoord()
+    t = 1_000_000.0
+    for round_ in range(5):  # five waves of 3,000 new visitors, each wave a minute after the last
+        for i in range(3000):
+            assert await coord.hit(f"visitor:{round_}:{i}", 5, 10.0, at=t) == 0
+        t += 60
+    assert coord.tracked_windows() <= 3000 + SWEEP_EVERY
+    for i in range(SWEEP_EVERY):  # a quiet minute later, only the newest windows may still be held
+        await coord.hit(f"late:{i}", 5, 10.0, at=t + 60)
+    assert coord.tracked_windows() <= SWEEP_EVERY
+    # a window still running is kept and still counts
+    for _ in range(5):
+        await coord.hit("busy", 5, 10.0, at=t + 61)
+    assert await coord.hit("busy", 5, 10.0, at=t + 62) > 0
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_without_redis_logout_and_sign_in_throttling_survive_a_restart(tmp_path: Path, database: str,
+                                                                       request: pytest.FixtureRequest) -> None:
+    """No Redis: a logged-out cookie stays refused after a restart, and a stranger's five wrong
+    passwords make the stranger wait — not the doctor on their own computer, and not for 15 minutes."""
+    import re
+    import subprocess
+
+    from bot.store.migrate import upgrade
+    from tests.serve import CAREBOT
+
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'carebot.db'}"
+        upgrade(url)
+    else:
+        url = request.getfixturevalue("pg_url")
+    server = Served(tmp_path, url, "")
+    added = subprocess.run([str(CAREBOT), "staff", "add", "d_li", "--name", "Li", "--role", "admin",
+                            "--password", "correct horse battery", "--database-url", url],
+                           env=server.env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert added.returncode == 0, added.stderr
+    server.start()
+
+    def browser(ip: str) -> httpx.Client:  # uvicorn takes the client's address from a proxy on loopback
+        return httpx.Client(base_url=server.url, timeout=30, headers={"X-Forwarded-For": ip})
+
+    def login(client: httpx.Client, password: str) -> httpx.Response:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/console/login").text)
+        assert csrf
+        return client.post("/console/login", data={"csrf": csrf.group(1), "staff_id": "d_li", "password": password,
+                                                   "next": "/console/inbox"})
+
+    try:
+        stranger, doctor = browser("203.0.113.9"), browser("10.1.2.3")
+        assert [login(stranger, "guess").status_code for _ in range(5)] == [401] * 5
+        limited = login(stranger, "correct horse battery")
+        assert limited.status_code == 429 and 0 < int(limited.headers["retry-after"]) <= 60
+        assert login(doctor, "correct horse battery").status_code == 303  # the doctor is not locked out
+        copied = httpx.Cookies(doctor.cookies)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', doctor.get("/console/inbox").text)
+        assert csrf
+        assert doctor.post("/console/logout", data={"csrf": csrf.group(1)}).status_code == 303
+        server.stop()
+        server.start()
+        thief = browser("10.1.2.3")
+        thief.cookies = copied
+        assert thief.get("/console/inbox").status_code == 303  # still logged out after the restart
+        # the stranger's count survived the restart (its 30 s wait may have run out meanwhile): one
+        # more wrong password is the sixth, which makes it wait twice as long
+        if login(stranger, "guess").status_code != 429:
+            again = login(stranger, "correct horse battery")
+            assert again.status_code == 429 and 30 < int(again.headers["retry-after"]) <= 60
+        for c in (stranger, doctor, thief):
+            c.close()
+    finally:
+        server.stop()
+
+
+async def test_an_outside_sqlite_writer_does_not_freeze_the_event_loop(make_bot: Any) -> None:
+    """Another process holds SQLite's write lock for 4 s: the turn waits for it off the event loop
+    (the loop goes on answering — /healthz, other sockets) and commits once the lock is free."""
+    import subprocess
+    import sys
+
+    from tests.flows_common import ECHO_FLOWS, ECHO_MESSAGES
+
+    bot, platform, _ = make_bot(ECHO_FLOWS, ECHO_MESSAGES)
+    await bot.start(background=False)
+    path = bot.store.url.split("///", 1)[-1]
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"c = sqlite3.connect({path!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(4); c.execute('COMMIT')")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        loop = asyncio.get_running_loop()
+        turn = asyncio.ensure_future(bot.runtime.handle(platform.inbound("p1", "hello")))
+        worst, probes = 0.0, 0
+        while not turn.done():
+            asked = loop.time()
+            await asyncio.sleep(0.05)
+            worst = max(worst, loop.time() - asked - 0.05)
+            probes += 1
+        assert (await turn).status == "processed"
+        assert probes > 10, "the turn did not wait for the outside writer"
+        assert worst < 0.5, f"the event loop stalled for {worst:.2f} s"
+        await bot.sender.idle()
+        assert platform.texts("p1")  # the reply went out
+    finally:
+        holder.wait(30)
+        await bot.stop()
