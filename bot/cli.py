@@ -191,6 +191,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         result = run_webchat_bench(settings, clients=args.clients, seconds=args.seconds if args.seconds != 5.0 else 20.0,
                                    think_ms=args.think_ms)
+    elif args.target == "chaos":
+        from adapters.webchat.chaos import run_chaos
+
+        pg = args.database_url or ""
+        backend = "pg+redis" if pg.startswith("postgres") else "sqlite"
+        result = run_chaos(backend, database_url=pg, redis_url=args.redis_url or "",
+                           conversations=args.conversations or 200,
+                           messages=args.messages if args.messages != 20000 else 2000, seed=args.seed)
+        for k, v in result.items():
+            if k != "server_log_tail":
+                print(f"{k}: {v}")
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        elif "server_log_tail" in result:
+            print(result["server_log_tail"], file=sys.stderr)
+        return 1 if "server_log_tail" in result else 0
     elif args.target == "telegram":
         from adapters.telegram.bench import run_telegram_bench
 
@@ -279,13 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure throughput and latency")
     common(p)
-    p.add_argument("target", choices=["engine", "startup", "webchat", "fuzz", "telegram"])
+    p.add_argument("target", choices=["engine", "startup", "webchat", "fuzz", "telegram", "chaos"])
     p.add_argument("--pure", action="store_true", help="the engine alone: steps per second")
     p.add_argument("--json", action="store_true")
     p.add_argument("--database-url")
     p.add_argument("--redis-url")
-    p.add_argument("--conversations", type=int, default=None, help="engine: 200; telegram: 1000")
-    p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--conversations", type=int, default=None, help="engine: 200; telegram: 1000; chaos: 200")
+    p.add_argument("--messages", type=int, default=20000, help="engine: 20000; chaos: 2000")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--clients", type=int, default=1000, help="webchat: concurrent WebSocket clients")
     p.add_argument("--think-ms", type=float, default=5000.0, help="webchat: each client's pause between messages")
