@@ -451,3 +451,40 @@ async def test_an_outside_sqlite_writer_does_not_freeze_the_event_loop(make_bot:
     finally:
         holder.wait(30)
         await bot.stop()
+
+
+@pytest.mark.redis
+async def test_a_redis_lock_of_a_dead_holder_frees_within_seconds(redis_url: str) -> None:
+    """A worker killed during a turn leaves its conversation's lock behind: the next worker gets it
+    after the short lease (3 s), not after the turn's 30 s ttl; a live holder keeps it by renewal."""
+    from bot.coord.redis import LOCK_LEASE_S, RedisCoord
+
+    holder, other = RedisCoord(redis_url, prefix="locktest:"), RedisCoord(redis_url, prefix="locktest:")
+    try:
+        async with holder.lock("conv-live", ttl=30):  # held past the lease: renewal keeps it
+            await asyncio.sleep(LOCK_LEASE_S + 1)
+            with pytest.raises(Exception, match="conv-live"):
+                async with other.lock("conv-live", ttl=30, wait=0.2):
+                    pass
+        # a dead holder: a process killed (os._exit) while it holds the lock
+        import subprocess
+        import sys
+
+        from tests.conftest import ROOT
+
+        dead = subprocess.run([sys.executable, "-c", (
+            "import asyncio, os\n"
+            "from bot.coord.redis import RedisCoord\n"
+            "async def main():\n"
+            f"    async with RedisCoord({redis_url!r}, prefix='locktest:').lock('conv-dead', ttl=30):\n"
+            "        print('locked', flush=True); os._exit(9)\n"
+            "asyncio.run(main())")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert dead.returncode == 9 and "locked" in dead.stdout, dead.stderr
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        async with other.lock("conv-dead", ttl=30, wait=20):
+            waited = loop.time() - asked
+        assert waited <= LOCK_LEASE_S + 1, waited
+    finally:
+        await holder.close()
+        await other.close()

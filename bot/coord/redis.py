@@ -22,6 +22,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.coord.base import Coord, LockTimeout
 
+# A lock lives this long in Redis and is renewed while its holder works (up to the caller's `ttl`):
+# a worker killed while holding one frees it within seconds, not after `ttl` (30 s for a turn).
+LOCK_LEASE_S = 3.0
 RETRIES = 4  # pauses of 0.1–0.2, 0.2–0.4, 0.4–0.8, 0.5–1 s: a Redis restart is ridden out, an outage is not
 CONNECT_TIMEOUT_S = 2.0
 
@@ -36,6 +39,11 @@ return 0
 _ACQUIRE = """
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 if redis.call('get', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
+# Extend a lock we still own.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
 """
 # Sliding window: drop old entries, count, add when under the limit; else report the wait.
@@ -66,6 +74,7 @@ class RedisCoord(Coord):
         self.prefix = prefix
         self._release = self.redis.register_script(_RELEASE)
         self._acquire = self.redis.register_script(_ACQUIRE)
+        self._renew = self.redis.register_script(_RENEW)
         self._hit = self.redis.register_script(_HIT)
 
     @asynccontextmanager
@@ -73,16 +82,44 @@ class RedisCoord(Coord):
         name = f"{self.prefix}lock:{key}"
         token = secrets.token_hex(8)
         deadline = time.monotonic() + wait
+        lease = min(ttl, LOCK_LEASE_S)
         delay = 0.001
-        while not await self._acquire(keys=[name], args=[token, int(ttl * 1000)]):
+        while not await self._acquire(keys=[name], args=[token, int(lease * 1000)]):
             if time.monotonic() > deadline:
                 raise LockTimeout(key)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + ttl  # a live holder keeps the lock at most `ttl`, as before
+        renewal: asyncio.TimerHandle | None = None
+        renewing: set[asyncio.Task[None]] = set()
+
+        def renew() -> None:  # a turn takes milliseconds: this runs only for long holds
+            nonlocal renewal
+            left = ends - loop.time()
+            if left <= 0:
+                return
+            task = loop.create_task(self._extend(name, token, min(lease, left)))
+            renewing.add(task)
+            task.add_done_callback(renewing.discard)
+            renewal = loop.call_later(lease / 3, renew)
+
+        if ttl > lease:
+            renewal = loop.call_later(lease / 3, renew)
         try:
             yield
         finally:
+            if renewal is not None:
+                renewal.cancel()
+            for task in list(renewing):
+                task.cancel()
             await self._release(keys=[name], args=[token])
+
+    async def _extend(self, name: str, token: str, seconds: float) -> None:
+        try:
+            await self._renew(keys=[name], args=[token, max(1, int(seconds * 1000))])
+        except Exception:  # noqa: BLE001 - Redis away: the lock lapses, the state version still guards
+            pass
 
     async def seen(self, key: str) -> bool:
         return bool(await self.redis.exists(f"{self.prefix}seen:{key}"))

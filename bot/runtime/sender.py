@@ -28,6 +28,7 @@ from bot.types import Delivery
 from bot.unavailable import is_unavailable, log_failure
 
 log = logging.getLogger("carebot.sender")
+TAKEOVER_RESWEEP_S = 0.1
 OUTAGE_PAUSES = (0.5, 1.0, 2.0, 4.0)  # a delivery the database's absence interrupted is tried again
 
 
@@ -75,12 +76,15 @@ class Sender(Background):
 
     async def run(self) -> None:
         while True:
+            claimed = 0
             try:
                 await self.store.beat(self.clock.now())  # alive: our leased rows stay ours
-                await self.sweep()
+                claimed = await self.sweep()
             except Exception as exc:
                 log_failure(log, exc, "outbox sweep failed")
-            await asyncio.sleep(self.sweep_interval)
+            # rows taken over from a dead worker may hold later rows of their conversations back:
+            # look again soon, so those follow within a fraction of a second, not a sweep later
+            await asyncio.sleep(TAKEOVER_RESWEEP_S if claimed else self.sweep_interval)
 
     async def stop(self) -> None:
         await super().stop()
