@@ -1,6 +1,8 @@
-"""What a worker does when its database goes away and comes back (docs/deploy.md, failure table).
+"""What a worker does when something goes away (docs/deploy.md, "When something goes away"):
+the database or Redis (and back), a SIGTERM with streams open, N workers migrating at once, an
+outside process holding SQLite's write lock, a worker killed holding a lock, no Redis at all.
 
-The database is the machine's PostgreSQL reached through a TCP forwarder on loopback, so "the
+PostgreSQL and Redis are the machine's, reached through a TCP forwarder on loopback, so "the
 database goes away" is real — connections cut, new ones refused — without stopping the shared server.
 """
 

@@ -11,9 +11,10 @@ again with the same id.
 - PostgreSQL + Redis (`backend="pg+redis"`): two workers; one is killed and its patients reconnect
   to the other (as behind a load balancer), which carries on alone.
 
-Patients pause 0.5–1.5 × `think_s` between messages (1.5 s: 200 patients offer ~130 messages a
-second, well within what one worker does on a loaded 2-core machine, so a late reply means the
-kill, not saturation) and keep at most `WINDOW` messages unacknowledged.
+Patients pause 0.5–1.5 × `think_s` between messages (3 s: 200 patients offer ~70 messages a
+second, within what one worker does on a loaded 2-core machine, so a late reply means the kill,
+not saturation; at 1.5 s the lone surviving PostgreSQL + Redis worker queued replies for up to
+6.5 s) and keep at most `WINDOW` messages unacknowledged.
 
 At the end every conversation's log is read through the HTTP API and checked: no acknowledged
 message lost, no reply doubled, each conversation's replies in the order of its messages, and each
@@ -106,8 +107,9 @@ class Patient:
     token: str = ""
     contiguous: int = 0  # the highest log number below which every entry was received
     seqs: set[int] = field(default_factory=set)
+    typed: int = 0  # messages the patient has typed so far (also while disconnected, as in the widget)
     sent: int = 0  # messages handed to a socket at least once (in order)
-    sent_at: dict[str, float] = field(default_factory=dict)  # client id → when it was first sent
+    sent_at: dict[str, float] = field(default_factory=dict)  # client id → when it was typed
     acked_at: dict[str, float] = field(default_factory=dict)  # client id → when its echo first came
     reply_at: dict[str, float] = field(default_factory=dict)  # text → when its echo reply first came
     greeted: bool = False
@@ -163,9 +165,25 @@ class Chaos:
         worker = live[(patient.n + attempt) % len(live)]
         return f"ws://127.0.0.1:{worker.port}/webchat/ws"
 
+    async def _typist(self, patient: Patient) -> None:
+        """The patient types at their own pace, connected or not; the socket sends what was typed."""
+        while not patient.greeted:
+            await asyncio.sleep(0.05)
+        for i in range(len(patient.texts)):
+            await asyncio.sleep(self.think_s * (0.5 + self.rng.random()))
+            patient.sent_at[patient.cid(i)] = time.monotonic()
+            patient.typed = i + 1
+
     async def _patient(self, patient: Patient) -> None:
         import websockets
 
+        typist = asyncio.create_task(self._typist(patient))
+        try:
+            await self._connect_until_done(patient, websockets)
+        finally:
+            typist.cancel()
+
+    async def _connect_until_done(self, patient: Patient, websockets: Any) -> None:
         attempt = 0
         while not self.stop.is_set() and not patient.done:
             try:
@@ -194,24 +212,21 @@ class Chaos:
             if patient.cid(i) not in patient.acked_at:
                 await ws.send(json.dumps({"type": "send", "id": patient.cid(i), "text": patient.texts[i]}))
         loop = asyncio.get_running_loop()
-        next_send = loop.time()
+        heard = loop.time()
         while not patient.done:
             unacked = patient.sent - sum(1 for i in range(patient.sent) if patient.cid(i) in patient.acked_at)
-            can_send = patient.greeted and patient.sent < len(patient.texts) and unacked < WINDOW
-            timeout = max(0.0, next_send - loop.time()) if can_send else 15.0
-            if can_send and timeout == 0:
+            if patient.sent < patient.typed and unacked < WINDOW:
                 i = patient.sent
-                patient.sent_at[patient.cid(i)] = time.monotonic()
                 await ws.send(json.dumps({"type": "send", "id": patient.cid(i), "text": patient.texts[i]}))
                 patient.sent += 1
-                next_send = loop.time() + self.think_s * (0.5 + self.rng.random())
                 continue
             try:
-                raw = await asyncio.wait_for(ws.recv(), timeout)
+                raw = await asyncio.wait_for(ws.recv(), 0.1)  # also: look for newly typed messages
             except asyncio.TimeoutError:
-                if can_send:
-                    continue
-                return  # 15 s without a frame: reconnect and resume
+                if loop.time() - heard > 15 and unacked:
+                    return  # 15 s without a frame while waiting: reconnect and resume
+                continue
+            heard = loop.time()
             self._take(patient, json.loads(raw), ws)
 
     def _take(self, patient: Patient, frame: dict[str, Any], ws: Any) -> None:
@@ -329,7 +344,7 @@ class Chaos:
                     continue
                 # the patient's view: from sending (or from the restart, for a message caught by it)
                 due = max([sent] + [d.ready_at for d in self.disruptions if d.killed_at <= got])
-                delay = got - due
+                delay = max(0.0, got - due)  # a reply may beat our poll of /readyz by a moment
                 delays.append(delay)
                 if any(sent < d.killed_at <= got for d in self.disruptions):
                     after_kill.append(delay)
@@ -369,7 +384,7 @@ def _merge(counts: Any) -> dict[str, int]:
 
 
 def run_chaos(backend: str = "sqlite", *, database_url: str = "", redis_url: str = "", conversations: int = 200,
-              messages: int = 2000, kills: int | None = None, think_s: float = 1.5, deadline_s: float = 5.0,
+              messages: int = 2000, kills: int | None = None, think_s: float = 3.0, deadline_s: float = 5.0,
               timeout_s: float = 600.0, seed: int = 1, workdir: Path | None = None) -> dict[str, Any]:
     """Run the chaos scenario and return its figures (see the module docstring). SQLite uses a fresh
     file; PostgreSQL + Redis use `database_url` and `redis_url` (already migrated by this call)."""
