@@ -233,6 +233,7 @@ class CareBot:
     async def start(self, background: bool = True) -> None:
         for adapter in self.adapters.adapters.values():
             await adapter.start(self.runtime)
+        await self.store.take_back(self.clock.now())  # before the first beat: a restart under the same id
         await self.store.beat(self.clock.now())
         for turn in setup_turns(self.config.groups, self.clock.now()):  # each group's calendar and digest
             await self.runtime.handle(turn)

@@ -9,11 +9,13 @@ adapters only through the `Adapter` contract (`bot/adapter.py`); tests/test_laye
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, Callable
 
 from bot.errors import ConfigError
 
@@ -62,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return CareBot.build(settings, default_adapters(settings))
 
     server: uvicorn.Server | None = None
+    _Server = _server_class()
 
     def stop() -> None:
         if server is not None:
@@ -72,8 +75,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     # no per-message WebSocket compression: chat frames are small and deflate cost ~10% of the CPU
     # log_config=None: uvicorn's own lines go through our (redacting, optionally JSON) handler
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                           log_config=None, ws_per_message_deflate=False))
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                    log_config=None, ws_per_message_deflate=False),
+                     on_exit=app.state.holder.drain)
     print(f"carebot serving on http://{host}:{port}\n  web chat: http://{host}:{port}/chat\n"
           f"  staff console: http://{host}:{port}/console  (accounts: carebot staff add)\n"
           f"  health: /healthz  ready: /readyz  metrics: /metrics", flush=True)
@@ -82,6 +86,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"carebot did not start: {app.state.holder.failed}", file=sys.stderr)
         return 1
     return 0
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, telling the app when it is asked to stop: uvicorn waits for every open
+        request to finish before the app's shutdown, and a server-sent-event stream or a long poll
+        would otherwise hold that up for minutes."""
+
+        def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]):
+            super().__init__(config)
+            self._on_exit = on_exit
+            self._loop: asyncio.AbstractEventLoop | None = None
+
+        async def serve(self, sockets: Any = None) -> None:
+            self._loop = asyncio.get_running_loop()
+            await super().serve(sockets)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            if self._loop is not None:  # a signal handler: hand the work to the loop
+                self._loop.call_soon_threadsafe(self._on_exit)
+
+    return Server
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -131,7 +160,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.action == "upgrade":
-        upgrade(settings.database_url)
+        changed = upgrade(settings.database_url)
+        print("database migrated" if changed else "database already up to date")
     print(f"database at revision {current(settings.database_url)}")
     return 0
 
@@ -161,6 +191,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         result = run_webchat_bench(settings, clients=args.clients, seconds=args.seconds if args.seconds != 5.0 else 20.0,
                                    think_ms=args.think_ms)
+    elif args.target == "chaos":
+        from adapters.webchat.chaos import run_chaos
+
+        pg = args.database_url or ""
+        backend = "pg+redis" if pg.startswith("postgres") else "sqlite"
+        result = run_chaos(backend, database_url=pg, redis_url=args.redis_url or "",
+                           conversations=args.conversations or 200,
+                           messages=args.messages if args.messages != 20000 else 2000, seed=args.seed)
+        for k, v in result.items():
+            if k != "server_log_tail":
+                print(f"{k}: {v}")
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        elif "server_log_tail" in result:
+            print(result["server_log_tail"], file=sys.stderr)
+        return 1 if "server_log_tail" in result else 0
     elif args.target == "telegram":
         from adapters.telegram.bench import run_telegram_bench
 
@@ -250,13 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure throughput and latency")
     common(p)
-    p.add_argument("target", choices=["engine", "startup", "webchat", "fuzz", "telegram"])
+    p.add_argument("target", choices=["engine", "startup", "webchat", "fuzz", "telegram", "chaos"])
     p.add_argument("--pure", action="store_true", help="the engine alone: steps per second")
     p.add_argument("--json", action="store_true")
     p.add_argument("--database-url")
     p.add_argument("--redis-url")
-    p.add_argument("--conversations", type=int, default=None, help="engine: 200; telegram: 1000")
-    p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--conversations", type=int, default=None, help="engine: 200; telegram: 1000; chaos: 200")
+    p.add_argument("--messages", type=int, default=20000, help="engine: 20000; chaos: 2000")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--workers", type=int, default=0, help="engine: N worker processes against one PostgreSQL "
                    "and Redis (each pinned to its own core, its own patients); reports the aggregate")

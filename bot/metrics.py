@@ -19,3 +19,7 @@ CONFLICTS = Counter("carebot_version_conflicts_total", "Turns re-run after a con
 ACTIVE = Gauge("carebot_active_conversations", "Conversations with a message in progress", registry=REGISTRY)
 WRITE_RETRIES = Counter("carebot_write_retries_total", "Write batches run again after a deadlock or "
                         "serialization failure", registry=REGISTRY)
+WRITE_SPILLS = Counter("carebot_write_spills_total", "SQLite write batches handed to a thread because another "
+                       "process held the write lock", registry=REGISTRY)
+WRITE_OUTAGES = Counter("carebot_write_outages_total", "Write batches failed because the database was "
+                        "unreachable", registry=REGISTRY)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 import time
-from typing import TYPE_CHECKING, AsyncIterator, Callable
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -22,10 +22,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.metrics import REGISTRY
+from bot.unavailable import RETRY_AFTER_S, service_of
 
 if TYPE_CHECKING:
     from bot.app import CareBot
@@ -42,15 +42,25 @@ class _Holder:
         self.app: Starlette | None = None
         self.failed: str = ""
         self.ready_after: float | None = None
+        self.draining = False
+
+    def drain(self) -> None:
+        """The server is stopping: tell long-lived streams to end (see `Runtime.stopping`)."""
+        self.draining = True
+        if self.carebot is not None:
+            self.carebot.runtime.stopping.set()
 
     def set(self, carebot: CareBot) -> None:
         routes: list[BaseRoute] = []
         for adapter in carebot.adapters.adapters.values():
             routes.extend(adapter.routes())
-        self.app = Starlette(routes=routes)
+        # an error a route missed: Starlette's own handler answers it (503 for an outage), then Guard logs it
+        self.app = Starlette(routes=routes, exception_handlers={Exception: _error_response})
         self.app.state.carebot = carebot
         self.carebot = carebot
         self.ready_after = round(time.monotonic() - STARTED, 3)
+        if self.draining:
+            carebot.runtime.stopping.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.app is not None:
@@ -60,6 +70,19 @@ class _Holder:
         else:
             await PlainTextResponse("carebot is starting", status_code=503,
                                     headers={"Retry-After": "1"})(scope, receive, send)
+
+
+def unavailable_response(service: str) -> JSONResponse:
+    """503: a backing service is away for now; clients and platforms retry."""
+    return JSONResponse({"type": "error", "code": "unavailable", "service": service, "retry_after": RETRY_AFTER_S},
+                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _error_response(_request: Request, exc: Exception) -> Response:
+    service = service_of(exc)
+    if service:
+        return unavailable_response(service)
+    return JSONResponse({"type": "error", "code": "server_error"}, status_code=500)
 
 
 class Guard:
@@ -84,13 +107,44 @@ class Guard:
 
         try:
             await self.app(scope, receive, tracked)
-        except Exception:
+        except Exception as exc:
+            service = service_of(exc)
+            if service:  # the database or Redis is away: "try again", not a bug (bot/unavailable.py)
+                log.warning("%s unavailable %s path=%s error=%s", service, scope["type"], scope.get("path", ""),
+                            type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    if scope["type"] == "websocket":
+                        await send({"type": "websocket.close", "code": 1013})  # try again later
+                    elif not started:
+                        await unavailable_response(service)(scope, receive, send)
+                return
             log.exception("unhandled error %s path=%s", scope["type"], scope.get("path", ""))
             with contextlib.suppress(Exception):
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1011})
                 elif not started:
                     await JSONResponse({"type": "error", "code": "server_error"}, status_code=500)(scope, receive, send)
+
+
+READY_CHECK_S = 2.0
+
+
+async def services_down(carebot: CareBot) -> list[str]:
+    """The backing services this worker cannot reach now: "database", "redis" (when configured).
+    Each check is bounded, so a hung service answers "down" rather than holding the probe."""
+
+    async def check(name: str, probe: Callable[[], Awaitable[object]]) -> str:
+        try:
+            await asyncio.wait_for(probe(), READY_CHECK_S)
+        except Exception as exc:  # noqa: BLE001 - any failure of the probe means "not ready"
+            log.warning("readiness: %s down error=%s", name, type(exc).__name__)
+            return name
+        return ""
+
+    checks = [check("database", lambda: carebot.store.read(lambda c: c.exec_driver_sql("SELECT 1").scalar()))]
+    if carebot.settings.redis_url:
+        checks.append(check("redis", carebot.coord.ping))
+    return [name for name in await asyncio.gather(*checks) if name]
 
 
 def _outer(holder: _Holder, lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]) -> Starlette:
@@ -103,6 +157,10 @@ def _outer(holder: _Holder, lifespan: Callable[[Starlette], contextlib.AbstractA
     async def readyz(_request: Request) -> JSONResponse:
         if holder.carebot is None:
             return JSONResponse({"ready": False, "error": holder.failed or None}, status_code=503)
+        down = await services_down(holder.carebot)
+        if down:  # a load balancer stops sending patients here until they are back
+            return JSONResponse({"ready": False, "down": down}, status_code=503,
+                                headers={"Retry-After": str(RETRY_AFTER_S)})
         return JSONResponse({"ready": True, "ready_after_s": holder.ready_after})
 
     async def metrics(_request: Request) -> Response:

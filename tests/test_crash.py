@@ -91,3 +91,23 @@ async def test_replies_of_a_dead_worker_go_out_within_seconds_and_in_order(tmp_p
         assert await bot.sender.sweep() == 0
     finally:
         await bot.stop()
+
+
+async def test_a_worker_restarted_under_its_own_id_sends_what_it_held_at_once(tmp_path, sqlite_url, make_bot):
+    """systemd restarts a killed worker with the same CAREBOT_WORKER_ID, which beats again at once:
+    its rows, leased to that id for 30 s, must go out with the first sweep, not after the lease."""
+    from bot.store.store import WORKER
+
+    proc = run_worker(tmp_path, "crash", sqlite_url, "6", "30")
+    assert proc.returncode == 9, proc.stderr
+    bot, platform, clock = make_bot(ECHO_FLOWS, ECHO_MESSAGES, url=sqlite_url)
+    dead = await bot.store.read(lambda c: c.execute(sa.select(WORKER.c.id, WORKER.c.beat_at)).one())
+    bot.store.worker_id = dead.id  # the same worker, restarted
+    clock.set(dead.beat_at + timedelta(seconds=1))  # its leases run 29 s more
+    await bot.start(background=False)
+    try:
+        await bot.sender.idle()
+        assert sorted(platform.texts()) == ["请说"] * 6
+        assert await bot.sender.sweep() == 0
+    finally:
+        await bot.stop()

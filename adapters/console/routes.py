@@ -37,7 +37,7 @@ from adapters.console.charts import Bar, Point, bar_chart, line_chart
 from adapters.console.i18n import LOCALES
 from adapters.console.moderation import moderation_routes
 from adapters.console.paging import paging_routes, paging_values
-from adapters.console.session import IDLE
+from adapters.console.session import ABSOLUTE
 from adapters.console.summary import clinical_summary
 from adapters.console.web import LANG_COOKIE, PREFIX, Ctx, Refused, Web
 from bot.handoff.service import HandoffService
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 ACTIONS = ("take", "reply", "note", "transfer", "escalate", "close")
-LOGIN_RATE = {"ip": (20, 900.0), "id": (5, 900.0)}  # attempts per seconds
 SSE_LIFETIME = 600.0  # the browser reconnects (and the session is checked again) after this
 SSE_PING = 15.0
 
@@ -89,21 +88,22 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         staff_id, password = str(form.get("staff_id", "")).strip(), str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "")))
         ip = ctx.request.client.host if ctx.request.client else ""
-        coord = ctx.carebot.coord
-        for key, rate in ((f"console:login:ip:{ip}", LOGIN_RATE["ip"]),
-                          (f"console:login:id:{staff_id.lower()}", LOGIN_RATE["id"])):
-            wait = await coord.hit(key, *rate)
-            if wait > 0:
-                await ctx.audit("login_limited", staff_id, {"ip": ip})
-                response = web.render(ctx, "login.html", code=429, next=target, staff_id=staff_id,
-                                      error=ctx.t("too_many_attempts", minutes=math.ceil(wait / 60)))
-                response.headers["Retry-After"] = str(math.ceil(wait))
-                return response
+        logins = ctx.carebot.handoff.logins
+        account = staff_id.lower()[:64]  # the throttle's key: this client, this account
+        wait = await logins.wait(ip[:64], account, ctx.now)
+        if wait > 0:
+            await ctx.audit("login_limited", staff_id, {"ip": ip})
+            response = web.render(ctx, "login.html", code=429, next=target, staff_id=staff_id,
+                                  error=ctx.t("too_many_attempts", minutes=math.ceil(wait / 60)))
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
         member = await ctx.carebot.handoff.authenticate(staff_id, password)
         if member is None:
+            await logins.failed(ip[:64], account, ctx.now)
             await ctx.audit("login_failed", staff_id, {"ip": ip})
             return web.render(ctx, "login.html", code=401, next=target, staff_id=staff_id,
                               error=ctx.t("bad_login"))
+        await logins.succeeded(ip[:64], account)
         # a new session (and nonce) at login: a cookie planted before cannot ride along
         ctx.session = web.signer.new(ctx.now.timestamp(), member.id)
         ctx.cookie = web.signer.dump(ctx.session)
@@ -112,7 +112,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         return RedirectResponse(target, 303)
 
     async def logout(ctx: Ctx) -> Response:
-        await ctx.carebot.coord.mark_seen(f"console:revoked:{ctx.session.nonce}", ttl=IDLE)
+        await ctx.carebot.handoff.logins.revoke(ctx.session.nonce, ctx.now + timedelta(seconds=ABSOLUTE))
         await ctx.audit("logout", ctx.me.id)
         ctx.session = web.signer.new(ctx.now.timestamp())
         ctx.cookie = web.signer.dump(ctx.session)
@@ -164,9 +164,13 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
             await asyncio.sleep(0)  # let the subscription register before we say we are connected
             yield "retry: 3000\n: connected\n\n"
             ends = loop.time() + SSE_LIFETIME
+            stopping = asyncio.ensure_future(ctx.carebot.runtime.stopping.wait())
             try:
                 while loop.time() < ends:
-                    done, _ = await asyncio.wait({pending}, timeout=min(SSE_PING, max(0.0, ends - loop.time())))
+                    done, _ = await asyncio.wait({pending, stopping}, timeout=min(SSE_PING, max(0.0, ends - loop.time())),
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if stopping in done:  # the server is stopping: the browser reconnects (to another worker)
+                        return
                     if not done:
                         yield ": ping\n\n"
                         continue
@@ -179,6 +183,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
                     if isinstance(event, dict) and sees_event(ctx, event):
                         yield f"data: {json.dumps(event)}\n\n"
             finally:
+                stopping.cancel()
                 pending.cancel()
                 try:
                     await pending

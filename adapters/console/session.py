@@ -6,7 +6,7 @@ A visitor gets an anonymous session (no staff id) on the login page, so the logi
 CSRF token too; a successful login issues a new session with a new nonce (no session fixation).
 The CSRF token is an HMAC of the nonce: per session, nothing to store. A session ends after
 `IDLE` without a request, after `ABSOLUTE` in any case, or at logout (the nonce is put on a revoked
-list in `coord`, shared by every worker when Redis is configured).
+list in the database, `bot/handoff/logins.py`: it holds across restarts and every worker).
 """
 
 from __future__ import annotations

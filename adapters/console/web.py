@@ -148,8 +148,9 @@ class Web:
         carebot: CareBot = request.app.state.carebot
         now = carebot.clock.now().timestamp()
         session = self.signer.load(request.cookies.get(COOKIE), now)
-        if session is not None and await carebot.coord.seen(f"console:revoked:{session.nonce}"):
-            session = None
+        if session is not None and session.logged_in and await carebot.handoff.logins.revoked(
+                session.nonce, carebot.clock.now()):
+            session = None  # logged out (an anonymous session has nothing to revoke)
         ctx = Ctx(request, self, carebot, session or self.signer.new(now), self.locale_of(request))
         if session is None:
             ctx.cookie = self.signer.dump(ctx.session)

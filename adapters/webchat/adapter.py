@@ -31,6 +31,7 @@ from adapters.webchat.tokens import BadToken, Session, TokenSigner
 from bot.adapter import Adapter, Capabilities, MediaFile, RatePolicy
 from bot.inputs import encodable
 from bot.types import Address, Delivery, Inbound, Media, Outbound
+from bot.unavailable import RETRY_AFTER_S, log_failure, service_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -149,6 +150,12 @@ class WebchatAdapter(Adapter):
                 pass
         self.hub.close_all()
 
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set when the server is stopping: long polls end at once."""
+        assert self.runtime is not None
+        return self.runtime.stopping
+
     def now_ts(self) -> float:
         assert self.runtime is not None
         return self.runtime.clock.now().timestamp()
@@ -191,8 +198,8 @@ class WebchatAdapter(Adapter):
                         self.hub.push(data["conversation_id"], data["frame"])
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("web chat relay failed; resubscribing")
+            except Exception as exc:
+                log_failure(log, exc, "web chat relay failed; resubscribing")
                 await asyncio.sleep(1.0)
 
     # -- sessions and inbound -----------------------------------------------------------------------
@@ -303,6 +310,11 @@ class WebchatAdapter(Adapter):
                 entry = await self.log.by_key(key) or \
                     (await self.log.append(conv, key, "patient", shown, now))[0]  # processed before this log existed
         except Exception as exc:
+            service = service_of(exc)
+            if service:  # not acknowledged: the widget sends it again, same client id, once we are back
+                log.warning("web chat turn not taken conversation=%s %s unavailable error=%s", conv, service,
+                            type(exc).__name__)
+                return error("unavailable", client_id, retry_after=RETRY_AFTER_S)
             log.error("web chat turn failed conversation=%s error=%s", conv, type(exc).__name__)
             return error("server_error", client_id)
         finally:

@@ -37,7 +37,8 @@ POLL_SECONDS = 25.0
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data: https:; "
             "connect-src 'self' ws: wss:; frame-ancestors *; base-uri 'none'; form-action 'none'")
 _STATUS = {"bad_token": 401, "bad_request": 400, "too_long": 413, "too_large": 413, "empty": 400,
-           "bad_type": 415, "bad_media": 404, "rate_limited": 429, "forbidden": 403, "server_error": 500}
+           "bad_type": 415, "bad_media": 404, "rate_limited": 429, "forbidden": 403, "server_error": 500,
+           "unavailable": 503}
 
 
 def _ip(conn: Request | WebSocket) -> str:
@@ -128,7 +129,8 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
             await adapter.opened(who, locale if isinstance(locale, str) else "", data["type"] == "locale")
             return JSONResponse({"type": "ok"})
         reply = await adapter.accept(who, data)
-        return JSONResponse(reply, status_code=_status(reply))
+        retry = {"Retry-After": str(reply["retry_after"])} if "retry_after" in reply else None
+        return JSONResponse(reply, status_code=_status(reply), headers=retry)
 
     async def poll(request: Request) -> Response:
         who = await visitor(request)
@@ -143,7 +145,7 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
             entries = await adapter.log.after(who.conversation_id, after, config.history_limit)
             frames = [e.frame() for e in entries]
             if not frames and wait > 0:
-                frames = await _wait_for_messages(listener, after, wait)
+                frames = await _wait_for_messages(listener, after, wait, adapter.stopping)
         finally:
             adapter.hub.leave(listener)
         return JSONResponse({"messages": frames})
@@ -268,24 +270,33 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _wait_for_messages(listener: Listener, after: int, wait: float) -> list[dict[str, Any]]:
+async def _wait_for_messages(listener: Listener, after: int, wait: float,
+                             stopping: asyncio.Event) -> list[dict[str, Any]]:
+    """What arrives for the conversation within `wait` seconds; nothing once the server is stopping
+    (the widget polls again, reaching another worker)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    while (left := deadline - loop.time()) > 0:
-        try:
-            frame = await asyncio.wait_for(listener.queue.get(), left)
-        except asyncio.TimeoutError:
-            break
-        if frame is None:
-            break
-        if frame.get("type") == "message" and frame["seq"] > after:
-            frames = [frame]
-            while not listener.queue.empty():  # whatever came with it
-                more = listener.queue.get_nowait()
-                if more is not None and more.get("type") == "message" and more["seq"] > after:
-                    frames.append(more)
-            return frames
-    return []
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        while (left := deadline - loop.time()) > 0 and not stopping.is_set():
+            got = asyncio.ensure_future(listener.queue.get())
+            done, _ = await asyncio.wait({got, stop}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            if got not in done:
+                got.cancel()
+                break
+            frame = got.result()
+            if frame is None:
+                break
+            if frame.get("type") == "message" and frame["seq"] > after:
+                frames = [frame]
+                while not listener.queue.empty():  # whatever came with it
+                    more = listener.queue.get_nowait()
+                    if more is not None and more.get("type") == "message" and more["seq"] > after:
+                        frames.append(more)
+                return frames
+        return []
+    finally:
+        stop.cancel()
 
 
 async def _close(ws: WebSocket, frame: dict[str, Any], code: int) -> None:

@@ -98,6 +98,9 @@ class Coord(ABC):
                 await self.mark_seen(done_key)
         finally:
             await hold.handle.__aexit__(None, None, None)
+    async def ping(self) -> None:
+        """Raise when the coordination service cannot be reached (readiness); in-process: never."""
+        return None
 
     async def close(self) -> None:
         return None

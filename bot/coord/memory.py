@@ -11,12 +11,19 @@ from typing import AsyncIterator
 from bot.coord.base import Coord, LockTimeout
 
 
+SWEEP_EVERY = 1024
+
+
 class MemoryCoord(Coord):
     def __init__(self, seen_capacity: int = 200_000):
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._seen_capacity = seen_capacity
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
+        # key → (times counted, window seconds, counted on the caller's clock): a window that ran
+        # out is dropped, so memory follows the visitors of the last window, not every visitor ever
+        self._hits: dict[str, tuple[deque[float], float, bool]] = {}
+        self._latest_at = 0.0  # the latest caller's clock seen (`at`), to age those windows
+        self._hits_since_sweep = 0
         self._subscribers: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)
         self._cache: dict[str, tuple[str, float]] = {}
 
@@ -52,13 +59,33 @@ class MemoryCoord(Coord):
 
     async def hit(self, key: str, limit: int, per_seconds: float, at: float | None = None) -> float:
         now = time.monotonic() if at is None else at
-        window = self._hits[key]
+        if at is not None:
+            self._latest_at = max(self._latest_at, at)
+        self._hits_since_sweep += 1
+        if self._hits_since_sweep >= SWEEP_EVERY:
+            self._sweep()
+        entry = self._hits.get(key)
+        if entry is None:
+            entry = self._hits[key] = (deque(), per_seconds, at is not None)
+        window = entry[0]
         while window and window[0] <= now - per_seconds:
             window.popleft()
         if len(window) >= limit:
             return window[0] + per_seconds - now
         window.append(now)
         return 0.0
+
+    def _sweep(self) -> None:
+        """Drop every window whose last count has aged out (amortised: once per `SWEEP_EVERY` hits)."""
+        self._hits_since_sweep = 0
+        mono = time.monotonic()
+        for key in [k for k, (window, per_seconds, on_caller_clock) in self._hits.items()
+                    if not window or window[-1] <= (self._latest_at if on_caller_clock else mono) - per_seconds]:
+            del self._hits[key]
+
+    def tracked_windows(self) -> int:
+        """How many rate-limit windows are held (memory stays flat: tests, metrics)."""
+        return len(self._hits)
 
     async def cache_get(self, key: str) -> str | None:
         item = self._cache.get(key)

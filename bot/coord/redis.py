@@ -7,6 +7,10 @@ the wire go out as one pipeline: one round trip serves many conversations, and t
 in order (one in flight at a time), so a conversation's release always reaches Redis before its
 next hold.
 """
+A dropped connection (Redis restarting, a failover, a network blip) is retried a few times with
+a growing, jittered pause (`RETRIES`, 1.2 to 2.4 s in all), then the call raises redis's
+ConnectionError, which callers answer as "temporarily unavailable" (bot/unavailable.py). Every
+command here is safe to send again: taking a lock we already took counts as taken (`_ACQUIRE`)."""
 
 from __future__ import annotations
 
@@ -18,15 +22,37 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redis.exceptions import NoScriptError
 
 from bot.coord.base import Coord, Hold, LockTimeout
 
+# A lock lives this long in Redis and is renewed while its holder works (up to the caller's `ttl`):
+# a worker killed while holding one frees it within seconds, not after `ttl` (30 s for a turn).
+LOCK_LEASE_S = 3.0
+RETRIES = 4  # pauses of 0.1–0.2, 0.2–0.4, 0.4–0.8, 0.5–1 s: a Redis restart is ridden out, an outage is not
+CONNECT_TIMEOUT_S = 2.0
+
 # Release only a lock we still own (its value is our token); also: drop a cached value only while
 # it still holds the value the caller saw.
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+# Take the lock, or find it already ours: a retried SET NX whose first reply was lost must not
+# wait for its own lock to expire.
+_ACQUIRE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('get', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
+# Extend a lock we still own.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
 """
 # Sliding window: drop old entries, count, add when under the limit; else report the wait.
@@ -70,6 +96,13 @@ if ARGV[5] == '1' then redis.call('del', KEYS[1]); return {1, 0} end
 redis.call('pexpire', KEYS[1], ARGV[2])
 return {1, redis.call('exists', KEYS[4])}
 """
+
+
+def _lease_ms(ttl: float) -> int:
+    """A hold lives LOCK_LEASE_S in Redis and is renewed at every step: a worker killed while it
+    held conversations frees them within seconds. A turn slower than that may lose its hold; the
+    state row's version check at commit keeps the other worker's turn from being doubled."""
+    return max(1, int(min(ttl, LOCK_LEASE_S) * 1000))
 
 
 class _Batches:
@@ -128,11 +161,17 @@ class _Batches:
 class RedisCoord(Coord):
     def __init__(self, url: str, prefix: str = "carebot:", max_connections: int = 256):
         # a blocking pool: under a burst, callers wait for a free connection instead of failing
-        pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True,
-                                                        max_connections=max_connections, timeout=30)
+        # no socket_timeout: a pub/sub connection rightly waits as long as nothing is published
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=max_connections, timeout=30,
+            retry=Retry(EqualJitterBackoff(cap=1.0, base=0.1), RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_connect_timeout=CONNECT_TIMEOUT_S, socket_keepalive=True, health_check_interval=30)
         self.redis = aioredis.Redis(connection_pool=pool)
         self.prefix = prefix
         self._release = self.redis.register_script(_RELEASE)
+        self._acquire = self.redis.register_script(_ACQUIRE)
+        self._renew = self.redis.register_script(_RENEW)
         self._hit = self.redis.register_script(_HIT)
         self._hold_sha = self.redis.register_script(_HOLD).sha
         self._step_sha = self.redis.register_script(_STEP).sha
@@ -150,7 +189,7 @@ class RedisCoord(Coord):
         deadline = time.monotonic() + wait
         delay = 0.001
         while True:
-            got, seen, version = await self._batches.call(self._hold_sha, keys, [token, int(ttl * 1000)])
+            got, seen, version = await self._batches.call(self._hold_sha, keys, [token, _lease_ms(ttl)])
             if int(got):
                 return Hold(key, bool(int(seen)), int(version), token)
             if time.monotonic() > deadline:
@@ -173,23 +212,51 @@ class RedisCoord(Coord):
         keys = [f"{p}lock:{hold.key}", f"{p}ver:{hold.key}", f"{p}seen:{done_key}" if done_key else "",
                 f"{p}seen:{next_key}" if next_key else ""]
         return self._batches.call(self._step_sha, keys,
-                                  [hold.token, int(ttl * 1000), version, self.seen_ttl, 1 if release else 0])
+                                  [hold.token, _lease_ms(ttl), version, self.seen_ttl, 1 if release else 0])
 
     @asynccontextmanager
     async def lock(self, key: str, ttl: float = 30.0, wait: float = 60.0) -> AsyncIterator[None]:
         name = f"{self.prefix}lock:{key}"
         token = self._token()
         deadline = time.monotonic() + wait
+        lease = min(ttl, LOCK_LEASE_S)
         delay = 0.001
-        while not await self.redis.set(name, token, nx=True, px=int(ttl * 1000)):
+        while not await self._acquire(keys=[name], args=[token, int(lease * 1000)]):
             if time.monotonic() > deadline:
                 raise LockTimeout(key)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + ttl  # a live holder keeps the lock at most `ttl`, as before
+        renewal: asyncio.TimerHandle | None = None
+        renewing: set[asyncio.Task[None]] = set()
+
+        def renew() -> None:  # a turn takes milliseconds: this runs only for long holds
+            nonlocal renewal
+            left = ends - loop.time()
+            if left <= 0:
+                return
+            task = loop.create_task(self._extend(name, token, min(lease, left)))
+            renewing.add(task)
+            task.add_done_callback(renewing.discard)
+            renewal = loop.call_later(lease / 3, renew)
+
+        if ttl > lease:
+            renewal = loop.call_later(lease / 3, renew)
         try:
             yield
         finally:
+            if renewal is not None:
+                renewal.cancel()
+            for task in list(renewing):
+                task.cancel()
             await self._release(keys=[name], args=[token])
+
+    async def _extend(self, name: str, token: str, seconds: float) -> None:
+        try:
+            await self._renew(keys=[name], args=[token, max(1, int(seconds * 1000))])
+        except Exception:  # noqa: BLE001 - Redis away: the lock lapses, the state version still guards
+            pass
 
     async def seen(self, key: str) -> bool:
         return bool(await self.redis.exists(f"{self.prefix}seen:{key}"))
@@ -231,6 +298,9 @@ class RedisCoord(Coord):
         finally:
             await pubsub.unsubscribe()
             await pubsub.aclose()
+
+    async def ping(self) -> None:
+        await self.redis.ping()
 
     async def close(self) -> None:
         await self.redis.aclose()

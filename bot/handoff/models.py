@@ -71,3 +71,27 @@ class Complaint(SQLModel, table=True):
     status: str = Field(default="open", max_length=16)  # open | handled
     handled_by: str = Field(default="", max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class StaffSessionRevoked(SQLModel, table=True):
+    """A console session ended at logout: its nonce is refused until the session would have
+    expired anyway. In the database, so a logout holds across restarts and every worker."""
+
+    __tablename__ = "staff_session_revoked"
+    nonce: str = Field(primary_key=True, max_length=64)
+    org: str = Field(default="default", max_length=64)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class StaffLoginThrottle(SQLModel, table=True):
+    """Failed sign-ins of one client (IP address) for one account: after a few, that client waits a
+    short and growing time before trying that account again. The account itself is never locked,
+    so a stranger's guesses do not keep the real doctor out."""
+
+    __tablename__ = "staff_login_throttle"
+    client: str = Field(primary_key=True, max_length=64)
+    staff_id: str = Field(primary_key=True, max_length=64)
+    org: str = Field(default="default", max_length=64)
+    failures: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_failed_at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -36,6 +36,7 @@ from bot.handoff.moves import Moves
 from bot.handoff.promise import ReplyPromises
 from bot.handoff.replies import Replies
 from bot.handoff.sla import SlaClocks
+from bot.handoff.logins import StaffLogins
 from bot.handoff.staff import HandoffError, StaffAccounts, StaffMember, can_view
 from bot.handoff.tickets import OPEN, Tickets
 from bot.logs import event as log_event
@@ -64,6 +65,7 @@ class HandoffService:
         self.background = Background("hand-off")
         self.paging: Paging | None = None  # emergency paging (bot/handoff/paging.py), set by CareBot.build
         self.accounts = StaffAccounts(store, clock)
+        self.logins = StaffLogins(store)  # console logouts and sign-in throttling (bot/handoff/logins.py)
         self.tickets = Tickets(store)
         self.dispatcher = Dispatch(self)
         self.replies = Replies(self)

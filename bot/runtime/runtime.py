@@ -36,6 +36,7 @@ from bot.runtime.proactive import ProactivePolicy, is_care, is_proactive
 from bot.store.store import Duplicate, Store, TurnCommit, VersionConflict
 from bot.store.writer import WriteFn
 from bot.types import CallAction, Effect, Inbound, OpenTicket
+from bot.unavailable import log_failure
 
 if TYPE_CHECKING:
     from bot.actions.registry import ActionRegistry
@@ -78,6 +79,9 @@ class Runtime:
         self.after_commit: list[Callable[[TurnCommit], None]] = []
         self.listeners: list[asyncio.Queue[tuple[Inbound, Outcome]]] = []
         self.handoff: HandoffService | None = None  # set by CareBot.build: adapters close tickets through it
+        # set when the server is asked to stop (SIGTERM): long-lived streams (server-sent events,
+        # long polls) end at once, so the shutdown is not held up by clients that never leave
+        self.stopping = asyncio.Event()
 
     async def erase(self, conversation_id: str, now: datetime) -> None:
         """Forget a conversation ("forget me"): the patient's text leaves bot's records, then every
@@ -130,7 +134,7 @@ class Runtime:
                         done = None
                         outcome = await self._process(inbound, timer_id, also, seen=hold.seen)
                     except Exception as exc:
-                        log.exception("turn failed conversation=%s kind=%s", conv, inbound.kind)
+                        log_failure(log, exc, "turn failed conversation=%s kind=%s", conv, inbound.kind)
                         if not fut.done():
                             fut.set_exception(exc)
                     else:
@@ -147,8 +151,8 @@ class Runtime:
                     break
                 try:
                     await self.coord.release(hold, done, version)
-                except Exception:  # the lock expires by itself; the inbox stays the authority
-                    log.exception("release failed conversation=%s", conv)
+                except Exception as exc:  # the lock expires by itself; the inbox stays the authority
+                    log_failure(log, exc, "release failed conversation=%s", conv)
                 hold, done = None, None
                 if not box:
                     break

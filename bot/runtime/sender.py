@@ -25,8 +25,11 @@ from bot.coord import Coord
 from bot.runtime.background import Background
 from bot.store.store import Claimed, Store
 from bot.types import Delivery
+from bot.unavailable import is_unavailable, log_failure
 
 log = logging.getLogger("carebot.sender")
+TAKEOVER_RESWEEP_S = 0.1
+OUTAGE_PAUSES = (0.5, 1.0, 2.0, 4.0)  # a delivery the database's absence interrupted is tried again
 
 
 class Sender(Background):
@@ -73,12 +76,15 @@ class Sender(Background):
 
     async def run(self) -> None:
         while True:
+            claimed = 0
             try:
                 await self.store.beat(self.clock.now())  # alive: our leased rows stay ours
-                await self.sweep()
-            except Exception:
-                log.exception("outbox sweep failed")
-            await asyncio.sleep(self.sweep_interval)
+                claimed = await self.sweep()
+            except Exception as exc:
+                log_failure(log, exc, "outbox sweep failed")
+            # rows taken over from a dead worker may hold later rows of their conversations back:
+            # look again soon, so those follow within a fraction of a second, not a sweep later
+            await asyncio.sleep(TAKEOVER_RESWEEP_S if claimed else self.sweep_interval)
 
     async def stop(self) -> None:
         await super().stop()
@@ -88,10 +94,19 @@ class Sender(Background):
         try:
             while chain:
                 row = chain[0]
-                try:
-                    await self._deliver(row)
-                except Exception:
-                    log.exception("delivery crashed outbox=%s", row.id)
+                for pause in (*OUTAGE_PAUSES, None):
+                    try:
+                        await self._deliver(row)
+                        break
+                    except Exception as exc:
+                        if pause is None or not is_unavailable(exc):
+                            # left as it is: the sweep takes it again once its lease runs out
+                            log_failure(log, exc, "delivery crashed outbox=%s", row.id)
+                            break
+                        # the database went away mid-delivery: try again soon, holding the
+                        # conversation's later rows back so they keep their order
+                        log_failure(log, exc, "delivery waits outbox=%s", row.id)
+                        await asyncio.sleep(pause)
                 chain.popleft()
                 self._inflight.discard(row.id)
         finally:

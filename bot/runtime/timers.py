@@ -24,6 +24,7 @@ from bot.runtime.proactive import ProactivePolicy, is_care, is_proactive
 from bot.store.store import DueTimer, Store
 from bot.timer_names import kind_of
 from bot.types import Inbound
+from bot.unavailable import log_failure
 
 if TYPE_CHECKING:
     from bot.runtime.runtime import Runtime
@@ -119,8 +120,8 @@ class TimerLoop(Background):
         while True:
             try:
                 await self.tick()
-            except Exception:
-                log.exception("timer tick failed")
+            except Exception as exc:
+                log_failure(log, exc, "timer tick failed")
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             except asyncio.TimeoutError:

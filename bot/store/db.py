@@ -60,7 +60,14 @@ def make_engine(url: str, *, pool_size: int = 8, sqlite_synchronous: str = "NORM
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("writer") else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, hide_parameters=True)
+    # a database that went away fails a connection or a statement within seconds instead of
+    # leaving it waiting on TCP's minutes-long timeouts: callers answer "unavailable" and retry
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True, hide_parameters=True,
+                            connect_args=PG_CONNECT_ARGS)
+
+
+PG_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                   "keepalives_count": 3, "tcp_user_timeout": 15_000}
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -397,6 +397,21 @@ class Store:
         stmt = stmt.on_conflict_do_update(index_elements=[WORKER.c.id], set_={"beat_at": now})
         await self.write(lambda conn: conn.execute(stmt))
 
+    async def take_back(self, now: datetime) -> None:
+        """At start-up: what an earlier life of this worker id held (outbox rows being delivered,
+        timers being fired) is nobody's now. A restarted worker keeps its id (systemd's
+        `CAREBOT_WORKER_ID=%H-%i`) and beats again at once, so without this its old claims would
+        wait out their leases (30 s) instead of going out with the first sweep."""
+        expired = now - timedelta(seconds=1)
+
+        def q(conn: Connection) -> None:
+            conn.execute(OUTBOX.update().where(OUTBOX.c.claimed_by == self.worker_id, OUTBOX.c.status == "sending")
+                         .values(lease_until=expired))
+            conn.execute(TIMER.update().where(TIMER.c.claimed_by == self.worker_id, TIMER.c.status == "claimed")
+                         .values(lease_until=expired))
+
+        await self.write(q)
+
     async def claim_outbox(self, now: datetime, limit: int = 200) -> list[Claimed]:
         """Rows due for (re)delivery — pending and due, or held by a worker that died (its heartbeat
         stopped, or its lease ran out) — and never a row behind an earlier undelivered row of its

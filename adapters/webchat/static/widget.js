@@ -30,7 +30,7 @@
       err_rate_limited: "发送太快了，请 {retry} 秒后再试。",
       err_empty: "请输入内容。", err_bad_request: "消息格式有误，请重试。",
       err_bad_media: "找不到这张图片，请重新上传。", err_bad_token: "会话已过期，已为您开始新的对话。",
-      err_server_error: "服务暂时出错，请稍后再试。", err_offline: "网络未连接，消息会在连接后发送。",
+      err_server_error: "服务暂时出错，请稍后再试。", err_unavailable: "服务暂时不可用，消息会自动重发。", err_offline: "网络未连接，消息会在连接后发送。",
       err_forbidden: "此网站未被允许使用在线咨询。", err_upload: "上传失败，请重试。"
     },
     en: {
@@ -47,7 +47,7 @@
       err_rate_limited: "You're sending too fast. Please try again in {retry} s.",
       err_empty: "Please type a message.", err_bad_request: "That message could not be read. Please try again.",
       err_bad_media: "That image was not found. Please upload it again.", err_bad_token: "Your session expired, so a new conversation has started.",
-      err_server_error: "Something went wrong on our side. Please try again shortly.", err_offline: "You're offline. Your message will be sent when the connection is back.",
+      err_server_error: "Something went wrong on our side. Please try again shortly.", err_unavailable: "The service is briefly unavailable. Your message will be sent again automatically.", err_offline: "You're offline. Your message will be sent when the connection is back.",
       err_forbidden: "This site is not allowed to use the chat.", err_upload: "The upload failed. Please try again."
     }
   };
@@ -639,7 +639,7 @@
         break;
       case "error":
         if (frame.code === "bad_token") { startOver(); showError("bad_token"); return; }
-        if (frame.code === "server_error" && frame.id && retryLater(frame.id)) { showError(frame.code, frame); return; }
+        if ((frame.code === "server_error" || frame.code === "unavailable") && frame.id && retryLater(frame.id)) { showError(frame.code, frame); return; }
         if (frame.id) failPending(frame.id);
         hideTyping();
         showError(frame.code, frame);
