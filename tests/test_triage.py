@@ -463,3 +463,14 @@ def test_cli_reports_a_broken_rules_file(tmp_path, capsys):
     content = broken_content(tmp_path, MINIMAL.replace("{level}", "urgent").replace("{symptom}", "chest_pain"))
     assert run_triage_cli(["胸痛", "--locale", "zh-CN", "--content", str(content)]) == 2
     assert "unknown level 'urgent'" in capsys.readouterr().err
+
+
+def test_a_not_now_reading_covers_the_clauses_it_spans_and_its_own_present_cues(zh):
+    # 突然 starts a clause and is a present cue: inside the hypothetical question it is neither
+    hypothetical = assess("假如有人突然心脏骤停 CPR怎么做", zh)
+    assert not hypothetical.is_emergency
+    assert any(m.rule == "not_now:general" for m in hypothetical.matched)
+    # 怎么办 is a present cue on its own, but part of 万一…怎么办
+    assert not assess("万一孩子半夜高烧抽搐了怎么办", zh).is_emergency
+    # a present emergency in its own clause beside the question still fires
+    assert assess("我爸刚才突然胸口剧痛出冷汗 如果等救护车要注意什么", zh).level == "emergency_ambulance"

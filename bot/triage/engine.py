@@ -273,8 +273,13 @@ def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,
     if not cues:
         return None
     now = nn.present.find(norm, hits) if nn.present is not None and nn.present.may_match(hits, norm) else []
+    # a present cue inside a not-now reading is part of it ("万一抽搐了怎么办", "是不是要马上洗胃")
+    cue_spans = [span for _, span in cues]
+    now = [(s, e) for s, e in now if not _overlaps(s, e, cue_spans)]
     current = {negation.clause(s) for s, _ in now}
-    over = {negation.clause(span[0]): (kind, span) for kind, span in cues}
+    # a reading covers every clause it spans (如果有人|突然心脏骤停 cpr怎么做: 突然 starts a clause)
+    over = {clause: (kind, span) for kind, span in cues
+            for clause in range(negation.clause(span[0]), negation.clause(span[1] - 1) + 1)}
     lowered = None
     for name, (start, _end) in list(present.items()):
         clause = negation.clause(start)
