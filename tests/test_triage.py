@@ -18,6 +18,7 @@ from bot.triage import (
     LEVELS, Assessment, PatientContext, assess, bench_triage, load_all_triage, load_triage, max_level,
 )
 from bot.triage.cli import run_triage_cli
+from bot.triage.phrases import PhraseIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT = ROOT / "content"
@@ -153,6 +154,16 @@ def test_a_cue_inside_a_matched_term_negates_nothing(zh, en):
 def test_an_ascii_keyword_matches_whole_words_only(en, zh):
     assert not assess("I love painting and chess", en).matched
     assert assess("我有点chest pain 出冷汗", zh).level == "emergency_ambulance"
+
+
+def test_a_keyword_is_found_in_a_possessive_or_a_quoted_word():
+    phrases = PhraseIndex()
+    toddler, kids = phrases.add(["toddler"]), phrases.add(["look after the kids"])
+    text = "the toddler's cup and 'look after the kids' he wrote"
+    hits = phrases.scan(text)
+    assert toddler.spans(hits) == [(4, 11)] and text[4:11] == "toddler"
+    assert [text[a:b] for a, b in kids.spans(hits)] == ["look after the kids"]
+    assert not phrases.add(["toddle"]).spans(phrases.scan(text))  # still whole words only
 
 
 def test_excluded_look_alikes_do_not_fire(zh, en):

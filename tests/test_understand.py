@@ -48,6 +48,11 @@ def read(intents, spec: AskSpec, text: str):
     ("I need consultation with docter", "en", "intake"),       # a typo forgiven
     ("我要投诉 那个医生态度太差了", "zh-CN", "complaint"),
     ("can you reply in english", "zh-CN", "language"),          # an English request in a Chinese conversation
+    ("the blood pressure alerts are driving me mad, switch them off", "en", "reminder_stop"),
+    ("enough of these reminders please", "en", "reminder_stop"),
+    ("i want everything you hold about me wiped", "en", "forget_me"),
+    ("please have my records deleted", "en", "forget_me"),
+    ("the doctor brushed me off and never listened to me", "en", "complaint"),
 ])
 def test_requests_reach_their_flow(intents, text, locale, flow):
     result = intents.classify(text, locale)
@@ -78,6 +83,8 @@ def test_typed_answers_mean_an_option(intents):
     assert read(intents, satisfaction, "非常滿意 謝謝") == 5
     assert read(intents, satisfaction, "不太满意") == 2
     assert read(intents, satisfaction, "very dissatisfied") == 1
+    assert read(intents, satisfaction, "honestly couldn't be happier") == 5
+    assert read(intents, satisfaction, "it could have been better") == 2
     assert read(intents, recommend, "I give 7 point") == 7
     assert read(intents, recommend, "nine out of ten") == 9
     assert read(intents, recommend, "九分吧") == 9

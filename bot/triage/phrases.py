@@ -41,7 +41,8 @@ class PhraseIndex:
     A regex alternation of hundreds of phrases tries each one at every position; this index looks up
     only the phrases that start with the word (ASCII) or character (CJK) at hand, then `startswith`.
     Phrases in CJK script match anywhere (Chinese has no spaces); phrases written in ASCII letters
-    match whole words only, so "pain" is not found in "painting" — in every locale, for mixed text.
+    match whole words only, so "pain" is not found in "painting" — in every locale, for mixed text —
+    and a word with a possessive or quotes around it is also its bare word ("toddler's", "'look").
     """
 
     def __init__(self) -> None:
@@ -84,11 +85,11 @@ class PhraseIndex:
         n = len(text)
         if self._by_word:
             for m in _WORD.finditer(text):
-                start = m.start()
-                for phrase, key in self._by_word.get(m.group(), ()):
-                    end = start + len(phrase)
-                    if text.startswith(phrase, start) and (end == n or not _is_word_char(text[end])):
-                        hits.setdefault(key, []).append((start, end))
+                for start, word in _word_forms(m.group(), m.start()):
+                    for phrase, key in self._by_word.get(word, ()):
+                        end = start + len(phrase)
+                        if text.startswith(phrase, start) and (end == n or not _is_word_char(text[end])):
+                            hits.setdefault(key, []).append((start, end))
         if self._by_char:
             automaton = self._automaton if self._automaton is not None else self._build()
             for end, (length, keys) in automaton.iter(text):
@@ -98,6 +99,21 @@ class PhraseIndex:
             for spans in hits.values():
                 spans.sort()
         return hits
+
+
+def _word_forms(word: str, start: int) -> list[tuple[int, str]]:
+    """The token and, when it carries quotes or a possessive, the bare word a phrase may start with:
+    "toddler's" is also "toddler", "'look" (a quoted text) is also "look"."""
+    forms = [(start, word)]
+    if "'" in word:
+        bare = word.lstrip("'")
+        at = start + len(word) - len(bare)
+        bare = bare.rstrip("'")
+        if bare.endswith("'s"):
+            bare = bare[:-2]
+        if bare and bare != word:
+            forms.append((at, bare))
+    return forms
 
 
 def _is_word_char(char: str) -> bool:
