@@ -5,8 +5,8 @@ The runtime's per-turn calls (`hold`, `step`, `release`) are each one Lua script
 lock, the seen check and the version together, and all calls made while the previous batch is on
 the wire go out as one pipeline: one round trip serves many conversations, and the batches go out
 in order (one in flight at a time), so a conversation's release always reaches Redis before its
-next hold.
-"""
+next hold. Holds live a few seconds in Redis and are renewed at every step (`_lease_ms`).
+
 A dropped connection (Redis restarting, a failover, a network blip) is retried a few times with
 a growing, jittered pause (`RETRIES`, 1.2 to 2.4 s in all), then the call raises redis's
 ConnectionError, which callers answer as "temporarily unavailable" (bot/unavailable.py). Every
