@@ -6,7 +6,8 @@ update is durable: the turn committed (the runtime's inbox de-duplicates a retri
 the adapter's own record written. Out: the outbox sender calls `send`; each Bot API call first takes
 its place in Telegram's limits (`pacing.py`) and its outcome is mapped to a `Delivery`:
 
-    TelegramRetryAfter (429)             retry after `retry_after` seconds (the chat waits meanwhile)
+    TelegramRetryAfter (429)             retry after `retry_after` seconds; the shared pacing is held
+                                         as long (pacing.py), so no worker sends into the wall
     TelegramForbiddenError (403)         for good: the person blocked the bot — recorded, and the
                                          conversation is stopped (a `leave` turn sets opted_out)
     TelegramBadRequest "chat not found"  for good
@@ -522,6 +523,7 @@ class TelegramAdapter(Adapter):
                 await self.record_migration(int(chat_id), exc.migrate_to_chat_id)
                 return Delivery(ok=False, retryable=True, error="migrated", retry_after=0.01)
             except TelegramRetryAfter as exc:
+                await self.pacer.hold(chat_id, group, float(exc.retry_after))  # every worker's sends wait
                 return Delivery(ok=False, retryable=True, error="429 too many requests",
                                 retry_after=float(exc.retry_after))
             except TelegramForbiddenError as exc:

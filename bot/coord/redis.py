@@ -7,11 +7,11 @@ import asyncio
 import secrets
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 import redis.asyncio as aioredis
 
-from bot.coord.base import Coord, LockTimeout
+from bot.coord.base import Budget, Coord, LockTimeout
 
 # Release only a lock we still own (its value is our token); also: drop a cached value only while
 # it still holds the value the caller saw.
@@ -33,6 +33,41 @@ local oldest = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
 return tostring(tonumber(oldest[2]) + window - now)
 """
 
+# Reservation (see Coord.reserve): each budget is a sorted set of its busy lanes scored by the
+# moment each falls free; KEYS = the budgets' sets, then their holds. The slot is the latest of
+# `at`, every full budget's first free lane and every hold; each budget then gives the slot the lane
+# that fell free last before it (or a new lane), busy until slot + per_seconds.
+_RESERVE = """
+local at = tonumber(ARGV[1]); local n = #KEYS / 2
+local slot = at
+for i = 1, n do
+  redis.call('zremrangebyscore', KEYS[i], '-inf', at)
+  if redis.call('zcard', KEYS[i]) >= tonumber(ARGV[2 * i]) then
+    slot = math.max(slot, tonumber(redis.call('zrange', KEYS[i], 0, 0, 'WITHSCORES')[2]))
+  end
+  local hold = redis.call('get', KEYS[n + i])
+  if hold then slot = math.max(slot, tonumber(hold)) end
+end
+for i = 1, n do
+  local per = tonumber(ARGV[2 * i + 1])
+  local fit = redis.call('zrevrangebyscore', KEYS[i], slot, '-inf', 'LIMIT', 0, 1)
+  local lane = fit[1] or (ARGV[2 * n + 2] .. ':' .. i)
+  redis.call('zadd', KEYS[i], slot + per, lane)
+  redis.call('pexpire', KEYS[i], math.ceil(math.max(slot + per - at, 3600) * 1000))
+end
+return tostring(slot - at)
+"""
+_HOLD = """
+local hold_until = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local hold = redis.call('get', KEYS[i])
+  if not hold or tonumber(hold) < hold_until then
+    redis.call('set', KEYS[i], ARGV[1], 'PX', math.ceil(math.max(tonumber(ARGV[2]), 3600) * 1000))
+  end
+end
+return 0
+"""
+
 
 class RedisCoord(Coord):
     def __init__(self, url: str, prefix: str = "carebot:", max_connections: int = 256):
@@ -43,6 +78,8 @@ class RedisCoord(Coord):
         self.prefix = prefix
         self._release = self.redis.register_script(_RELEASE)
         self._hit = self.redis.register_script(_HIT)
+        self._reserve = self.redis.register_script(_RESERVE)
+        self._hold = self.redis.register_script(_HOLD)
 
     @asynccontextmanager
     async def lock(self, key: str, ttl: float = 30.0, wait: float = 60.0) -> AsyncIterator[None]:
@@ -70,6 +107,17 @@ class RedisCoord(Coord):
         wait = await self._hit(keys=[f"{self.prefix}rate:{key}"],
                                args=[time.time() if at is None else at, per_seconds, limit, secrets.token_hex(6)])
         return max(0.0, float(wait))
+
+    async def reserve(self, budgets: Sequence[Budget], at: float) -> float:
+        keys = [f"{self.prefix}lanes:{b.key}" for b in budgets] + [f"{self.prefix}hold:{b.key}" for b in budgets]
+        args: list[float | str] = [repr(at)]
+        for b in budgets:
+            args += [b.limit, repr(float(b.per_seconds))]
+        args.append(secrets.token_hex(6))
+        return max(0.0, float(await self._reserve(keys=keys, args=args)))
+
+    async def hold(self, keys: Sequence[str], seconds: float, at: float) -> None:
+        await self._hold(keys=[f"{self.prefix}hold:{k}" for k in keys], args=[repr(at + seconds), seconds])
 
     async def cache_get(self, key: str) -> str | None:
         value = await self.redis.get(f"{self.prefix}cache:{key}")
