@@ -121,8 +121,10 @@ async def test_the_pacer_spreads_the_bots_budget_and_keeps_each_chat(coord: Coor
         sent.setdefault(chat, []).append(time.now)
         sent.setdefault("all", []).append(time.now)
     assert within(sent["all"], 30, 1.0) and within(sent["all"], 3, 0.1)  # never a burst of a whole second
-    assert within(sent["-100"], 20, 60.0)
-    assert all(within(sent[str(c)], 3, 3.0) for c in range(7))
+    # a chat's moment is kept to within the bot's wait after it (here at most one spacing, 1/30 s):
+    # the shipped chat budget (3 in 3.1 s for Telegram's 3 s) leaves that room
+    assert within(sent["-100"], 20, 60.0 - 1 / 30)
+    assert all(within(sent[str(c)], 3, 3.0 - 1 / 30) for c in range(7))
 
 
 class GatedTime(PinnedTime):
@@ -153,3 +155,25 @@ async def test_a_429_holds_what_was_booked_before_it_and_every_worker(coord: Coo
     assert await other.wait("3", False) == pytest.approx(1.0)  # the other worker queues behind it
 
 
+
+
+class LateTime(PinnedTime):
+    """The first sleep overshoots by 50 ms, as on a busy machine."""
+
+    def __init__(self, now: float):
+        super().__init__(now)
+        self.overshoot = 0.05
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds + self.overshoot
+        self.overshoot = 0.0
+
+
+async def test_a_sender_that_wakes_late_books_again(coord: Coord) -> None:
+    time = LateTime(T)
+    pacer = Pacer(coord, Rate(10, 1.0), Rate(3, 3.0), Rate(20, 60.0), prefix=f"p{uuid.uuid4().hex[:6]}",
+                  clock=time, sleep=time.sleep)
+    assert await pacer.wait("1", False) == 0.0
+    await pacer.wait("2", False)  # booked for T + 0.1, woke at T + 0.15: the moment is gone
+    assert pacer.rebooked == 1
+    assert time.now == pytest.approx(T + 0.25)  # the next moment after T + 0.15 (one every 0.1 s)

@@ -1,17 +1,23 @@
 """Sending at Telegram's pace, shared across workers.
 
 Each Bot API call that sends a message first reserves its moment in `Coord` (memory for one
-process, Redis for several) under three budgets at once — the whole bot, the chat, and in a group
-the group's minute — then sleeps until that moment and sends. Nobody tries and backs off: a
+process, Redis for several), then sleeps until that moment and sends. Nobody tries and backs off: a
 broadcast of ten thousand messages books ten thousand moments in one pass and each goes out on
 time, however many workers share the budgets.
 
-The bot's budget is also booked in tenths (a tenth of the messages per a tenth of the window), so
-its moments are spread over the second instead of arriving as one burst when the window turns —
-Telegram counts sliding windows, and a burst jittered by the network would cross one.
+Two bookings per message: first the chat's budget (and in a group the group's minute), then — at
+that moment — the bot's, so a chat that must wait never holds a place in the bot's budget meanwhile
+(it would delay every other chat). The chat's moment is therefore kept to within the bot's wait
+after it — one spacing when the bot is not saturated, hence the chat budget's margin (3 in 3.1 s
+for Telegram's "about one a second"); under a saturated bot a chat's next message may meet a 429,
+which is handled like any other. The bot's budget is also spaced evenly (one moment every
+1/30 s for 30 a second): Telegram counts sliding windows, and bursts jittered by the network would
+cross one.
 
-A 429 pushes the budgets back (`hold`): later reservations start after `retry_after`, on every
-worker; moments this process had booked before it are booked again on waking.
+A moment is only good when kept: a sender that wakes late (this process was busy: the messages due
+meanwhile would go out in a clump and crowd the window a second later) books again instead. A 429
+pushes the budgets back (`hold`): later reservations start after `retry_after`, on every worker;
+moments this process had booked before it are booked again on waking.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from typing import Awaitable, Callable
 from adapters.telegram.config import Rate
 from bot.coord import Budget, Coord
 
-SMOOTHING = 10  # the bot's budget is also booked in tenths of its window
+LATE = 0.015  # seconds after its moment a sender no longer sends but books again
+MAX_LATE = 3  # ...at most this often for one message (a machine that slow meets a 429 instead)
 
 
 class Pacer:
@@ -37,41 +44,50 @@ class Pacer:
         self.sleep = sleep
         self._held: dict[str, float] = {}  # budget key → until when a 429 seen here holds it
         self.waited = 0.0  # seconds spent waiting for a moment (metrics, the benchmark)
+        self.rebooked = 0  # moments missed by waking late
 
-    def budgets(self, chat_id: str, group: bool) -> list[Budget]:
-        all_key = f"{self.prefix}:all"
-        budgets = [Budget(f"{self.prefix}:chat:{chat_id}", self.per_chat.count, self.per_chat.seconds),
-                   Budget(all_key, self.overall.count, self.overall.seconds)]
-        if self.overall.count >= SMOOTHING:
-            budgets.append(Budget(f"{all_key}:tenth", -(-self.overall.count // SMOOTHING),
-                                  self.overall.seconds / SMOOTHING))
+    def budgets(self, chat_id: str, group: bool) -> tuple[list[Budget], list[Budget]]:
+        """The chat's budgets and the bot's."""
+        chat = [Budget(f"{self.prefix}:chat:{chat_id}", self.per_chat.count, self.per_chat.seconds)]
         if group:
-            budgets.append(Budget(f"{self.prefix}:group:{chat_id}", self.per_group.count, self.per_group.seconds))
-        return budgets
+            chat.append(Budget(f"{self.prefix}:group:{chat_id}", self.per_group.count, self.per_group.seconds))
+        all_key = f"{self.prefix}:all"
+        bot = [Budget(all_key, self.overall.count, self.overall.seconds),
+               Budget(f"{all_key}:even", 1, self.overall.seconds / self.overall.count)]
+        return chat, bot
 
     async def wait(self, chat_id: str, group: bool) -> float:
         """Return at the moment one more message to `chat_id` keeps within every limit; returns the
         seconds waited."""
-        budgets = self.budgets(chat_id, group)
-        waited = 0.0
-        while True:
-            at = self.clock()
-            delay = await self.coord.reserve(budgets, at)
-            if delay > 0:
-                await self.sleep(delay)
-                waited += delay
-            slot = at + delay
-            if not any(self._held.get(b.key, 0.0) > slot for b in budgets):
-                break
-            # a 429 arrived while this moment was booked: book again behind the hold
+        chat, bot = self.budgets(chat_id, group)
+        started = self.clock()
+        await self._book(chat)
+        await self._book(bot)
+        waited = self.clock() - started
         self.waited += waited
         return waited
+
+    async def _book(self, budgets: list[Budget]) -> None:
+        late = 0
+        while True:
+            delay = await self.coord.reserve(budgets, self.clock())
+            moment = self.clock() + delay  # from when the answer came: a slow round trip is no lateness
+            if delay > 0:
+                await self.sleep(delay)
+            if any(self._held.get(b.key, 0.0) > moment for b in budgets):
+                continue  # a 429 arrived while this moment was booked: book again behind the hold
+            if self.clock() - moment > LATE and late < MAX_LATE:
+                late += 1  # woke late: book again
+                self.rebooked += 1
+                continue
+            return
 
     async def hold(self, chat_id: str, group: bool, seconds: float) -> None:
         """Telegram answered 429 `retry_after`: nothing more to this chat — nor from the bot, which
         Telegram may have meant — before it has passed."""
         at = self.clock()
-        keys = [b.key for b in self.budgets(chat_id, group)]
+        chat, bot = self.budgets(chat_id, group)
+        keys = [b.key for b in chat + bot]
         for key in keys:
             self._held[key] = max(self._held.get(key, 0.0), at + seconds)
         await self.coord.hold(keys, seconds, at)
