@@ -22,10 +22,12 @@ import asyncio
 import hmac
 import json
 import logging
-from dataclasses import replace
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import sqlalchemy as sa
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -44,7 +46,7 @@ from adapters.telegram.pacing import Pacer
 from adapters.telegram.parse import CHANNEL, Parsed, parse_update, with_chat
 from adapters.telegram.render import MAX_BUTTONS, plan
 from adapters.telegram.staff import StaffDesk
-from bot.adapter import Adapter, Capabilities, RatePolicy
+from bot.adapter import Adapter, Capabilities
 from bot.types import Address, Delivery, Inbound, Media, Outbound
 from bot.uploads import UploadRefused, check_upload
 
@@ -61,15 +63,24 @@ CHAT = TelegramChat.__table__
 CONV = TelegramConversation.__table__
 MAX_UPDATE_BYTES = 1024 * 1024
 PRIVATE_KEYS = ("paging.", "handoff.", "safety.", "guidance.")  # in a group, said privately when possible
+CHAT_RECORD_SECONDS = 600.0  # a chat's unchanged record is written again after this long at most
+RECORDED_CHATS = 50_000  # chats whose last record this process remembers
+
+
+@dataclass(frozen=True)
+class SentText:
+    """What carebot reads of a sent message: its id."""
+
+    message_id: int
 
 
 class TelegramAdapter(Adapter):
     channel = CHANNEL
     capabilities = Capabilities(ops=frozenset({"say", "delete", "restrict", "ban"}), buttons=True,
                                 max_buttons=MAX_BUTTONS, media=True, max_text=4096)
-    # the sender's own windows stay out of the way: Telegram's limits apply per Bot API call, and
-    # one outbound may be several calls (a long text, contact cards) — see pacing.py
-    rate_policy = RatePolicy(per_chat=(1000, 1.0), overall=(1_000_000, 1.0))
+    # no windows in the sender: Telegram's limits apply per Bot API call, and one outbound may be
+    # several calls (a long text, contact cards) — pacing.py books each
+    rate_policy = None
 
     def __init__(self, config: TelegramConfig, *, session: AiohttpSession | None = None):
         self.config = config
@@ -80,6 +91,7 @@ class TelegramAdapter(Adapter):
         self.runtime: Runtime | None = None
         self.pacer: Pacer | None = None
         self._progress: dict[str, int] = {}  # idempotency key → calls of that outbound already made
+        self._recorded: OrderedDict[str, tuple[Any, datetime]] = OrderedDict()  # chat → what was last written
         self._tasks: set[asyncio.Task[Any]] = set()
         self.staff = StaffDesk(self)  # the staff group's forum topics (staff.py); on with staff_chat_id
         self.moderation = GroupModeration(self)  # groups: rights per chat, ops, joins (moderation.py)
@@ -375,12 +387,21 @@ class TelegramAdapter(Adapter):
         if private and parsed.display_name:
             values["display_name"] = parsed.display_name[:128]
 
+        same = tuple(sorted((k, v) for k, v in values.items() if k != "updated_at"))
+        recorded = self._recorded.get(chat_id)
+        if recorded is not None and recorded[0] == same and (now - recorded[1]).total_seconds() < CHAT_RECORD_SECONDS:
+            return  # this process wrote exactly this a moment ago: a patient's every message is no chat change
+
         def upsert(conn: sa.Connection) -> None:
             if conn.execute(CHAT.update().where(CHAT.c.id == chat_id).values(**values)).rowcount == 0:
                 conn.execute(CHAT.insert().values(id=chat_id, org=self.config.org, address_chat_id=chat_id,
                                                   current=True, **{"started": False, "blocked": False, **values}))
 
         await self.runtime.store.write(upsert)
+        self._recorded[chat_id] = (same, now)
+        self._recorded.move_to_end(chat_id)
+        while len(self._recorded) > RECORDED_CHATS:
+            self._recorded.popitem(last=False)
 
     async def record_migration(self, old: int, new: int) -> None:
         """The group `old` is now the supergroup `new`: its conversations keep their ids (the first
@@ -401,6 +422,8 @@ class TelegramAdapter(Adapter):
                                                   current=True, kind="supergroup", updated_at=now))
 
         await self.runtime.store.write(move)
+        self._recorded.pop(str(old), None)
+        self._recorded.pop(str(new), None)
         log.info("group migrated old=%s new=%s", old, new)
 
     async def address_chat(self, platform_chat_id: int) -> str:
@@ -411,8 +434,11 @@ class TelegramAdapter(Adapter):
         return row.address_chat_id if row else str(platform_chat_id)
 
     async def platform_chat(self, address_chat_id: str) -> str:
-        """Where to deliver now for an Address chat id."""
+        """Where to deliver now for an Address chat id (a private chat — a positive id — is where
+        it always was: only groups migrate)."""
         assert self.runtime is not None
+        if not address_chat_id.startswith("-"):
+            return address_chat_id
         row = await self.runtime.store.read(lambda c: c.execute(sa.select(CHAT.c.id).where(
             CHAT.c.address_chat_id == address_chat_id, CHAT.c.current.is_(True))).first())
         return row.id if row else address_chat_id
@@ -448,6 +474,7 @@ class TelegramAdapter(Adapter):
         now = self._now()
         await self.runtime.store.write(lambda c: c.execute(CHAT.update().where(CHAT.c.id == chat_id).values(
             blocked=True, updated_at=now)))
+        self._recorded.pop(chat_id, None)
         address = outbound.address
         inbound = Inbound("leave", address, f"{self.bot_id}:blocked:{chat_id}:{int(now.timestamp())}", now,
                           payload={"reason": "blocked"})
@@ -518,7 +545,7 @@ class TelegramAdapter(Adapter):
                 continue
             await self.pacer.wait(chat_id, group)
             try:
-                result = await self.bot(call)
+                result = await self._call(call)
             except TelegramMigrateToChat as exc:
                 await self.record_migration(int(chat_id), exc.migrate_to_chat_id)
                 return Delivery(ok=False, retryable=True, error="migrated", retry_after=0.01)
@@ -551,6 +578,36 @@ class TelegramAdapter(Adapter):
         self._progress.pop(idempotency_key, None)
         return Delivery(ok=True, platform_message_id=f"{chat_id}:{first_id}")
 
+    async def _call(self, method: TelegramMethod[Any]) -> Any:
+        """One Bot API call through aiogram's session. A `sendMessage` — most of what carebot sends
+        — takes a shorter road: the same form fields (aiogram's own `prepare_value`) on the same
+        aiohttp session, and of a successful answer only the message id is read, not the whole
+        `Message` model; any other answer goes through aiogram's `check_response`, which raises its
+        typed errors (`TelegramRetryAfter`, `TelegramForbiddenError`, ...) exactly as `bot(method)` would."""
+        if type(method) is not SendMessage:
+            return await self.bot(method)
+        session = self.bot.session
+        form: dict[str, str] = {}
+        for key, value in method.model_dump(warnings=False, exclude_none=True).items():
+            value = session.prepare_value(value, bot=self.bot, files={})
+            if value:
+                form[key] = value
+        client = await session.create_session()
+        try:
+            async with client.post(session.api.api_url(token=self.bot.token, method="sendMessage"), data=form,
+                                   timeout=session.timeout) as response:
+                status, raw = response.status, await response.text()
+        except asyncio.TimeoutError as exc:
+            raise TelegramNetworkError(method=method, message="Request timeout error") from exc
+        except aiohttp.ClientError as exc:
+            raise TelegramNetworkError(method=method, message=f"{type(exc).__name__}: {exc}") from exc
+        if status == 200:
+            try:
+                return SentText(int(json.loads(raw)["result"]["message_id"]))
+            except (ValueError, KeyError, TypeError):
+                pass  # not the answer we know: aiogram's check says what it is
+        return session.check_response(bot=self.bot, method=method, status_code=status, content=raw).result
+
     async def erase(self, conversation_id: str, now: datetime) -> None:
         """Forget me: the live keyboard's values and the last message id go. Telegram keeps the chat
         history on the patient's device; the bot cannot delete it from Telegram's servers."""
@@ -562,4 +619,5 @@ class TelegramAdapter(Adapter):
         if chat.lstrip("-").isdigit():  # a private chat: the person's display name goes too
             await self.runtime.store.write(lambda c: c.execute(CHAT.update().where(CHAT.c.id == chat).values(
                 display_name="")))
+            self._recorded.pop(chat, None)
 
