@@ -47,6 +47,7 @@ from adapters.telegram.parse import CHANNEL, Parsed, parse_update, with_chat
 from adapters.telegram.render import MAX_BUTTONS, plan
 from adapters.telegram.staff import StaffDesk
 from bot.adapter import Adapter, Capabilities
+from bot.store.fastsql import FastStatement
 from bot.types import Address, Delivery, Inbound, Media, Outbound
 from bot.uploads import UploadRefused, check_upload
 
@@ -91,6 +92,7 @@ class TelegramAdapter(Adapter):
         self.runtime: Runtime | None = None
         self.pacer: Pacer | None = None
         self._progress: dict[str, int] = {}  # idempotency key → calls of that outbound already made
+        self._conv_statements: dict[tuple[str, ...], tuple[FastStatement, FastStatement]] = {}
         self._recorded: OrderedDict[str, tuple[Any, datetime]] = OrderedDict()  # chat → what was last written
         self._tasks: set[asyncio.Task[Any]] = set()
         self.staff = StaffDesk(self)  # the staff group's forum topics (staff.py); on with staff_chat_id
@@ -427,8 +429,11 @@ class TelegramAdapter(Adapter):
         log.info("group migrated old=%s new=%s", old, new)
 
     async def address_chat(self, platform_chat_id: int) -> str:
-        """The chat id carebot's Address uses for a platform chat (the first id of a migrated group)."""
+        """The chat id carebot's Address uses for a platform chat (the first id of a migrated group;
+        a private chat — a positive id — never migrates)."""
         assert self.runtime is not None
+        if platform_chat_id > 0:
+            return str(platform_chat_id)
         row = await self.runtime.store.read(lambda c: c.execute(sa.select(CHAT.c.address_chat_id).where(
             CHAT.c.id == str(platform_chat_id))).first())
         return row.address_chat_id if row else str(platform_chat_id)
@@ -451,17 +456,31 @@ class TelegramAdapter(Adapter):
         await self._set_conversation(conversation_id, chat_id, last_message_id=message_id)
 
     async def _set_conversation(self, conversation_id: str, chat_id: int | str, **values: Any) -> None:
+        """Keep what the adapter knows of a conversation (its live keyboard, the last message) —
+        on every keyboard sent, so the statements are compiled once (bot/store/fastsql.py)."""
         assert self.runtime is not None
         values = {**values, "chat_id": str(chat_id), "updated_at": self._now()}
+        update, insert = self._conversation_statements(tuple(sorted(values)))
+        row = {"keyboard_message_id": 0, "keyboard": "[]", "last_message_id": 0, **values,
+               "conversation_id": conversation_id, "org": self.config.org}
 
         def upsert(conn: sa.Connection) -> None:
-            if conn.execute(CONV.update().where(CONV.c.conversation_id == conversation_id).values(
-                    **values)).rowcount == 0:
-                conn.execute(CONV.insert().values(conversation_id=conversation_id, org=self.config.org,
-                                                  **{"keyboard_message_id": 0, "keyboard": "[]",
-                                                     "last_message_id": 0, **values}))
+            if update.execute(conn, {**values, "cid": conversation_id}).rowcount == 0:
+                insert.execute(conn, row)
 
-        await self.runtime.store.write(upsert)
+        await self.runtime.store.write(upsert, key=conversation_id)
+
+    def _conversation_statements(self, names: tuple[str, ...]) -> tuple[FastStatement, FastStatement]:
+        statements = self._conv_statements.get(names)
+        if statements is None:
+            assert self.runtime is not None
+            dialect = self.runtime.store.engine.dialect
+            b = sa.bindparam
+            update = CONV.update().where(CONV.c.conversation_id == b("cid")).values(
+                {n: b(n, type_=CONV.c[n].type) for n in names})
+            insert = CONV.insert().values({c.name: b(c.name, type_=c.type) for c in CONV.columns})
+            statements = self._conv_statements[names] = (FastStatement(update, dialect), FastStatement(insert, dialect))
+        return statements
 
     async def _conversation(self, conversation_id: str) -> Any:
         assert self.runtime is not None
@@ -588,7 +607,7 @@ class TelegramAdapter(Adapter):
             return await self.bot(method)
         session = self.bot.session
         form: dict[str, str] = {}
-        for key, value in method.model_dump(warnings=False, exclude_none=True).items():
+        for key, value in method:  # the fields as they are: prepare_value dumps nested objects itself
             value = session.prepare_value(value, bot=self.bot, files={})
             if value:
                 form[key] = value

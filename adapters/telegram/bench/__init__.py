@@ -168,10 +168,13 @@ async def _contest(settings: Settings, tmp: Path, loadgen: LoadGen, conversation
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         await adapter.bot.set_webhook(f"http://127.0.0.1:{port}{config.webhook_path}", secret_token=SECRET)
+        cpu = time.process_time()
         driven = await loadgen.call("drive", scripts, concurrency, expected, 120.0)
         out["carebot"] = {**_figures(expected, driven["seconds"], driven["latencies"], driven["replies"], expected,
                                      driven["failures"]),
-                          "durable": True, "road": "webhook over HTTP (uvicorn on loopback)"}
+                          "durable": True, "road": "webhook over HTTP (uvicorn on loopback)",
+                          "cpu_seconds": round(time.process_time() - cpu, 2),
+                          "loadgen_cpu_seconds": round(driven["cpu_seconds"], 2)}
 
         # 3. the broadcast, through the same carebot
         out["broadcast"] = await _broadcast(bot, adapter, loadgen, broadcast, broadcast_rate)
@@ -215,11 +218,13 @@ async def _peer(name: str, loadgen: LoadGen, scripts: list[list[dict[str, Any]]]
                 return True
 
         before = await loadgen.call("mark")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         _seconds, latencies, failures = await _drive(scripts, feed, concurrency)
         total = time.perf_counter() - started  # each reply was sent inside its handler
+        cpu = time.process_time() - cpu
         replies = await loadgen.call("mark") - before
         return {**_figures(expected, total, latencies, replies, expected, failures), "durable": False,
+                "cpu_seconds": round(cpu, 2),
                 "road": "fed in-process" + (" (Dispatcher.feed_raw_update, FSM on MemoryStorage)" if name == "aiogram"
                                             else " (Application.process_update, ConversationHandler)")}
     finally:

@@ -126,13 +126,13 @@ async def _drive(fake: FakeBotAPI, scripts: list[list[dict[str, Any]]], concurre
                 latencies.append((time.perf_counter() - t) * 1000)
                 failures += 0 if status == 200 else 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(patient() for _ in range(min(concurrency, len(scripts)))))
     ends = time.perf_counter() + timeout
     while len(fake.sent) - before < expected and time.perf_counter() < ends:
         await asyncio.sleep(0.005)
     return {"seconds": time.perf_counter() - started, "latencies": latencies, "failures": failures,
-            "replies": len(fake.sent) - before}
+            "replies": len(fake.sent) - before, "cpu_seconds": time.process_time() - cpu}
 
 
 async def _delivered(fake: FakeBotAPI, since: int, count: int, timeout: float) -> dict[str, Any]:
