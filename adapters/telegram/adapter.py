@@ -92,7 +92,7 @@ class TelegramAdapter(Adapter):
         self.runtime: Runtime | None = None
         self.pacer: Pacer | None = None
         self._progress: dict[str, int] = {}  # idempotency key → calls of that outbound already made
-        self._conv_statements: dict[tuple[str, ...], tuple[FastStatement, FastStatement]] = {}
+        self._upserts: dict[tuple[str, tuple[str, ...]], tuple[FastStatement, FastStatement]] = {}
         self._recorded: OrderedDict[str, tuple[Any, datetime]] = OrderedDict()  # chat → what was last written
         self._tasks: set[asyncio.Task[Any]] = set()
         self.staff = StaffDesk(self)  # the staff group's forum topics (staff.py); on with staff_chat_id
@@ -394,10 +394,13 @@ class TelegramAdapter(Adapter):
         if recorded is not None and recorded[0] == same and (now - recorded[1]).total_seconds() < CHAT_RECORD_SECONDS:
             return  # this process wrote exactly this a moment ago: a patient's every message is no chat change
 
+        update, insert = self._statements(CHAT, "id", tuple(sorted(values)))
+        row = {"display_name": "", "started": False, "blocked": False, **values, "id": chat_id,
+               "org": self.config.org, "address_chat_id": chat_id, "current": True}
+
         def upsert(conn: sa.Connection) -> None:
-            if conn.execute(CHAT.update().where(CHAT.c.id == chat_id).values(**values)).rowcount == 0:
-                conn.execute(CHAT.insert().values(id=chat_id, org=self.config.org, address_chat_id=chat_id,
-                                                  current=True, **{"started": False, "blocked": False, **values}))
+            if update.execute(conn, {**values, "key": chat_id}).rowcount == 0:
+                insert.execute(conn, row)
 
         await self.runtime.store.write(upsert)
         self._recorded[chat_id] = (same, now)
@@ -457,29 +460,32 @@ class TelegramAdapter(Adapter):
 
     async def _set_conversation(self, conversation_id: str, chat_id: int | str, **values: Any) -> None:
         """Keep what the adapter knows of a conversation (its live keyboard, the last message) —
-        on every keyboard sent, so the statements are compiled once (bot/store/fastsql.py)."""
+        on every keyboard sent."""
         assert self.runtime is not None
         values = {**values, "chat_id": str(chat_id), "updated_at": self._now()}
-        update, insert = self._conversation_statements(tuple(sorted(values)))
+        update, insert = self._statements(CONV, "conversation_id", tuple(sorted(values)))
         row = {"keyboard_message_id": 0, "keyboard": "[]", "last_message_id": 0, **values,
                "conversation_id": conversation_id, "org": self.config.org}
 
         def upsert(conn: sa.Connection) -> None:
-            if update.execute(conn, {**values, "cid": conversation_id}).rowcount == 0:
+            if update.execute(conn, {**values, "key": conversation_id}).rowcount == 0:
                 insert.execute(conn, row)
 
         await self.runtime.store.write(upsert, key=conversation_id)
 
-    def _conversation_statements(self, names: tuple[str, ...]) -> tuple[FastStatement, FastStatement]:
-        statements = self._conv_statements.get(names)
+    def _statements(self, table: sa.Table, key: str, names: tuple[str, ...]) -> tuple[FastStatement, FastStatement]:
+        """An upsert of an adapter record (`names` set on the row whose `key` column is bound as
+        "key", else the whole row inserted), compiled once (bot/store/fastsql.py)."""
+        statements = self._upserts.get((table.name, names))
         if statements is None:
             assert self.runtime is not None
             dialect = self.runtime.store.engine.dialect
             b = sa.bindparam
-            update = CONV.update().where(CONV.c.conversation_id == b("cid")).values(
-                {n: b(n, type_=CONV.c[n].type) for n in names})
-            insert = CONV.insert().values({c.name: b(c.name, type_=c.type) for c in CONV.columns})
-            statements = self._conv_statements[names] = (FastStatement(update, dialect), FastStatement(insert, dialect))
+            update = table.update().where(table.c[key] == b("key")).values(
+                {n: b(n, type_=table.c[n].type) for n in names})
+            insert = table.insert().values({c.name: b(c.name, type_=c.type) for c in table.columns})
+            statements = (FastStatement(update, dialect), FastStatement(insert, dialect))
+            self._upserts[(table.name, names)] = statements
         return statements
 
     async def _conversation(self, conversation_id: str) -> Any:
