@@ -65,6 +65,7 @@ CONV = TelegramConversation.__table__
 MAX_UPDATE_BYTES = 1024 * 1024
 PRIVATE_KEYS = ("paging.", "handoff.", "safety.", "guidance.")  # in a group, said privately when possible
 CHAT_RECORD_SECONDS = 600.0  # a chat's unchanged record is written again after this long at most
+JSON_BODY = {"Content-Type": "application/json"}
 RECORDED_CHATS = 50_000  # chats whose last record this process remembers
 
 
@@ -92,6 +93,7 @@ class TelegramAdapter(Adapter):
         self.runtime: Runtime | None = None
         self.pacer: Pacer | None = None
         self._progress: dict[str, int] = {}  # idempotency key → calls of that outbound already made
+        self._send_url = ""
         self._upserts: dict[tuple[str, tuple[str, ...]], tuple[FastStatement, FastStatement]] = {}
         self._recorded: OrderedDict[str, tuple[Any, datetime]] = OrderedDict()  # chat → what was last written
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -605,22 +607,24 @@ class TelegramAdapter(Adapter):
 
     async def _call(self, method: TelegramMethod[Any]) -> Any:
         """One Bot API call through aiogram's session. A `sendMessage` — most of what carebot sends
-        — takes a shorter road: the same form fields (aiogram's own `prepare_value`) on the same
+        — takes a shorter road: the same fields (aiogram's own `prepare_value`), as JSON, on the same
         aiohttp session, and of a successful answer only the message id is read, not the whole
         `Message` model; any other answer goes through aiogram's `check_response`, which raises its
         typed errors (`TelegramRetryAfter`, `TelegramForbiddenError`, ...) exactly as `bot(method)` would."""
         if type(method) is not SendMessage:
             return await self.bot(method)
         session = self.bot.session
-        form: dict[str, str] = {}
+        fields: dict[str, str] = {}
         for key, value in method:  # the fields as they are: prepare_value dumps nested objects itself
             value = session.prepare_value(value, bot=self.bot, files={})
             if value:
-                form[key] = value
+                fields[key] = value
+        if not self._send_url:
+            self._send_url = session.api.api_url(token=self.bot.token, method="sendMessage")
         client = await session.create_session()
-        try:
-            async with client.post(session.api.api_url(token=self.bot.token, method="sendMessage"), data=form,
-                                   timeout=session.timeout) as response:
+        try:  # a JSON body (the Bot API takes one): no form encoding
+            async with client.post(self._send_url, data=json.dumps(fields, ensure_ascii=False).encode(),
+                                   headers=JSON_BODY, timeout=session.timeout) as response:
                 status, raw = response.status, await response.text()
         except asyncio.TimeoutError as exc:
             raise TelegramNetworkError(method=method, message="Request timeout error") from exc

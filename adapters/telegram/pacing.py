@@ -14,8 +14,9 @@ which is handled like any other. The bot's budget is also spaced evenly (one mom
 1/30 s for 30 a second): Telegram counts sliding windows, and bursts jittered by the network would
 cross one.
 
-A moment is only good when kept: a sender that wakes late (this process was busy: the messages due
-meanwhile would go out in a clump and crowd the window a second later) books again instead. A 429
+A moment of the bot's is only good when kept: a sender that wakes late for it (this process was
+busy: the messages due meanwhile would go out in a clump and crowd the window a second later) books
+again instead. A 429
 pushes the budgets back (`hold`): later reservations start after `retry_after`, on every worker;
 moments this process had booked before it are booked again on waking.
 """
@@ -29,8 +30,8 @@ from typing import Awaitable, Callable
 from adapters.telegram.config import Rate
 from bot.coord import Budget, Coord
 
-LATE = 0.015  # seconds after its moment a sender no longer sends but books again
-MAX_LATE = 3  # ...at most this often for one message (a machine that slow meets a 429 instead)
+LATE = 0.025  # seconds after its moment a sender no longer sends but books again (under the 3% margin)
+MAX_LATE = 5  # ...at most this often for one message (a machine that slow meets a 429 instead)
 
 
 class Pacer:
@@ -61,13 +62,15 @@ class Pacer:
         seconds waited."""
         chat, bot = self.budgets(chat_id, group)
         started = self.clock()
-        await self._book(chat)
-        await self._book(bot)
+        await self._book(chat, punctual=False)
+        await self._book(bot, punctual=True)
         waited = self.clock() - started
         self.waited += waited
         return waited
 
-    async def _book(self, budgets: list[Budget]) -> None:
+    async def _book(self, budgets: list[Budget], punctual: bool) -> None:
+        """Book and sleep until the moment. `punctual`: a late wake books again (the bot's budget,
+        whose moments are dense; a chat's are seconds apart and keep their order instead)."""
         late = 0
         while True:
             delay = await self.coord.reserve(budgets, self.clock())
@@ -76,7 +79,7 @@ class Pacer:
                 await self.sleep(delay)
             if any(self._held.get(b.key, 0.0) > moment for b in budgets):
                 continue  # a 429 arrived while this moment was booked: book again behind the hold
-            if self.clock() - moment > LATE and late < MAX_LATE:
+            if punctual and self.clock() - moment > LATE and late < MAX_LATE:
                 late += 1  # woke late: book again
                 self.rebooked += 1
                 continue
