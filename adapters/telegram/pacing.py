@@ -16,9 +16,9 @@ cross one.
 
 A moment of the bot's is only good when kept: a sender that wakes late for it (this process was
 busy: the messages due meanwhile would go out in a clump and crowd the window a second later) books
-again instead. A 429
-pushes the budgets back (`hold`): later reservations start after `retry_after`, on every worker;
-moments this process had booked before it are booked again on waking.
+again instead. A 429 pushes the budgets back (`hold`): later reservations start after
+`retry_after`, on every worker; moments this process had booked before it are booked again on
+waking.
 """
 
 from __future__ import annotations
