@@ -90,9 +90,9 @@ async def test_memory_and_redis_agree_and_every_window_holds(coord: Coord) -> No
 async def test_a_hold_pushes_the_schedule_back(coord: Coord) -> None:
     budgets = [Budget("chat:1", 3, 3.0), Budget("all", 30, 1.0)]
     assert await coord.reserve(budgets, T) == 0.0
-    await coord.hold(["all"], 2.5, T + 0.5)  # a 429 "retry after 2.5" half a second later
+    await coord.hold_back(["all"], 2.5, T + 0.5)  # a 429 "retry after 2.5" half a second later
     assert await coord.reserve([Budget("chat:9", 3, 3.0), Budget("all", 30, 1.0)], T + 1.0) == pytest.approx(2.0)
-    await coord.hold(["all"], 0.5, T + 1.0)  # a shorter hold never shortens a longer one
+    await coord.hold_back(["all"], 0.5, T + 1.0)  # a shorter hold never shortens a longer one
     assert await coord.reserve([Budget("chat:8", 3, 3.0), Budget("all", 30, 1.0)], T + 1.0) == pytest.approx(2.0)
     assert await coord.reserve([Budget("chat:7", 3, 3.0), Budget("all", 30, 1.0)], T + 4.0) == 0.0
 

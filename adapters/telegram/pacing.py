@@ -16,7 +16,7 @@ cross one.
 
 A moment of the bot's is only good when kept: a sender that wakes late for it (this process was
 busy: the messages due meanwhile would go out in a clump and crowd the window a second later) books
-again instead. A 429 pushes the budgets back (`hold`): later reservations start after
+again instead. A 429 pushes the budgets back (`Coord.hold_back`): later reservations start after
 `retry_after`, on every worker; moments this process had booked before it are booked again on
 waking.
 """
@@ -93,6 +93,6 @@ class Pacer:
         keys = [b.key for b in chat + bot]
         for key in keys:
             self._held[key] = max(self._held.get(key, 0.0), at + seconds)
-        await self.coord.hold(keys, seconds, at)
+        await self.coord.hold_back(keys, seconds, at)
         if len(self._held) > 1024:
             self._held = {k: until for k, until in self._held.items() if until > at}

@@ -52,10 +52,10 @@ class Coord(ABC):
         Each budget is `limit` lanes; an event occupies one lane for `per_seconds`, so no window of
         `per_seconds` ever holds more than `limit` events, and a later moment booked in one chat
         never delays another chat. `at` is seconds on one clock shared by every worker (the
-        epoch); `hold` pushes a budget's moments back."""
+        epoch); `hold_back` pushes a budget's moments back."""
 
     @abstractmethod
-    async def hold(self, keys: Sequence[str], seconds: float, at: float) -> None:
+    async def hold_back(self, keys: Sequence[str], seconds: float, at: float) -> None:
         """No moment under these budgets is given before `at + seconds` (a 429's retry_after)."""
 
     @abstractmethod

@@ -92,7 +92,7 @@ class MemoryCoord(Coord):
         for key in [k for k, until in self._holds.items() if until <= at]:
             del self._holds[key]
 
-    async def hold(self, keys: Sequence[str], seconds: float, at: float) -> None:
+    async def hold_back(self, keys: Sequence[str], seconds: float, at: float) -> None:
         for key in keys:
             self._holds[key] = max(self._holds.get(key, 0.0), at + seconds)
 

@@ -57,7 +57,7 @@ for i = 1, n do
 end
 return tostring(slot - at)
 """
-_HOLD = """
+_HOLD_BACK = """
 local hold_until = tonumber(ARGV[1])
 for i = 1, #KEYS do
   local hold = redis.call('get', KEYS[i])
@@ -79,7 +79,7 @@ class RedisCoord(Coord):
         self._release = self.redis.register_script(_RELEASE)
         self._hit = self.redis.register_script(_HIT)
         self._reserve = self.redis.register_script(_RESERVE)
-        self._hold = self.redis.register_script(_HOLD)
+        self._hold_back = self.redis.register_script(_HOLD_BACK)
 
     @asynccontextmanager
     async def lock(self, key: str, ttl: float = 30.0, wait: float = 60.0) -> AsyncIterator[None]:
@@ -116,8 +116,8 @@ class RedisCoord(Coord):
         args.append(secrets.token_hex(6))
         return max(0.0, float(await self._reserve(keys=keys, args=args)))
 
-    async def hold(self, keys: Sequence[str], seconds: float, at: float) -> None:
-        await self._hold(keys=[f"{self.prefix}hold:{k}" for k in keys], args=[repr(at + seconds), seconds])
+    async def hold_back(self, keys: Sequence[str], seconds: float, at: float) -> None:
+        await self._hold_back(keys=[f"{self.prefix}hold:{k}" for k in keys], args=[repr(at + seconds), seconds])
 
     async def cache_get(self, key: str) -> str | None:
         value = await self.redis.get(f"{self.prefix}cache:{key}")
