@@ -47,7 +47,7 @@ class MediaFile:
 class Adapter(ABC):
     channel: str = ""
     capabilities: Capabilities = Capabilities()
-    rate_policy: RatePolicy = RatePolicy()
+    rate_policy: RatePolicy | None = RatePolicy()  # None: the adapter paces its own calls (Telegram)
 
     @abstractmethod
     async def send(self, outbound: Outbound, idempotency_key: str) -> Delivery:

@@ -6,7 +6,8 @@ update is durable: the turn committed (the runtime's inbox de-duplicates a retri
 the adapter's own record written. Out: the outbox sender calls `send`; each Bot API call first takes
 its place in Telegram's limits (`pacing.py`) and its outcome is mapped to a `Delivery`:
 
-    TelegramRetryAfter (429)             retry after `retry_after` seconds (the chat waits meanwhile)
+    TelegramRetryAfter (429)             retry after `retry_after` seconds; the shared pacing is held
+                                         as long (pacing.py), so no worker sends into the wall
     TelegramForbiddenError (403)         for good: the person blocked the bot — recorded, and the
                                          conversation is stopped (a `leave` turn sets opted_out)
     TelegramBadRequest "chat not found"  for good
@@ -21,10 +22,12 @@ import asyncio
 import hmac
 import json
 import logging
-from dataclasses import replace
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import sqlalchemy as sa
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -43,7 +46,8 @@ from adapters.telegram.pacing import Pacer
 from adapters.telegram.parse import CHANNEL, Parsed, parse_update, with_chat
 from adapters.telegram.render import MAX_BUTTONS, plan
 from adapters.telegram.staff import StaffDesk
-from bot.adapter import Adapter, Capabilities, RatePolicy
+from bot.adapter import Adapter, Capabilities
+from bot.store.fastsql import FastStatement
 from bot.types import Address, Delivery, Inbound, Media, Outbound
 from bot.uploads import UploadRefused, check_upload
 
@@ -60,15 +64,25 @@ CHAT = TelegramChat.__table__
 CONV = TelegramConversation.__table__
 MAX_UPDATE_BYTES = 1024 * 1024
 PRIVATE_KEYS = ("paging.", "handoff.", "safety.", "guidance.")  # in a group, said privately when possible
+CHAT_RECORD_SECONDS = 600.0  # a chat's unchanged record is written again after this long at most
+JSON_BODY = {"Content-Type": "application/json"}
+RECORDED_CHATS = 50_000  # chats whose last record this process remembers
+
+
+@dataclass(frozen=True)
+class SentText:
+    """What carebot reads of a sent message: its id."""
+
+    message_id: int
 
 
 class TelegramAdapter(Adapter):
     channel = CHANNEL
     capabilities = Capabilities(ops=frozenset({"say", "delete", "restrict", "ban"}), buttons=True,
                                 max_buttons=MAX_BUTTONS, media=True, max_text=4096)
-    # the sender's own windows stay out of the way: Telegram's limits apply per Bot API call, and
-    # one outbound may be several calls (a long text, contact cards) — see pacing.py
-    rate_policy = RatePolicy(per_chat=(1000, 1.0), overall=(1_000_000, 1.0))
+    # no windows in the sender: Telegram's limits apply per Bot API call, and one outbound may be
+    # several calls (a long text, contact cards) — pacing.py books each
+    rate_policy = None
 
     def __init__(self, config: TelegramConfig, *, session: AiohttpSession | None = None):
         self.config = config
@@ -79,6 +93,9 @@ class TelegramAdapter(Adapter):
         self.runtime: Runtime | None = None
         self.pacer: Pacer | None = None
         self._progress: dict[str, int] = {}  # idempotency key → calls of that outbound already made
+        self._send_url = ""
+        self._upserts: dict[tuple[str, tuple[str, ...]], tuple[FastStatement, FastStatement]] = {}
+        self._recorded: OrderedDict[str, tuple[Any, datetime]] = OrderedDict()  # chat → what was last written
         self._tasks: set[asyncio.Task[Any]] = set()
         self.staff = StaffDesk(self)  # the staff group's forum topics (staff.py); on with staff_chat_id
         self.moderation = GroupModeration(self)  # groups: rights per chat, ops, joins (moderation.py)
@@ -374,12 +391,24 @@ class TelegramAdapter(Adapter):
         if private and parsed.display_name:
             values["display_name"] = parsed.display_name[:128]
 
+        same = tuple(sorted((k, v) for k, v in values.items() if k != "updated_at"))
+        recorded = self._recorded.get(chat_id)
+        if recorded is not None and recorded[0] == same and (now - recorded[1]).total_seconds() < CHAT_RECORD_SECONDS:
+            return  # this process wrote exactly this a moment ago: a patient's every message is no chat change
+
+        update, insert = self._statements(CHAT, "id", tuple(sorted(values)))
+        row = {"display_name": "", "started": False, "blocked": False, **values, "id": chat_id,
+               "org": self.config.org, "address_chat_id": chat_id, "current": True}
+
         def upsert(conn: sa.Connection) -> None:
-            if conn.execute(CHAT.update().where(CHAT.c.id == chat_id).values(**values)).rowcount == 0:
-                conn.execute(CHAT.insert().values(id=chat_id, org=self.config.org, address_chat_id=chat_id,
-                                                  current=True, **{"started": False, "blocked": False, **values}))
+            if update.execute(conn, {**values, "key": chat_id}).rowcount == 0:
+                insert.execute(conn, row)
 
         await self.runtime.store.write(upsert)
+        self._recorded[chat_id] = (same, now)
+        self._recorded.move_to_end(chat_id)
+        while len(self._recorded) > RECORDED_CHATS:
+            self._recorded.popitem(last=False)
 
     async def record_migration(self, old: int, new: int) -> None:
         """The group `old` is now the supergroup `new`: its conversations keep their ids (the first
@@ -400,18 +429,26 @@ class TelegramAdapter(Adapter):
                                                   current=True, kind="supergroup", updated_at=now))
 
         await self.runtime.store.write(move)
+        self._recorded.pop(str(old), None)
+        self._recorded.pop(str(new), None)
         log.info("group migrated old=%s new=%s", old, new)
 
     async def address_chat(self, platform_chat_id: int) -> str:
-        """The chat id carebot's Address uses for a platform chat (the first id of a migrated group)."""
+        """The chat id carebot's Address uses for a platform chat (the first id of a migrated group;
+        a private chat — a positive id — never migrates)."""
         assert self.runtime is not None
+        if platform_chat_id > 0:
+            return str(platform_chat_id)
         row = await self.runtime.store.read(lambda c: c.execute(sa.select(CHAT.c.address_chat_id).where(
             CHAT.c.id == str(platform_chat_id))).first())
         return row.address_chat_id if row else str(platform_chat_id)
 
     async def platform_chat(self, address_chat_id: str) -> str:
-        """Where to deliver now for an Address chat id."""
+        """Where to deliver now for an Address chat id (a private chat — a positive id — is where
+        it always was: only groups migrate)."""
         assert self.runtime is not None
+        if not address_chat_id.startswith("-"):
+            return address_chat_id
         row = await self.runtime.store.read(lambda c: c.execute(sa.select(CHAT.c.id).where(
             CHAT.c.address_chat_id == address_chat_id, CHAT.c.current.is_(True))).first())
         return row.id if row else address_chat_id
@@ -424,17 +461,34 @@ class TelegramAdapter(Adapter):
         await self._set_conversation(conversation_id, chat_id, last_message_id=message_id)
 
     async def _set_conversation(self, conversation_id: str, chat_id: int | str, **values: Any) -> None:
+        """Keep what the adapter knows of a conversation (its live keyboard, the last message) —
+        on every keyboard sent."""
         assert self.runtime is not None
         values = {**values, "chat_id": str(chat_id), "updated_at": self._now()}
+        update, insert = self._statements(CONV, "conversation_id", tuple(sorted(values)))
+        row = {"keyboard_message_id": 0, "keyboard": "[]", "last_message_id": 0, **values,
+               "conversation_id": conversation_id, "org": self.config.org}
 
         def upsert(conn: sa.Connection) -> None:
-            if conn.execute(CONV.update().where(CONV.c.conversation_id == conversation_id).values(
-                    **values)).rowcount == 0:
-                conn.execute(CONV.insert().values(conversation_id=conversation_id, org=self.config.org,
-                                                  **{"keyboard_message_id": 0, "keyboard": "[]",
-                                                     "last_message_id": 0, **values}))
+            if update.execute(conn, {**values, "key": conversation_id}).rowcount == 0:
+                insert.execute(conn, row)
 
-        await self.runtime.store.write(upsert)
+        await self.runtime.store.write(upsert, key=conversation_id)
+
+    def _statements(self, table: sa.Table, key: str, names: tuple[str, ...]) -> tuple[FastStatement, FastStatement]:
+        """An upsert of an adapter record (`names` set on the row whose `key` column is bound as
+        "key", else the whole row inserted), compiled once (bot/store/fastsql.py)."""
+        statements = self._upserts.get((table.name, names))
+        if statements is None:
+            assert self.runtime is not None
+            dialect = self.runtime.store.engine.dialect
+            b = sa.bindparam
+            update = table.update().where(table.c[key] == b("key")).values(
+                {n: b(n, type_=table.c[n].type) for n in names})
+            insert = table.insert().values({c.name: b(c.name, type_=c.type) for c in table.columns})
+            statements = (FastStatement(update, dialect), FastStatement(insert, dialect))
+            self._upserts[(table.name, names)] = statements
+        return statements
 
     async def _conversation(self, conversation_id: str) -> Any:
         assert self.runtime is not None
@@ -447,6 +501,7 @@ class TelegramAdapter(Adapter):
         now = self._now()
         await self.runtime.store.write(lambda c: c.execute(CHAT.update().where(CHAT.c.id == chat_id).values(
             blocked=True, updated_at=now)))
+        self._recorded.pop(chat_id, None)
         address = outbound.address
         inbound = Inbound("leave", address, f"{self.bot_id}:blocked:{chat_id}:{int(now.timestamp())}", now,
                           payload={"reason": "blocked"})
@@ -517,11 +572,12 @@ class TelegramAdapter(Adapter):
                 continue
             await self.pacer.wait(chat_id, group)
             try:
-                result = await self.bot(call)
+                result = await self._call(call)
             except TelegramMigrateToChat as exc:
                 await self.record_migration(int(chat_id), exc.migrate_to_chat_id)
                 return Delivery(ok=False, retryable=True, error="migrated", retry_after=0.01)
             except TelegramRetryAfter as exc:
+                await self.pacer.hold(chat_id, group, float(exc.retry_after))  # every worker's sends wait
                 return Delivery(ok=False, retryable=True, error="429 too many requests",
                                 retry_after=float(exc.retry_after))
             except TelegramForbiddenError as exc:
@@ -549,6 +605,38 @@ class TelegramAdapter(Adapter):
         self._progress.pop(idempotency_key, None)
         return Delivery(ok=True, platform_message_id=f"{chat_id}:{first_id}")
 
+    async def _call(self, method: TelegramMethod[Any]) -> Any:
+        """One Bot API call through aiogram's session. A `sendMessage` — most of what carebot sends
+        — takes a shorter road: the same fields (aiogram's own `prepare_value`), as JSON, on the same
+        aiohttp session, and of a successful answer only the message id is read, not the whole
+        `Message` model; any other answer goes through aiogram's `check_response`, which raises its
+        typed errors (`TelegramRetryAfter`, `TelegramForbiddenError`, ...) exactly as `bot(method)` would."""
+        if type(method) is not SendMessage:
+            return await self.bot(method)
+        session = self.bot.session
+        fields: dict[str, str] = {}
+        for key, value in method:  # the fields as they are: prepare_value dumps nested objects itself
+            value = session.prepare_value(value, bot=self.bot, files={})
+            if value:
+                fields[key] = value
+        if not self._send_url:
+            self._send_url = session.api.api_url(token=self.bot.token, method="sendMessage")
+        client = await session.create_session()
+        try:  # a JSON body (the Bot API takes one): no form encoding
+            async with client.post(self._send_url, data=json.dumps(fields, ensure_ascii=False).encode(),
+                                   headers=JSON_BODY, timeout=session.timeout) as response:
+                status, raw = response.status, await response.text()
+        except asyncio.TimeoutError as exc:
+            raise TelegramNetworkError(method=method, message="Request timeout error") from exc
+        except aiohttp.ClientError as exc:
+            raise TelegramNetworkError(method=method, message=f"{type(exc).__name__}: {exc}") from exc
+        if status == 200:
+            try:
+                return SentText(int(json.loads(raw)["result"]["message_id"]))
+            except (ValueError, KeyError, TypeError):
+                pass  # not the answer we know: aiogram's check says what it is
+        return session.check_response(bot=self.bot, method=method, status_code=status, content=raw).result
+
     async def erase(self, conversation_id: str, now: datetime) -> None:
         """Forget me: the live keyboard's values and the last message id go. Telegram keeps the chat
         history on the patient's device; the bot cannot delete it from Telegram's servers."""
@@ -560,4 +648,5 @@ class TelegramAdapter(Adapter):
         if chat.lstrip("-").isdigit():  # a private chat: the person's display name goes too
             await self.runtime.store.write(lambda c: c.execute(CHAT.update().where(CHAT.c.id == chat).values(
                 display_name="")))
+            self._recorded.pop(chat, None)
 

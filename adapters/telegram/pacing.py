@@ -1,53 +1,98 @@
 """Sending at Telegram's pace, shared across workers.
 
-Each Bot API call that sends a message first takes a place in three sliding windows kept in
-`Coord` (memory for one process, Redis for several): the whole bot, the chat, and — in a group —
-the group's minute. Waiters of one window queue in arrival order behind one local gate, so a
-broadcast of ten thousand messages is one orderly line polling the shared window, not ten thousand
-tasks waking at once.
+Each Bot API call that sends a message first reserves its moment in `Coord` (memory for one
+process, Redis for several), then sleeps until that moment and sends. Nobody tries and backs off: a
+broadcast of ten thousand messages books ten thousand moments in one pass and each goes out on
+time, however many workers share the budgets.
+
+Two bookings per message: first the chat's budget (and in a group the group's minute), then — at
+that moment — the bot's, so a chat that must wait never holds a place in the bot's budget meanwhile
+(it would delay every other chat). The chat's moment is therefore kept to within the bot's wait
+after it — one spacing when the bot is not saturated, hence the chat budget's margin (3 in 3.1 s
+for Telegram's "about one a second"); under a saturated bot a chat's next message may meet a 429,
+which is handled like any other. The bot's budget is also spaced evenly (one moment every
+1/30 s for 30 a second): Telegram counts sliding windows, and bursts jittered by the network would
+cross one.
+
+A moment of the bot's is only good when kept: a sender that wakes late for it (this process was
+busy: the messages due meanwhile would go out in a clump and crowd the window a second later) books
+again instead. A 429 pushes the budgets back (`Coord.hold_back`): later reservations start after
+`retry_after`, on every worker; moments this process had booked before it are booked again on
+waking.
 """
 
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
+import time
+from typing import Awaitable, Callable
 
 from adapters.telegram.config import Rate
-from bot.coord import Coord
+from bot.coord import Budget, Coord
+
+LATE = 0.025  # seconds after its moment a sender no longer sends but books again (under the 3% margin)
+MAX_LATE = 5  # ...at most this often for one message (a machine that slow meets a 429 instead)
 
 
 class Pacer:
-    def __init__(self, coord: Coord, overall: Rate, per_chat: Rate, per_group: Rate, prefix: str = "telegram"):
+    def __init__(self, coord: Coord, overall: Rate, per_chat: Rate, per_group: Rate, prefix: str = "telegram", *,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.coord = coord
         self.overall, self.per_chat, self.per_group = overall, per_chat, per_group
         self.prefix = prefix
-        self._gates: dict[str, tuple[asyncio.Lock, int]] = {}
-        self.waited = 0.0  # seconds spent waiting for a place (metrics, the benchmark)
+        self.clock = clock  # seconds since the epoch: one time for every worker sharing the budgets
+        self.sleep = sleep
+        self._held: dict[str, float] = {}  # budget key → until when a 429 seen here holds it
+        self.waited = 0.0  # seconds spent waiting for a moment (metrics, the benchmark)
+        self.rebooked = 0  # moments missed by waking late
 
-    @asynccontextmanager
-    async def _gate(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._gates.get(key) or (asyncio.Lock(), 0)
-        self._gates[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._gates[key]
-            if users <= 1:
-                del self._gates[key]
-            else:
-                self._gates[key] = (lock, users - 1)
-
-    async def _take(self, key: str, rate: Rate) -> None:
-        async with self._gate(key):
-            while (wait := await self.coord.hit(key, rate.count, rate.seconds)) > 0:
-                self.waited += wait
-                await asyncio.sleep(wait)
-
-    async def wait(self, chat_id: str, group: bool) -> None:
-        """Return when one more message to `chat_id` keeps within every limit."""
-        await self._take(f"{self.prefix}:chat:{chat_id}", self.per_chat)
+    def budgets(self, chat_id: str, group: bool) -> tuple[list[Budget], list[Budget]]:
+        """The chat's budgets and the bot's."""
+        chat = [Budget(f"{self.prefix}:chat:{chat_id}", self.per_chat.count, self.per_chat.seconds)]
         if group:
-            await self._take(f"{self.prefix}:group:{chat_id}", self.per_group)
-        await self._take(f"{self.prefix}:all", self.overall)
+            chat.append(Budget(f"{self.prefix}:group:{chat_id}", self.per_group.count, self.per_group.seconds))
+        all_key = f"{self.prefix}:all"
+        bot = [Budget(all_key, self.overall.count, self.overall.seconds),
+               Budget(f"{all_key}:even", 1, self.overall.seconds / self.overall.count)]
+        return chat, bot
+
+    async def wait(self, chat_id: str, group: bool) -> float:
+        """Return at the moment one more message to `chat_id` keeps within every limit; returns the
+        seconds waited."""
+        chat, bot = self.budgets(chat_id, group)
+        started = self.clock()
+        await self._book(chat, punctual=False)
+        await self._book(bot, punctual=True)
+        waited = self.clock() - started
+        self.waited += waited
+        return waited
+
+    async def _book(self, budgets: list[Budget], punctual: bool) -> None:
+        """Book and sleep until the moment. `punctual`: a late wake books again (the bot's budget,
+        whose moments are dense; a chat's are seconds apart and keep their order instead)."""
+        late = 0
+        while True:
+            delay = await self.coord.reserve(budgets, self.clock())
+            moment = self.clock() + delay  # from when the answer came: a slow round trip is no lateness
+            if delay > 0:
+                await self.sleep(delay)
+            if any(self._held.get(b.key, 0.0) > moment for b in budgets):
+                continue  # a 429 arrived while this moment was booked: book again behind the hold
+            if punctual and self.clock() - moment > LATE and late < MAX_LATE:
+                late += 1  # woke late: book again
+                self.rebooked += 1
+                continue
+            return
+
+    async def hold(self, chat_id: str, group: bool, seconds: float) -> None:
+        """Telegram answered 429 `retry_after`: nothing more to this chat — nor from the bot, which
+        Telegram may have meant — before it has passed."""
+        at = self.clock()
+        chat, bot = self.budgets(chat_id, group)
+        keys = [b.key for b in chat + bot]
+        for key in keys:
+            self._held[key] = max(self._held.get(key, 0.0), at + seconds)
+        await self.coord.hold_back(keys, seconds, at)
+        if len(self._held) > 1024:
+            self._held = {k: until for k, until in self._held.items() if until > at}

@@ -403,6 +403,8 @@ class StaffDesk:
             try:
                 return await self.adapter.bot(method)
             except TelegramRetryAfter as exc:
+                if pacer is not None:  # every sender waits, not only this call
+                    await pacer.hold(str(self.chat_id), True, float(exc.retry_after))
                 await asyncio.sleep(min(float(exc.retry_after), 60.0))
             except TelegramAPIError as exc:
                 if not any(q in exc.message for q in quiet):

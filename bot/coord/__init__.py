@@ -5,7 +5,7 @@ In memory for one process (the default), in Redis when `REDIS_URL` is set.
 
 from __future__ import annotations
 
-from bot.coord.base import Coord, LockTimeout
+from bot.coord.base import Budget, Coord, LockTimeout
 from bot.coord.memory import MemoryCoord
 
 
@@ -17,4 +17,4 @@ def make_coord(redis_url: str | None) -> Coord:
     return MemoryCoord()
 
 
-__all__ = ["Coord", "LockTimeout", "MemoryCoord", "make_coord"]
+__all__ = ["Budget", "Coord", "LockTimeout", "MemoryCoord", "make_coord"]

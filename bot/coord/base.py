@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 
 class LockTimeout(Exception):
@@ -26,6 +26,15 @@ class Hold:
     version: int | None = None
     token: str = ""
     handle: Any = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """At most `limit` events in any `per_seconds` under `key` (a platform's sending limit)."""
+
+    key: str
+    limit: int
+    per_seconds: float
 
 
 class Coord(ABC):
@@ -49,6 +58,21 @@ class Coord(ABC):
         decision about the group's time (a flood, a raid, a send budget) follows the bot's clock, so
         a test that pins the clock sees the same window however slowly it runs. Use one kind of
         time per key."""
+
+    @abstractmethod
+    async def reserve(self, budgets: Sequence[Budget], at: float) -> float:
+        """Take the earliest moment at or after `at` when one more event keeps within every budget,
+        count the event there, and return the seconds from `at` to it (0: go now). Never refuses:
+        the caller sleeps until its moment instead of trying and backing off.
+
+        Each budget is `limit` lanes; an event occupies one lane for `per_seconds`, so no window of
+        `per_seconds` ever holds more than `limit` events, and a later moment booked in one chat
+        never delays another chat. `at` is seconds on one clock shared by every worker (the
+        epoch); `hold_back` pushes a budget's moments back."""
+
+    @abstractmethod
+    async def hold_back(self, keys: Sequence[str], seconds: float, at: float) -> None:
+        """No moment under these budgets is given before `at + seconds` (a 429's retry_after)."""
 
     @abstractmethod
     async def cache_get(self, key: str) -> str | None:

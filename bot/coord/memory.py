@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections import OrderedDict, defaultdict, deque
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
-from bot.coord.base import Coord, LockTimeout
+from bot.coord.base import Budget, Coord, LockTimeout
 
-
-SWEEP_EVERY = 1024
+RESERVE_SWEEP_EVERY = 4096  # reservations between drops of budgets whose lanes are all free again
+SWEEP_EVERY = 1024  # rate-limit hits between drops of windows that ran out
 
 
 class MemoryCoord(Coord):
@@ -26,6 +27,9 @@ class MemoryCoord(Coord):
         self._hits_since_sweep = 0
         self._subscribers: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)
         self._cache: dict[str, tuple[str, float]] = {}
+        self._lanes: dict[str, list[float]] = {}  # budget key → busy-until of its busy lanes, ascending
+        self._holds: dict[str, float] = {}
+        self._reserved = 0
 
     @asynccontextmanager
     async def lock(self, key: str, ttl: float = 30.0, wait: float = 60.0) -> AsyncIterator[None]:
@@ -86,6 +90,35 @@ class MemoryCoord(Coord):
     def tracked_windows(self) -> int:
         """How many rate-limit windows are held (memory stays flat: tests, metrics)."""
         return len(self._hits)
+    async def reserve(self, budgets: Sequence[Budget], at: float) -> float:
+        slot = at
+        for b in budgets:
+            lanes = self._lanes.get(b.key)
+            if lanes is not None:
+                del lanes[:bisect.bisect_right(lanes, at)]  # free again
+                if len(lanes) >= b.limit:
+                    slot = max(slot, lanes[0])
+            slot = max(slot, self._holds.get(b.key, slot))
+        for b in budgets:
+            lanes = self._lanes.setdefault(b.key, [])
+            fit = bisect.bisect_right(lanes, slot) - 1  # the lane that fell free last before the slot
+            if fit >= 0:
+                del lanes[fit]
+            bisect.insort(lanes, slot + b.per_seconds)
+        self._reserved += 1
+        if self._reserved % RESERVE_SWEEP_EVERY == 0:
+            self._sweep_lanes(at)
+        return slot - at
+
+    def _sweep_lanes(self, at: float) -> None:
+        for key in [k for k, lanes in self._lanes.items() if not lanes or lanes[-1] <= at]:
+            del self._lanes[key]
+        for key in [k for k, until in self._holds.items() if until <= at]:
+            del self._holds[key]
+
+    async def hold_back(self, keys: Sequence[str], seconds: float, at: float) -> None:
+        for key in keys:
+            self._holds[key] = max(self._holds.get(key, 0.0), at + seconds)
 
     async def cache_get(self, key: str) -> str | None:
         item = self._cache.get(key)

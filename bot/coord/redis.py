@@ -19,17 +19,16 @@ import itertools
 import secrets
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from redis.exceptions import NoScriptError
-
-from bot.coord.base import Coord, Hold, LockTimeout
+from bot.coord.base import Budget, Coord, Hold, LockTimeout
 
 # A lock lives this long in Redis and is renewed while its holder works (up to the caller's `ttl`):
 # a worker killed while holding one frees it within seconds, not after `ttl` (30 s for a turn).
@@ -67,6 +66,41 @@ if count < limit then
 end
 local oldest = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
 return tostring(tonumber(oldest[2]) + window - now)
+"""
+
+# Reservation (see Coord.reserve): each budget is a sorted set of its busy lanes scored by the
+# moment each falls free; KEYS = the budgets' sets, then their holds. The slot is the latest of
+# `at`, every full budget's first free lane and every hold; each budget then gives the slot the lane
+# that fell free last before it (or a new lane), busy until slot + per_seconds.
+_RESERVE = """
+local at = tonumber(ARGV[1]); local n = #KEYS / 2
+local slot = at
+for i = 1, n do
+  redis.call('zremrangebyscore', KEYS[i], '-inf', at)
+  if redis.call('zcard', KEYS[i]) >= tonumber(ARGV[2 * i]) then
+    slot = math.max(slot, tonumber(redis.call('zrange', KEYS[i], 0, 0, 'WITHSCORES')[2]))
+  end
+  local hold = redis.call('get', KEYS[n + i])
+  if hold then slot = math.max(slot, tonumber(hold)) end
+end
+for i = 1, n do
+  local per = tonumber(ARGV[2 * i + 1])
+  local fit = redis.call('zrevrangebyscore', KEYS[i], slot, '-inf', 'LIMIT', 0, 1)
+  local lane = fit[1] or (ARGV[2 * n + 2] .. ':' .. i)
+  redis.call('zadd', KEYS[i], slot + per, lane)
+  redis.call('pexpire', KEYS[i], math.ceil(math.max(slot + per - at, 3600) * 1000))
+end
+return tostring(slot - at)
+"""
+_HOLD_BACK = """
+local hold_until = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local hold = redis.call('get', KEYS[i])
+  if not hold or tonumber(hold) < hold_until then
+    redis.call('set', KEYS[i], ARGV[1], 'PX', math.ceil(math.max(tonumber(ARGV[2]), 3600) * 1000))
+  end
+end
+return 0
 """
 
 
@@ -181,6 +215,8 @@ class RedisCoord(Coord):
         self._tag = secrets.token_hex(6)
         self._serial = itertools.count()
         self.seen_ttl = 86400
+        self._reserve = self.redis.register_script(_RESERVE)
+        self._hold_back = self.redis.register_script(_HOLD_BACK)
 
     async def hold(self, key: str, dedupe_key: str, ttl: float = 30.0, wait: float = 60.0) -> Hold:
         p = self.prefix
@@ -271,6 +307,16 @@ class RedisCoord(Coord):
 
     def _token(self) -> str:
         return f"{self._tag}.{next(self._serial)}"
+    async def reserve(self, budgets: Sequence[Budget], at: float) -> float:
+        keys = [f"{self.prefix}lanes:{b.key}" for b in budgets] + [f"{self.prefix}hold:{b.key}" for b in budgets]
+        args: list[float | str] = [repr(at)]
+        for b in budgets:
+            args += [b.limit, repr(float(b.per_seconds))]
+        args.append(secrets.token_hex(6))
+        return max(0.0, float(await self._reserve(keys=keys, args=args)))
+
+    async def hold_back(self, keys: Sequence[str], seconds: float, at: float) -> None:
+        await self._hold_back(keys=[f"{self.prefix}hold:{k}" for k in keys], args=[repr(at + seconds), seconds])
 
     async def cache_get(self, key: str) -> str | None:
         value = await self.redis.get(f"{self.prefix}cache:{key}")

@@ -123,7 +123,8 @@ class Sender(Background):
             if adapter is None:
                 delivery = Delivery(ok=False, retryable=False, error=f"no adapter for channel {channel!r}")
             else:
-                await self._respect_limits(adapter.rate_policy, channel, ob.address.chat_id)
+                if adapter.rate_policy is not None:  # None: the adapter paces its own calls
+                    await self._respect_limits(adapter.rate_policy, channel, ob.address.chat_id)
                 try:
                     delivery = await adapter.send(ob, idempotency_key=f"carebot-outbox-{row.id}")
                 except Exception as exc:  # an adapter bug or a network error: retry

@@ -1,6 +1,8 @@
 """`carebot bench telegram`: carebot on Telegram, durable, against two in-memory peers; and a paced
-broadcast. Everything runs in this one process on one event loop, pinned to one CPU where the OS
-allows (per-core figures), against the fake Bot API on loopback (`adapters/telegram/testing`):
+broadcast. Two processes: this one — carebot and the peers, one event loop, pinned to one CPU where
+the OS allows (per-core figures) — and the load generator (`loadgen.py`: the fake Bot API of
+`adapters/telegram/testing` and the patients posting updates), on the other core when there is one,
+so that playing Telegram costs the measured loop nothing:
 
 1. **carebot**: `conversations` patients × the six-message intake (`bench_intake.yml`: /bench, a
    complaint, days, severity, age, seen a doctor), each update POSTed as raw JSON to carebot's
@@ -10,17 +12,17 @@ allows (per-core figures), against the fake Bot API on loopback (`adapters/teleg
    delivered; latency = each webhook POST's round trip (receipt → durable).
 2. **aiogram** (FSM, MemoryStorage) and **PTB** (ConversationHandler), in memory (`baselines.py`):
    the same updates fed in-process (`Dispatcher.feed_raw_update`, `Application.process_update`),
-   replies sent to the fake server over HTTP; latency = one update's handling, reply included.
+   replies sent over HTTP to the same fake server; latency = one update's handling, reply included.
 3. **broadcast**: `broadcast` reminder messages to as many patients, written as outbox rows in one
-   transaction and delivered by the sender through the adapter's shared pacing (`pacing.py`)
-   against the fake server's overall limit. Telegram's is 30 messages/s; it is scaled to
-   `broadcast_rate` (default 300/s, so 10,000 messages take ~35 s instead of ~6 min) and carebot's
-   own ceiling to the same ratio as in production (count ÷ 1.03 s). achieved/limit = messages per
-   second from the first to the last delivery ÷ the fake server's limit; lost = recipients who got
-   nothing; unhandled 429s = rows that ended failed on a 429.
+   transaction and delivered by the sender through the adapter's shared pacing (`pacing.py`: each
+   send books its moment in Coord) against the fake server's overall limit. Telegram's is 30
+   messages/s; it is scaled to `broadcast_rate` (default 300/s, so 10,000 messages take ~35 s
+   instead of ~6 min) and carebot's own ceiling to the same ratio as in production (count ÷ 1.03 s).
+   achieved/limit = messages per second from the first to the last delivery ÷ the fake server's
+   limit; lost = recipients who got nothing; unhandled 429s = rows that ended failed on a 429.
 
 For the intake runs the fake server's limits are lifted (they are not what is measured there;
-broadcast pacing is): per chat and overall 1,000,000/s.
+broadcast pacing is).
 """
 
 from __future__ import annotations
@@ -36,15 +38,16 @@ from pathlib import Path
 from typing import Any
 
 from adapters.telegram.bench.baselines import HERE, Texts, aiogram_dispatcher, ptb_application
+from adapters.telegram.bench.loadgen import LoadGen
 from adapters.telegram.config import Rate, TelegramConfig
-from adapters.telegram.testing import FakeBotAPI, Limits, Updates, Window
+from adapters.telegram.testing import FakeBotAPI, Updates
 from bot.settings import Settings
 
 SCRIPT = ("/bench", "手背上起了红疹，很痒", "3", "4", "35", "没有")
 LOCALE = "zh-CN"
 SECRET = "bench-secret"
-UNLIMITED = Limits(overall=Window(1_000_000, 1.0), per_chat=Window(1_000_000, 1.0),
-                   per_group=Window(1_000_000, 1.0))
+PATIENTS = 20_000_000  # the first patient's user id
+RECIPIENTS = 30_000_000  # the broadcast's first recipient
 
 
 def run_telegram_bench(settings: Settings, *, conversations: int = 1000, broadcast: int = 10_000,
@@ -52,15 +55,21 @@ def run_telegram_bench(settings: Settings, *, conversations: int = 1000, broadca
     from bot.bench import peak_rss_mb, pin_one_core
     from bot.runtime.gc_tuning import tune_for_server
 
+    loadgen = LoadGen()  # before pinning: it takes the other core
     cores = pin_one_core()
     tune_for_server()
     with tempfile.TemporaryDirectory(prefix="carebot-bench-telegram-") as tmp:
-        result = asyncio.run(_bench(settings, Path(tmp), conversations, broadcast, broadcast_rate, concurrency))
+        result = asyncio.run(_bench(settings, Path(tmp), loadgen, conversations, broadcast, broadcast_rate,
+                                    concurrency))
     peers = [result["aiogram"]["messages_per_second"], result["ptb"]["messages_per_second"]]
     carebot = result["carebot"]["messages_per_second"]
     result["ratio"] = {"carebot_over_aiogram": round(carebot / peers[0], 2) if peers[0] else None,
                        "carebot_over_ptb": round(carebot / peers[1], 2) if peers[1] else None}
-    result["context"] = {"cores": cores, "conversations": conversations, "script": len(SCRIPT),
+    per_cpu = [result[k].get("messages_per_cpu_second") for k in ("carebot", "aiogram", "ptb")]
+    if all(per_cpu):
+        result["ratio_per_cpu_second"] = {"carebot_over_aiogram": round(per_cpu[0] / per_cpu[1], 2),
+                                          "carebot_over_ptb": round(per_cpu[0] / per_cpu[2], 2)}
+    result["context"] = {"cores": cores, "loadgen_core": loadgen.cpu, "conversations": conversations, "script": len(SCRIPT),
                          "concurrency": concurrency, "peak_rss_mb": peak_rss_mb(),
                          "database": "postgresql" if settings.database_url.startswith("postgresql") else "sqlite"}
     return result
@@ -77,11 +86,13 @@ def _workspace(tmp: Path, settings: Settings) -> tuple[Path, Path]:
     return flows, content
 
 
-def _scripts(fake: FakeBotAPI, conversations: int) -> list[list[dict[str, Any]]]:
+def _scripts(conversations: int) -> list[list[dict[str, Any]]]:
+    """The updates every contestant is fed: built here on an unstarted fake (ids and chats only)."""
+    fake = FakeBotAPI()
     updates = Updates(fake, date=int(time.time()))
     out = []
     for i in range(conversations):
-        user = fake.private(20_000_000 + i, f"P{i}")
+        user = fake.private(PATIENTS + i, f"P{i}")
         out.append([updates.message(user["id"], user, text) for text in SCRIPT])
     return out
 
@@ -118,17 +129,23 @@ def _figures(updates: int, seconds: float, latencies: list[float], replies: int,
             "failures": failures}
 
 
-async def _wait_for(condition: Any, seconds: float) -> bool:
-    ends = time.perf_counter() + seconds
-    while not condition():
-        if time.perf_counter() > ends:
-            return False
-        await asyncio.sleep(0.01)
-    return True
+def _cpu(updates: int, seconds: float) -> dict[str, Any]:
+    """CPU seconds this process spent (all its threads) and updates per CPU second: on a shared
+    machine the wall clock also measures what others ran meanwhile, the CPU time does not."""
+    return {"cpu_seconds": round(seconds, 2),
+            "messages_per_cpu_second": round(updates / seconds, 1) if seconds > 0 else None}
 
 
-async def _bench(settings: Settings, tmp: Path, conversations: int, broadcast: int, broadcast_rate: int,
-                 concurrency: int) -> dict[str, Any]:
+async def _bench(settings: Settings, tmp: Path, loadgen: LoadGen, conversations: int, broadcast: int,
+                 broadcast_rate: int, concurrency: int) -> dict[str, Any]:
+    try:
+        return await _contest(settings, tmp, loadgen, conversations, broadcast, broadcast_rate, concurrency)
+    finally:
+        await loadgen.stop()
+
+
+async def _contest(settings: Settings, tmp: Path, loadgen: LoadGen, conversations: int, broadcast: int,
+                   broadcast_rate: int, concurrency: int) -> dict[str, Any]:
     import uvicorn
 
     from adapters.telegram.adapter import TelegramAdapter
@@ -143,13 +160,13 @@ async def _bench(settings: Settings, tmp: Path, conversations: int, broadcast: i
     bench_settings = replace(settings, database_url=url, flows_dir=flows, content_dir=content,
                              worker_id=f"bench-{uuid.uuid4().hex[:4]}", secret=settings.secret or "bench")
     expected = conversations * len(SCRIPT)
+    scripts = _scripts(conversations)
+    await loadgen.call("users", PATIENTS, conversations)
     out: dict[str, Any] = {}
 
     # 1. carebot, durable, through the webhook
-    fake = FakeBotAPI(limits=UNLIMITED)
-    await fake.start()
-    config = TelegramConfig(token=fake.token, webhook_secret=SECRET, api_base=fake.base_url, username=fake.username,
-                            overall=Rate(1_000_000, 1.0), per_chat=Rate(1_000_000, 1.0),
+    config = TelegramConfig(token=loadgen.token, webhook_secret=SECRET, api_base=loadgen.base_url,
+                            username=loadgen.username, overall=Rate(1_000_000, 1.0), per_chat=Rate(1_000_000, 1.0),
                             per_group=Rate(1_000_000, 1.0))
     adapter = TelegramAdapter(config)
     bot = CareBot.build(bench_settings, [adapter], config=load_config(bench_settings),
@@ -162,40 +179,30 @@ async def _bench(settings: Settings, tmp: Path, conversations: int, broadcast: i
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         await adapter.bot.set_webhook(f"http://127.0.0.1:{port}{config.webhook_path}", secret_token=SECRET)
-        scripts = _scripts(fake, conversations)
-
-        async def post(update: dict[str, Any]) -> bool:
-            return await fake.push(update) == 200
-
-        sent_before = len(fake.sent)
-        started = time.perf_counter()
-        _seconds, latencies, failures = await _drive(scripts, post, concurrency)
-        await _wait_for(lambda: len(fake.sent) - sent_before >= expected, 120.0)
-        total = time.perf_counter() - started
-        replies = len(fake.sent) - sent_before
-        out["carebot"] = {**_figures(expected, total, latencies, replies, expected, failures),
-                          "durable": True, "road": "webhook over HTTP (uvicorn on loopback)"}
+        cpu = time.process_time()
+        driven = await loadgen.call("drive", scripts, concurrency, expected, 120.0)
+        out["carebot"] = {**_figures(expected, driven["seconds"], driven["latencies"], driven["replies"], expected,
+                                     driven["failures"]),
+                          "durable": True, "road": "webhook over HTTP (uvicorn on loopback)",
+                          **_cpu(expected, time.process_time() - cpu),
+                          "loadgen_cpu_seconds": round(driven["cpu_seconds"], 2)}
 
         # 3. the broadcast, through the same carebot
-        out["broadcast"] = await _broadcast(bot, adapter, fake, broadcast, broadcast_rate)
+        out["broadcast"] = await _broadcast(bot, adapter, loadgen, broadcast, broadcast_rate)
     finally:
         server.should_exit = True
         await serving
-        await fake.stop()
+    await loadgen.call("limits", None)
 
     # 2. the in-memory peers, fed the same updates in-process
-    out["aiogram"] = await _peer("aiogram", conversations, concurrency)
-    out["ptb"] = await _peer("ptb", conversations, concurrency)
+    out["aiogram"] = await _peer("aiogram", loadgen, scripts, concurrency)
+    out["ptb"] = await _peer("ptb", loadgen, scripts, concurrency)
     return out
 
 
-
-async def _peer(name: str, conversations: int, concurrency: int) -> dict[str, Any]:
-    fake = FakeBotAPI(limits=UNLIMITED)
-    await fake.start()
+async def _peer(name: str, loadgen: LoadGen, scripts: list[list[dict[str, Any]]], concurrency: int) -> dict[str, Any]:
     texts = Texts(LOCALE)
-    scripts = _scripts(fake, conversations)
-    expected = conversations * len(SCRIPT)
+    expected = len(scripts) * len(SCRIPT)
     closers: list[Any] = []
     try:
         if name == "aiogram":
@@ -203,7 +210,7 @@ async def _peer(name: str, conversations: int, concurrency: int) -> dict[str, An
             from aiogram.client.session.aiohttp import AiohttpSession
             from aiogram.client.telegram import TelegramAPIServer
 
-            bot = Bot(fake.token, session=AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url)))
+            bot = Bot(loadgen.token, session=AiohttpSession(api=TelegramAPIServer.from_base(loadgen.base_url)))
             closers.append(bot.session.close)
             dispatcher = aiogram_dispatcher(texts)
 
@@ -213,7 +220,7 @@ async def _peer(name: str, conversations: int, concurrency: int) -> dict[str, An
         else:
             from telegram import Update
 
-            application = ptb_application(texts, fake.token, fake.base_url)
+            application = ptb_application(texts, loadgen.token, loadgen.base_url)
             await application.initialize()
             closers.append(application.shutdown)
 
@@ -221,20 +228,22 @@ async def _peer(name: str, conversations: int, concurrency: int) -> dict[str, An
                 await application.process_update(Update.de_json(update, application.bot))
                 return True
 
-        started = time.perf_counter()
+        before = await loadgen.call("mark")
+        started, cpu = time.perf_counter(), time.process_time()
         _seconds, latencies, failures = await _drive(scripts, feed, concurrency)
-        await _wait_for(lambda: len(fake.sent) >= expected, 60.0)
-        total = time.perf_counter() - started
-        return {**_figures(expected, total, latencies, len(fake.sent), expected, failures), "durable": False,
+        total = time.perf_counter() - started  # each reply was sent inside its handler
+        cpu = time.process_time() - cpu
+        replies = await loadgen.call("mark") - before
+        return {**_figures(expected, total, latencies, replies, expected, failures), "durable": False,
+                **_cpu(expected, cpu),
                 "road": "fed in-process" + (" (Dispatcher.feed_raw_update, FSM on MemoryStorage)" if name == "aiogram"
                                             else " (Application.process_update, ConversationHandler)")}
     finally:
         for close in reversed(closers):
             await close()
-        await fake.stop()
 
 
-async def _broadcast(bot: Any, adapter: Any, fake: FakeBotAPI, count: int, rate: int) -> dict[str, Any]:
+async def _broadcast(bot: Any, adapter: Any, loadgen: LoadGen, count: int, rate: int) -> dict[str, Any]:
     """`count` reminders to as many patients, paced by carebot against the fake server's limit."""
     from adapters.telegram.pacing import Pacer
     from bot.store.store import OUTBOX
@@ -242,12 +251,10 @@ async def _broadcast(bot: Any, adapter: Any, fake: FakeBotAPI, count: int, rate:
 
     import sqlalchemy as sa
 
-    fake.limits = Limits(overall=Window(rate, 1.0), per_chat=Window(3, 3.0), per_group=Window(20, 60.0))
-    fake.rate_limited = 0
+    await loadgen.call("limits", (rate, 1.0))
     adapter.pacer = Pacer(bot.coord, Rate(rate, 1.03), adapter.config.per_chat, adapter.config.per_group)
-    recipients = [30_000_000 + i for i in range(count)]
-    for uid in recipients:
-        fake.private(uid, f"R{uid}")
+    recipients = [RECIPIENTS + i for i in range(count)]
+    await loadgen.call("users", RECIPIENTS, count)
     now = bot.clock.now()
     outbounds = [Outbound("say", Address("telegram", str(uid), str(uid)), text="明天早上 8:00 记得服药。",
                           key="bench.reminder") for uid in recipients]
@@ -256,23 +263,23 @@ async def _broadcast(bot: Any, adapter: Any, fake: FakeBotAPI, count: int, rate:
         return [bot.store.outbox_row(conn, ob.address.conversation_id, ob, now) for ob in outbounds]
 
     first_row = await bot.store.read(lambda c: c.execute(sa.select(sa.func.coalesce(sa.func.max(OUTBOX.c.id), 0))).scalar())
-    sent_before = len(fake.sent)
+    before = await loadgen.call("mark")
     started = time.perf_counter()
     rows = await bot.store.write(write)
     bot.sender.enqueue(rows)
-    await _wait_for(lambda: len(fake.sent) - sent_before >= count, count / rate * 3 + 30)
+    delivered = await loadgen.call("delivered", before, count, count / rate * 3 + 30)
     await bot.sender.idle()
     elapsed = time.perf_counter() - started
-    mine = fake.sent[sent_before:]
-    got = {m.chat_id for m in mine}
-    span = (mine[-1].at - mine[0].at) if len(mine) > 1 else 0.0
+    chats = delivered["chats"]
+    got = set(chats)
     # messages per second between the first and the last delivery (n - 1 intervals)
-    achieved = (len(mine) - 1) / span if span > 0 else 0.0
+    achieved = (len(chats) - 1) / delivered["span"] if delivered["span"] > 0 else 0.0
     statuses = await bot.store.read(lambda c: c.execute(sa.select(OUTBOX.c.status, OUTBOX.c.last_error).where(
         OUTBOX.c.id > first_row)).all())
     unhandled = sum(1 for s in statuses if s.status != "sent" and "429" in (s.last_error or ""))
     return {"messages": count, "limit_per_second": rate, "telegram_limit_per_second": 30,
             "scaled": rate / 30, "achieved_per_second": round(achieved, 1),
             "achieved_over_limit": round(achieved / rate, 3), "lost": len(set(recipients) - got),
-            "duplicates": len(mine) - len(got), "unhandled_429": unhandled, "fake_server_429s": fake.rate_limited,
+            "duplicates": len(chats) - len(got), "unhandled_429": unhandled,
+            "fake_server_429s": delivered["rate_limited"],
             "not_sent": sum(1 for s in statuses if s.status != "sent"), "seconds": round(elapsed, 2)}
