@@ -20,6 +20,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -125,15 +126,14 @@ def bench_pure(settings: Settings, messages: int) -> dict[str, Any]:
     return out
 
 
-async def bench_runtime(settings: Settings, conversations: int, messages: int, seconds: float) -> dict[str, Any]:
-    tmp = tempfile.TemporaryDirectory(prefix="carebot-bench-")
-    url = _database(settings, tmp.name)
-    settings = replace(settings, database_url=url, worker_id="bench")
+async def _warm_bot(settings: Settings, prefix: str) -> tuple[CareBot, MemoryAdapter, Callable[[str, int], Awaitable[None]]]:
+    """A started bot on the memory adapter, warmed up (paths compiled, caches filled) and tuned as
+    `carebot run` tunes itself once built; and `patient(chat, n)`, which sends n messages of the
+    script in one conversation, each after the previous one was handled."""
     adapter = MemoryAdapter()
     bot = CareBot.build(settings, [adapter])
     await bot.start(background=False)
     counter = 0
-    run = uuid.uuid4().hex[:8]  # fresh conversations and message ids in Redis, whatever ran before
 
     async def patient(chat: str, n: int) -> None:
         nonlocal counter
@@ -142,10 +142,21 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
             await bot.runtime.handle(_inbound(chat, SCRIPT[i % len(SCRIPT)], counter))
 
     try:
-        # warm up: compile paths, fill caches
-        await asyncio.gather(*(patient(f"{run}warm{c}", len(SCRIPT)) for c in range(20)))
+        await asyncio.gather(*(patient(f"{prefix}warm{c}", len(SCRIPT)) for c in range(20)))
         await bot.sender.idle()
-        tune_for_server()  # as `carebot run` does once the bot is built and started
+    except BaseException:
+        await bot.stop()
+        raise
+    tune_for_server()
+    return bot, adapter, patient
+
+
+async def bench_runtime(settings: Settings, conversations: int, messages: int, seconds: float) -> dict[str, Any]:
+    tmp = tempfile.TemporaryDirectory(prefix="carebot-bench-")
+    url = _database(settings, tmp.name)
+    run = uuid.uuid4().hex[:8]  # fresh conversations and message ids in Redis, whatever ran before
+    bot, adapter, patient = await _warm_bot(replace(settings, database_url=url, worker_id="bench"), run)
+    try:
 
         per = max(len(SCRIPT), messages // conversations)
         started, cpu = time.perf_counter(), cpu_seconds()
@@ -181,8 +192,8 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
             chat = chats[k % len(chats)]
             i = sent_per_chat[chat]
             sent_per_chat[chat] = i + 1
-            counter += 1
-            pending.append(asyncio.create_task(one(chat, SCRIPT[i % len(SCRIPT)], counter)))
+            # message ids of their own: the warm-up and saturation ids stay far below 10**9
+            pending.append(asyncio.create_task(one(chat, SCRIPT[i % len(SCRIPT)], 10**9 + k)))
         await asyncio.gather(*pending)
         await bot.sender.idle()
         offered_seconds = time.perf_counter() - t_start
@@ -269,23 +280,9 @@ async def bench_worker(settings: Settings, index: int, run: str, conversations: 
     """One worker of `--workers N` (see bench_workers): its own patients, saturation only."""
     import sys
 
-    settings = replace(settings, worker_id=f"bench{index}")
-    adapter = MemoryAdapter()
-    bot = CareBot.build(settings, [adapter])
-    await bot.start(background=False)
-    counter = 0
     prefix = f"{run}w{index}"
-
-    async def patient(chat: str, n: int) -> None:
-        nonlocal counter
-        for i in range(n):
-            counter += 1
-            await bot.runtime.handle(_inbound(chat, SCRIPT[i % len(SCRIPT)], counter))
-
+    bot, _, patient = await _warm_bot(replace(settings, worker_id=f"bench{index}"), prefix)
     try:
-        await asyncio.gather(*(patient(f"{prefix}warm{c}", len(SCRIPT)) for c in range(20)))
-        await bot.sender.idle()
-        tune_for_server()
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         per = max(len(SCRIPT), messages // conversations)

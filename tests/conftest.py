@@ -37,9 +37,8 @@ def _unreachable(what: str, exc: Exception) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-def pg_url() -> str:
-    """A fresh schema-less PostgreSQL database state: every carebot table dropped and migrated."""
+def empty_postgres() -> str:
+    """The test database with nothing in it: every carebot table dropped, nothing migrated."""
     try:
         engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
         with engine.begin() as conn:
@@ -47,7 +46,13 @@ def pg_url() -> str:
         engine.dispose()
     except Exception as exc:  # noqa: BLE001 - any connection failure
         _unreachable(f"PostgreSQL at {PG_URL}", exc)
-    upgrade(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """A fresh PostgreSQL database state: every carebot table dropped and migrated."""
+    upgrade(empty_postgres())
     return PG_URL
 
 

@@ -4,25 +4,19 @@ server: uvicorn, its logging, signals (the chaos and no-leak tests)."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
+from bot.testing.process import ServerProcess, free_port  # noqa: F401 - free_port: for the tests
+
 ROOT = Path(__file__).resolve().parent.parent
 CAREBOT = ROOT / ".venv" / "bin" / "carebot"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
+class Served(ServerProcess):
     """One `carebot run`; its stdout and stderr go to `log_path`, appended across restarts."""
 
     def __init__(self, workdir: Path, database_url: str, redis_url: str = "", port: int | None = None,
@@ -53,19 +47,3 @@ class Served:
             time.sleep(0.1)
         raise AssertionError(f"carebot did not get ready:\n{self.log()}")
 
-    def kill(self) -> None:
-        """SIGKILL: no clean shutdown, nothing flushed."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""

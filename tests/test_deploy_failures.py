@@ -20,6 +20,7 @@ import pytest
 
 from bot.store.db import make_engine
 from bot.store.writer import BatchWriter
+from tests.conftest import empty_postgres
 from tests.serve import Served
 
 
@@ -233,22 +234,6 @@ def test_readyz_names_redis_when_it_is_away_and_the_web_chat_answers_503(tmp_pat
     assert "Traceback" not in output and "Exception in ASGI" not in output, output[-3000:]
 
 
-def _empty_postgres() -> str:
-    """The test database with nothing in it (the pg_url fixture migrates it; this test must not)."""
-    import sqlalchemy as sa
-
-    from tests.conftest import PG_URL
-
-    try:
-        engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        engine.dispose()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"PostgreSQL unreachable: {type(exc).__name__}")
-    return PG_URL
-
-
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_workers_starting_together_migrate_once(tmp_path: Path, database: str) -> None:
@@ -258,7 +243,7 @@ def test_workers_starting_together_migrate_once(tmp_path: Path, database: str) -
     from bot.store.migrate import current
     from tests.serve import CAREBOT
 
-    url = f"sqlite:///{tmp_path / 'carebot.db'}" if database == "sqlite" else _empty_postgres()
+    url = f"sqlite:///{tmp_path / 'carebot.db'}" if database == "sqlite" else empty_postgres()
     env = {**os.environ, "DATABASE_URL": url, "CAREBOT_SECRET": "migrate-test-secret-" + "x" * 20}
     workers = [subprocess.Popen([str(CAREBOT), "db", "upgrade"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(4)]

@@ -27,8 +27,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +35,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bot.testing.process import ServerProcess, free_port
 
 FLOW = """\
 id: echo
@@ -53,17 +53,11 @@ MESSAGES = {"zh-CN": "chaos:\n  next: 请说\n  echo: \"echo {{ last }}\"\n",
 WINDOW = 3  # messages a patient may have sent and not yet seen acknowledged
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Worker:
+class Worker(ServerProcess):
     """One `carebot run` on a fixed port and worker id (a restart keeps both, as systemd's does)."""
 
     def __init__(self, workdir: Path, env: dict[str, str], name: str):
-        self.port = _free_port()
+        self.port = free_port()
         self.name = name
         self.env = {**env, "CAREBOT_PORT": str(self.port), "CAREBOT_WORKER_ID": f"chaos-{name}"}
         self.workdir = workdir
@@ -83,21 +77,8 @@ class Worker:
         except OSError:
             return False
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
     def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:] if self.log_path.exists() else ""
+        return self.log()[-chars:]
 
 
 @dataclass
