@@ -82,6 +82,7 @@ class SafetyStage:
             await call_next(ctx)
             return
         screening = self.screener.screen(text, locale, patient_context(state))
+        earlier: list[str] = []
         if self._says_something(screening, text):
             # read it together with the episode's earlier medical messages ("宝宝两个月" … "发烧了")
             earlier = self._window(state, ctx.now)

@@ -9,8 +9,9 @@ Every file of tests/triage/blind/dev/ is one writer. For each writer W the triag
 chosen by the same rules on held-out scores of the other writers (each scored by the model that did
 not see that writer), and W's messages are screened with every shipped rule set plus that model:
 - `rules`: the rules alone (tuned on every dev writer, W included: not a held-out figure for them);
-- `shipped`: the learned layer raising only where a rule fired (what ships);
-- `alone`: the learned layer may also raise where no rule fired but a rule set saw a present symptom.
+- `fired`: the learned layer raising only where a rule fired (what shipped until session 5);
+- `alone`: the learned layer may also raise where no rule fired but a rule set saw a present symptom
+  (a rule's trigger, not a modifier such as an age): what ships.
 The difference between `rules` and the other two is the learned layer's held-out effect.
 
 Typed requests: for each file of tests/understand/dev/, the intent model is trained on the other
@@ -44,7 +45,7 @@ from bot.triage.screen import Screener  # noqa: E402
 from bot.understand.cli import evaluate as understand_eval  # noqa: E402
 from bot.understand.learned import intent_model_from_dict, model_from_dict  # noqa: E402
 
-POLICIES = ("rules", "shipped", "alone")
+POLICIES = ("rules", "fired", "alone")
 
 
 def _group(name: str) -> str:
@@ -98,7 +99,7 @@ def triage_holdout() -> dict:
         model = model_from_dict({"name": "triage", "heads": {
             "red_flag": {**h["red_flag"], "threshold": round(t_red, 4), "question": round(min(question, t_red), 4)},
             "ambulance": {**h["ambulance"], "threshold": round(t_amb, 4)}}})
-        screeners = {"rules": Screener(rules, None), "shipped": Screener(rules, model),
+        screeners = {"rules": Screener(rules, None), "fired": Screener(rules, model, alone=False),
                      "alone": Screener(rules, model, alone=True)}
         cases = load_cases(ROOT / "tests/triage/blind/dev" / f"{w}.yml")
         per_writer[w] = {}
