@@ -128,12 +128,15 @@ class Screener:
         medical = bool(screening.assessment.matched or screening.assessment.department)
         if evidence_needed and not medical:
             return False
-        return float(learned.detail.get("red_flag", 0.0)) >= self.model.heads["red_flag"].question
+        question = learned.detail.get("question", self.model.heads["red_flag"].question)
+        return float(learned.detail.get("red_flag", 0.0)) >= float(question)
 
     def _learned(self, text: str, best: Assessment, own: TriageRules, layers: list[Layer], symptom: bool) -> Assessment:
         assert self.model is not None
-        feats = features(canonical(text))
+        norm = canonical(text)
+        feats = features(norm)
         red, amb = self.model.heads["red_flag"], self.model.heads["ambulance"]
+        t_red, question = red.cut(norm)  # the cut-offs chosen for this script (zh / en)
         p_red, p_amb = red.probability(feats), amb.probability(feats)
         level = best.level
         # The rules' own emergency level stands (their exact level is the better-measured one); the
@@ -141,11 +144,11 @@ class Screener:
         # and only where a rule saw something (any level) or, with `alone`, some rule set saw a present,
         # non-negated symptom: the model on a message no rule recognised at all ("my son is 6 weeks
         # old") is not evidence enough to sound an alarm; the safety stage may still ask its question.
-        if p_red >= red.threshold and not best.is_emergency and (best.matched or (self.alone and symptom)):
+        if p_red >= t_red and not best.is_emergency and (best.matched or (self.alone and symptom)):
             level = max_level(level, "emergency_ambulance" if p_amb >= amb.threshold else "emergency")
         layers.append(Layer("learned", level if level != best.level else "-", {
             "red_flag": round(p_red, 3), "ambulance": round(p_amb, 3),
-            "thresholds": [red.threshold, amb.threshold], "top_features": red.top_features(feats)}))
+            "thresholds": [t_red, amb.threshold], "question": question, "top_features": red.top_features(feats)}))
         if level == best.level:
             return best
         numbers = best.emergency_numbers or tuple(self.number_lists(own).get("default", ()))

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.understand.values import read_values
 
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
+_CJK = re.compile(r"[\u3400-\u9fff]")
 _WORD = re.compile(r"[a-z][a-z']*")
 MODELS_DIR = Path(__file__).parent / "models"
 
@@ -32,6 +33,12 @@ def long_enough(text: str) -> bool:
     """The model was trained on descriptions, not on one-word answers ("我自己", "5", "yes"): it only
     reads a message with at least 6 Chinese characters or 4 words."""
     return len(_WORD.findall(text)) >= 4 or sum(len(r) for r in _CJK_RUN.findall(text)) >= 6
+
+
+def script_of(text: str) -> str:
+    """`zh` for a message with any Chinese character, else `en`: the script a head's cut-offs were
+    chosen for (the two score differently: a held-out Chinese red flag scores lower than an English one)."""
+    return "zh" if _CJK.search(text) else "en"
 
 
 def features(text: str) -> set[str]:
@@ -61,6 +68,11 @@ class Head:
     weights: dict[str, float]
     threshold: float  # probability at or above which the head "fires"
     question: float = 1.0  # at or above this (but under `threshold`): worth a safety question
+    by_script: dict[str, tuple[float, float]] = field(default_factory=dict)  # script -> (threshold, question)
+
+    def cut(self, text: str) -> tuple[float, float]:
+        """(threshold, question) for this canonical text's script, else the head's overall ones."""
+        return self.by_script.get(script_of(text), (self.threshold, self.question))
 
     def probability(self, feats: set[str]) -> float:
         if not feats:
@@ -95,7 +107,8 @@ def load_model(path: str | Path) -> LearnedModel:
 def model_from_dict(data: dict) -> LearnedModel:
     """A triage model from its JSON form (a file's content, or a model trained in memory)."""
     heads = {name: Head(name, float(h["bias"]), {f: float(w) for f, w in h["weights"].items()}, float(h["threshold"]),
-                        float(h.get("question", 1.0)))
+                        float(h.get("question", 1.0)),
+                        {script: (float(t), float(q)) for script, (t, q) in h.get("by_script", {}).items()})
              for name, h in data["heads"].items()}
     return LearnedModel(data["name"], heads, data.get("trained_on", ""))
 
