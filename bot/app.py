@@ -230,6 +230,13 @@ class CareBot:
         return cls(settings, config, engine, store, coord, clock, adapter_set, runtime, sender, timers, handoff,
                    reminders)
 
+    def learned_models(self) -> list[str]:
+        """The learned layers loaded and in use: "triage" (red flags), "intents" (typed requests)."""
+        safety = next((s for s in self.runtime.pipeline.stages if isinstance(s, SafetyStage)), None)
+        loaded = [("triage", safety is not None and safety.screener.model is not None),
+                  ("intents", self.config.intents is not None and self.config.intents.model is not None)]
+        return [name for name, ok in loaded if ok]
+
     async def start(self, background: bool = True) -> None:
         for adapter in self.adapters.adapters.values():
             await adapter.start(self.runtime)

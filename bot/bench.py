@@ -311,7 +311,7 @@ def _reset_postgres(url: str) -> None:
 
 def bench_startup(runs: int = 5) -> dict[str, Any]:
     """Seconds from starting `carebot run` (an already migrated database) to its first /healthz
-    answer, and to /readyz (flows loaded, database open, adapters serving)."""
+    answer, and to /readyz (flows and the learned models loaded, database open, adapters serving)."""
     import socket
     import subprocess
     import sys
@@ -319,6 +319,7 @@ def bench_startup(runs: int = 5) -> dict[str, Any]:
 
     times: list[float] = []
     ready: list[float] = []
+    models: list[str] = []
     with tempfile.TemporaryDirectory(prefix="carebot-startup-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'start.db'}"
         upgrade(url)
@@ -333,10 +334,13 @@ def bench_startup(runs: int = 5) -> dict[str, Any]:
 
 
             def first_answer(path: str) -> float:
+                nonlocal models
                 while True:
                     try:
-                        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1):
-                            return time.perf_counter() - started
+                        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as answer:
+                            at = time.perf_counter() - started
+                            models = json.load(answer).get("models", models)
+                            return at
                     except OSError:
                         if proc.poll() is not None or time.perf_counter() - started > 30:
                             raise RuntimeError("carebot run did not come up") from None
@@ -350,4 +354,6 @@ def bench_startup(runs: int = 5) -> dict[str, Any]:
                 proc.wait(timeout=20)
     return {"runs": runs, "healthz_after_start_s_median": round(statistics.median(times), 3),
             "healthz_after_start_s_max": round(max(times), 3),
-            "ready_after_start_s_median": round(statistics.median(ready), 3)}
+            "ready_after_start_s_median": round(statistics.median(ready), 3),
+            "ready_after_start_s_max": round(max(ready), 3),
+            "models_loaded_when_ready": models}  # /readyz answers 200 once the learned layers are in

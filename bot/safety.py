@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from bot.engine.answers import Invalid, parse_yes_no
@@ -136,8 +137,7 @@ class SafetyStage:
         at its question level, or it carries a value (an age, a temperature…). "好的", "7" are not."""
         if screening.assessment.matched or self._partial(screening, rules_needed=False):
             return True
-        norm = canonical(text)
-        return any(c.isdigit() for c in norm) and bool(read_values(norm).flags())
+        return _carries_value(text)
 
     def _window(self, state: State, now: datetime) -> list[str]:
         since = now - EPISODE_WINDOW
@@ -228,6 +228,13 @@ class SafetyStage:
             sources = len(self.guidance.kinds[kind].sources)  # the text's last lines: a widget shows them small
             ctx.effects.append(Send(Outbound(op="say", address=ctx.state.address, key=f"guidance.{kind}", text=text,
                                              extra={"priority": "emergency", "guidance": kind, "sources": sources})))
+
+
+@lru_cache(maxsize=1024)
+def _carries_value(text: str) -> bool:
+    """An age, a temperature, a blood pressure… in the message ("7" as a score is none)."""
+    norm = canonical(text)
+    return any(c.isdigit() for c in norm) and bool(read_values(norm).flags())
 
 
 def _parse(at: str) -> datetime:

@@ -161,7 +161,8 @@ def _outer(holder: _Holder, lifespan: Callable[[Starlette], contextlib.AbstractA
         if down:  # a load balancer stops sending patients here until they are back
             return JSONResponse({"ready": False, "down": down}, status_code=503,
                                 headers={"Retry-After": str(RETRY_AFTER_S)})
-        return JSONResponse({"ready": True, "ready_after_s": holder.ready_after})
+        return JSONResponse({"ready": True, "ready_after_s": holder.ready_after,
+                             "models": holder.carebot.learned_models()})
 
     async def metrics(_request: Request) -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -107,7 +107,9 @@ def test_run_serves_health_and_metrics(tmp_path):
         while True:  # liveness first; readiness once flows, database and adapters are up
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    assert json.load(r)["ready"] is True
+                    ready = json.load(r)
+                    assert ready["ready"] is True
+                    assert ready["models"] == ["triage", "intents"]  # ready means the learned layers loaded
                     break
             except OSError:
                 assert time.monotonic() < deadline, "carebot run never became ready"

@@ -12,7 +12,7 @@ import yaml
 from bot.cli import main
 from bot.errors import ConfigError
 from bot.triage import load_all_triage, load_triage
-from bot.triage.engine import assess
+from bot.triage.engine import PatientContext, assess
 from bot.triage.model import Symptom, TriageRules, literal_prefixes
 from bot.triage.screen import Screener, shipped_model
 from bot.understand.learned import features, long_enough
@@ -82,15 +82,17 @@ def test_literal_prefixes_are_what_every_match_contains() -> None:
 
 
 def _brute_force(rules: TriageRules, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every pattern of every symptom on every message (no prefilter at all)."""
+    """Run every pattern of every symptom on every message and try every rule (no prefilter at all)."""
     monkeypatch.setattr(TriageRules, "candidates", lambda self, text, hits: (list(self.symptoms), None))
-    monkeypatch.setattr(Symptom, "_pattern_may_match", lambda self, i, text, found: True)
+    monkeypatch.setattr(Symptom, "_prefixes", property(lambda self: (None,) * len(self.patterns)))
+    monkeypatch.setattr(TriageRules, "rules_by_symptom",
+                        property(lambda self: {s.name: tuple(range(len(self.rules))) for s in self.symptoms}))
 
 
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 def test_the_prefilters_never_change_an_assessment(locale: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Aho-Corasick phrase scan and the literal-prefix gates only skip work: on every dev message
-    the assessment equals the one from running every regex."""
+    """The Aho-Corasick phrase scan, the literal-prefix gates and the rules-by-symptom index only skip
+    work: on every dev message the assessment equals the one from running every regex and every rule."""
     rules = load_triage(CONTENT, locale)
     texts = [c["text"] for p in sorted((ROOT / "tests/triage/blind/dev").glob(f"{locale}_*.yml"))
              for c in yaml.safe_load(p.read_text(encoding="utf-8"))["cases"]]
@@ -98,6 +100,21 @@ def test_the_prefilters_never_change_an_assessment(locale: str, monkeypatch: pyt
     _brute_force(rules, monkeypatch)
     slow = [assess(t, rules) for t in texts]
     assert [(a.level, a.matched) for a in fast] == [(a.level, a.matched) for a in slow]
+
+
+def test_a_remembered_screening_is_the_screening(screener: Screener) -> None:
+    """The screener remembers recent messages; what it returns is what screening anew returns, and a
+    caller changing its explanation changes nothing for the next message with the same text."""
+    fresh = Screener(screener.rules, screener.model, remember=0)
+    texts = ["7", "是", "好的", "宝宝两个月 发烧39度", "my husband just collapsed and he's not breathing",
+             "胸口压得慌 出冷汗", "what are the signs of a stroke?"]
+    for text in texts:
+        for locale in ("zh-CN", "en"):
+            for context in (None, PatientContext(age_months=2), PatientContext(pregnant=True)):
+                first = screener.screen(text, locale, context)
+                first.explain()[0]["matched"].append("changed by a caller")
+                assert screener.screen(text, locale, context) == fresh.screen(text, locale, context)
+                assert screener.screen(text, locale, context).explain() == fresh.screen(text, locale, context).explain()
 
 
 def test_every_message_is_screened_in_every_language(screener: Screener) -> None:

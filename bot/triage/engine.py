@@ -201,7 +201,10 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
     pregnant = bool(context.pregnant) or any(not negation.negated(s, e) for s, e in pregnancy_spans)
 
     fired: list[tuple[int, Rule, str]] = []
-    for order, rule in enumerate(rules.rules if present else ()):  # every rule needs a symptom
+    by_symptom = rules.rules_by_symptom
+    # every rule needs a symptom: only the rules a present symptom triggers are tried, in file order
+    for order in sorted({order for name in present for order in by_symptom.get(name, ())}):
+        rule = rules.rules[order]
         trigger = next((present[s] for s in rule.symptoms if s in present), None)
         if trigger is None:
             continue

@@ -74,8 +74,9 @@ class Symptom:
         text (`literal_prefixes`; `found`, when given, is the set of prefixes present, from
         `TriageRules.candidates`): most of a locale's hundreds of regexes are skipped unrun."""
         spans = list(self.keywords.spans(hits))
-        for i, pattern in enumerate(self.patterns):
-            if self._pattern_may_match(i, text, found):
+        for pattern, prefixes in zip(self.patterns, self._prefixes):  # `_pattern_may_match`, inlined: hot
+            if prefixes is None or (not prefixes.isdisjoint(found) if found is not None
+                                    else any(p in text for p in prefixes)):
                 spans += [m.span() for m in pattern.finditer(text) if m.end() > m.start()]
         if spans and self.exclude.phrases:
             blocked = self.exclude.spans(hits)
@@ -206,6 +207,16 @@ class TriageRules:
         level = self.default_level
         return Assessment(level=level, department="", department_confidence=0.0, emergency_numbers=(),
                           matched=(), reply_key=self.replies[level], ask_department=True)
+
+    @cached_property
+    def rules_by_symptom(self) -> dict[str, tuple[int, ...]]:
+        """Symptom name → the indices (file order) of the rules it triggers: a message's present
+        symptoms pick their few rules instead of every rule being tried."""
+        index: dict[str, list[int]] = {}
+        for order, rule in enumerate(self.rules):
+            for name in dict.fromkeys(rule.symptoms):
+                index.setdefault(name, []).append(order)
+        return {name: tuple(orders) for name, orders in index.items()}
 
     @cached_property
     def _symptom_index(self) -> tuple[dict[int, list[int]], Any, tuple[int, ...]]:

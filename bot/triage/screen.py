@@ -43,9 +43,13 @@ class Screening:
 
     def explain(self) -> list[dict]:
         """Which layer said what: the JSON shape in `carebot triage --json` and in the doctor's ticket."""
-        return [{"layer": layer.name, "level": layer.level, **layer.detail} for layer in self.layers]
+        # fresh lists: a screening is shared by every message with the same text (Screener remembers it)
+        return [{"layer": layer.name, "level": layer.level,
+                 **{k: list(v) if isinstance(v, list) else v for k, v in layer.detail.items()}}
+                for layer in self.layers]
 
 
+REMEMBERED = 4096  # screenings a Screener remembers (a few MB at most)
 _LATIN = re.compile(r"[A-Za-z][A-Za-z']*")
 _HAN = re.compile(r"[\u3400-\u9fff]+")
 _HAS_LETTERS = re.compile(r"[A-Za-z\u3400-\u9fff]")
@@ -59,8 +63,12 @@ def _own_script(text: str, locale: str) -> str:
 
 class Screener:
     def __init__(self, rules: dict[str, TriageRules], model: LearnedModel | None = None, base_locale: str = "zh-CN",
-                 region: dict[str, tuple[str, ...]] | None = None, alone: bool = True):
+                 region: dict[str, tuple[str, ...]] | None = None, alone: bool = True,
+                 remember: int = REMEMBERED):
         self.rules = rules
+        # recent screenings by (text, locale, context): a screening is a pure function of them, and the
+        # same short answers ("是", "7", "好的") come again and again, from every patient
+        self._remembered = lru_cache(maxsize=remember)(self._screen) if remember else self._screen
         self.model = model
         # `alone`: the model may raise a message where no rule fired but a rule set saw a present symptom.
         # On by default since round 4's writers (held out from rules and model alike) showed it: en recall
@@ -69,6 +77,8 @@ class Screener:
         # what counts as a present symptom for `alone`: a rule's trigger, not a modifier ("son", "6 weeks
         # old", "pregnant" on their own are not symptoms)
         self._triggers = {name: frozenset(s for rule in r.rules for s in rule.symptoms) for name, r in rules.items()}
+        # (rule id, its extra number lists) of every rule that names some, in the order `_numbers` reads them
+        self._rule_numbers = tuple((rule.id, rule.numbers) for r in rules.values() for rule in r.rules if rule.numbers)
         self.region = region  # the deployment's numbers (content/care.yml region); else each file's own
         self.base_locale = base_locale if base_locale in rules else next(iter(rules), base_locale)
 
@@ -76,6 +86,10 @@ class Screener:
         return self.rules.get(locale) or self.rules.get(locale.split("-")[0]) or self.rules.get(self.base_locale)
 
     def screen(self, text: str, locale: str, context: PatientContext | None = None) -> Screening:
+        """Every layer's reading of one message (recent ones are remembered; never mutate the result)."""
+        return self._remembered(text, locale, context)
+
+    def _screen(self, text: str, locale: str, context: PatientContext | None) -> Screening:
         own = self.rules_for(locale)
         if own is None:
             raise LookupError(f"no triage rules for {locale!r} nor the base locale {self.base_locale!r}")
@@ -113,8 +127,7 @@ class Screener:
     def _numbers(self, own: TriageRules, result: Assessment) -> tuple[str, ...]:
         """The region's ambulance number, plus the lists the fired rules name (mental_health …)."""
         fired = {m.rule for m in result.matched}
-        names = ["default"] + [n for rules in self.rules.values() for rule in rules.rules if rule.id in fired
-                               for n in rule.numbers]
+        names = ["default"] + [n for rule_id, numbers in self._rule_numbers if rule_id in fired for n in numbers]
         lists = self.number_lists(own)
         return tuple(dict.fromkeys(num for n in names for num in lists.get(n, ())))
 

@@ -19,6 +19,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 from bot.understand.values import read_values
@@ -78,7 +79,7 @@ class Head:
         if not feats:
             return 1.0 / (1.0 + math.exp(-self.bias))
         scale = 1.0 / math.sqrt(len(feats))
-        z = self.bias + scale * sum(self.weights.get(f, 0.0) for f in feats)
+        z = self.bias + scale * sum(map(self.weights.get, feats, repeat(0.0, len(feats))))
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
     def top_features(self, feats: set[str], k: int = 5) -> list[tuple[str, float]]:
