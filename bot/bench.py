@@ -180,10 +180,10 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
 
         marks = _StageMarks(bot)
 
-        async def one(chat: str, text: str, n: int) -> None:
+        async def one(chat: str, text: str, n: int, first: bool) -> None:
             t0 = time.perf_counter()
             inbound = _inbound(chat, text, n)
-            marks.start(inbound.message_id, t0)
+            marks.start(inbound.message_id, t0, first)
             await bot.runtime.handle(inbound)
             t1 = time.perf_counter()
             latencies.append(t1 - t0)
@@ -199,7 +199,7 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
             i = sent_per_chat[chat]
             sent_per_chat[chat] = i + 1
             # message ids of their own: the warm-up and saturation ids stay far below 10**9
-            pending.append(asyncio.create_task(one(chat, SCRIPT[i % len(SCRIPT)], 10**9 + k)))
+            pending.append(asyncio.create_task(one(chat, SCRIPT[i % len(SCRIPT)], 10**9 + k, i == 0)))
         await asyncio.gather(*pending)
         offered_seconds = time.perf_counter() - t_start
         marks.stop()
@@ -273,8 +273,9 @@ class _StageMarks:
         if stamps is not None:
             stamps[i] = time.perf_counter()
 
-    def start(self, key: str, t: float) -> None:
-        self.stamps[key] = [t, t, t, t, t, t]
+    def start(self, key: str, t: float, first: bool) -> None:
+        """`first`: the conversation's first message, whose state is read from the database."""
+        self.stamps[key] = [t, t, t, t, t, t, float(first)]
 
     def end(self, key: str, t: float) -> None:
         self.stamps[key][5] = t
@@ -286,7 +287,8 @@ class _StageMarks:
     def tail(self) -> dict[str, Any]:
         rows = sorted(self.stamps.values(), key=lambda s: s[5] - s[0])
         slow = rows[int(len(rows) * 0.99) - 1:] or rows
-        out: dict[str, Any] = {"messages": len(slow)}
+        out: dict[str, Any] = {"messages": len(slow), "first_of_conversation": int(sum(s[6] for s in slow)),
+                               "first_of_conversation_all": round(sum(s[6] for s in rows) / max(1, len(rows)), 2)}
         for i, stage in enumerate(self.STAGES):
             out[stage] = round(statistics.median(s[i + 1] - s[i] for s in slow) * 1000, 2)
         pauses = sorted(self.gc_pauses)
