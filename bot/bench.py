@@ -178,10 +178,16 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
         sent_per_chat = {c: 0 for c in chats}
         pending: list[asyncio.Task[None]] = []
 
-        async def one(chat: str, text: str, n: int) -> None:
+        marks = _StageMarks(bot)
+
+        async def one(chat: str, text: str, n: int, first: bool) -> None:
             t0 = time.perf_counter()
-            await bot.runtime.handle(_inbound(chat, text, n))
-            latencies.append(time.perf_counter() - t0)
+            inbound = _inbound(chat, text, n)
+            marks.start(inbound.message_id, t0, first)
+            await bot.runtime.handle(inbound)
+            t1 = time.perf_counter()
+            latencies.append(t1 - t0)
+            marks.end(inbound.message_id, t1)
 
         t_start = time.perf_counter()
         for k in range(total):
@@ -193,10 +199,11 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
             i = sent_per_chat[chat]
             sent_per_chat[chat] = i + 1
             # message ids of their own: the warm-up and saturation ids stay far below 10**9
-            pending.append(asyncio.create_task(one(chat, SCRIPT[i % len(SCRIPT)], 10**9 + k)))
+            pending.append(asyncio.create_task(one(chat, SCRIPT[i % len(SCRIPT)], 10**9 + k, i == 0)))
         await asyncio.gather(*pending)
-        await bot.sender.idle()
         offered_seconds = time.perf_counter() - t_start
+        marks.stop()
+        await bot.sender.idle()
         latencies.sort()
         result = {
             "database": url.split(":")[0],
@@ -209,6 +216,7 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
             "half_load_achieved_rate": round(total / offered_seconds),
             "p50_ms": round(statistics.median(latencies) * 1000, 2),
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+            "p99_tail_ms": marks.tail(),
             "delivered": len(adapter.sent),
             "commit_batches": bot.store.writer.batches,
             "turns_per_commit": round(bot.store.writer.items / max(1, bot.store.writer.batches), 1),
@@ -218,6 +226,75 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
     finally:
         await bot.stop()
         tmp.cleanup()
+
+
+class _StageMarks:
+    """Where the slowest messages of the half-load phase spent their time: each message's receipt,
+    pipeline start and end, commit submitted and done, and return are stamped (the pipeline and the
+    commit are wrapped on this bot only), along with the GC pauses and the loop's commit batches.
+    `tail()` gives, for the messages at or above p99, the median of each stage."""
+
+    STAGES = ("queued", "pipeline", "to_commit", "commit", "to_return")
+
+    def __init__(self, bot: CareBot):
+        self.bot = bot
+        self.stamps: dict[str, list[float]] = {}
+        self.gc_pauses: list[float] = []
+        self._gc_started = 0.0
+        pipeline, store = bot.runtime.pipeline, bot.store
+        run, commit = pipeline.run, store.commit_turn
+
+        async def timed_run(state: State, inbound: Inbound, now: datetime) -> Any:
+            self._mark(inbound.message_id, 1)
+            try:
+                return await run(state, inbound, now)
+            finally:
+                self._mark(inbound.message_id, 2)
+
+        async def timed_commit(turn: Any) -> Any:
+            key = turn.inbound.message_id if turn.inbound is not None else ""
+            self._mark(key, 3)
+            try:
+                return await commit(turn)
+            finally:
+                self._mark(key, 4)
+
+        pipeline.run, store.commit_turn = timed_run, timed_commit  # type: ignore[method-assign]
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.append(time.perf_counter() - self._gc_started)
+
+    def _mark(self, key: str, i: int) -> None:
+        stamps = self.stamps.get(key)
+        if stamps is not None:
+            stamps[i] = time.perf_counter()
+
+    def start(self, key: str, t: float, first: bool) -> None:
+        """`first`: the conversation's first message, whose state is read from the database."""
+        self.stamps[key] = [t, t, t, t, t, t, float(first)]
+
+    def end(self, key: str, t: float) -> None:
+        self.stamps[key][5] = t
+
+    def stop(self) -> None:
+        del self.bot.runtime.pipeline.run, self.bot.store.commit_turn
+        gc.callbacks.remove(self._gc)
+
+    def tail(self) -> dict[str, Any]:
+        rows = sorted(self.stamps.values(), key=lambda s: s[5] - s[0])
+        slow = rows[int(len(rows) * 0.99) - 1:] or rows
+        out: dict[str, Any] = {"messages": len(slow), "first_of_conversation": int(sum(s[6] for s in slow)),
+                               "first_of_conversation_all": round(sum(s[6] for s in rows) / max(1, len(rows)), 2)}
+        for i, stage in enumerate(self.STAGES):
+            out[stage] = round(statistics.median(s[i + 1] - s[i] for s in slow) * 1000, 2)
+        pauses = sorted(self.gc_pauses)
+        out["gc_pauses"] = len(pauses)
+        out["gc_max_ms"] = round(pauses[-1] * 1000, 2) if pauses else 0.0
+        return out
 
 
 def _database(settings: Settings, tmp: str) -> str:
@@ -254,14 +331,18 @@ def bench_workers(settings: Settings, workers: int, conversations: int, messages
             line = p.stdout.readline() if p.stdout else ""
             if line.strip() != "ready":
                 raise RuntimeError(f"a bench worker did not start: {line!r}")
+        servers = ServerCpu(url, settings.redis_url)
         for p in procs:
             assert p.stdin is not None
             p.stdin.write("go\n")
             p.stdin.flush()
         results = []
+        for p in procs:  # each reports, then keeps its connections until told to stop
+            assert p.stdout is not None
+            results.append(json.loads(p.stdout.readline()))
+        servers_cpu = servers.used()
         for p in procs:
-            out, _ = p.communicate(timeout=600)
-            results.append(json.loads(out.strip().splitlines()[-1]))
+            p.communicate("stop\n", timeout=60)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -273,7 +354,73 @@ def bench_workers(settings: Settings, workers: int, conversations: int, messages
             "messages_per_second": round(total / wall),
             "per_worker_messages_per_second": [r["messages_per_second"] for r in results],
             "cpu_us_per_message": [r["cpu_us_per_message"] for r in results],
+            # the servers' CPU per message of all workers: what the workers' cores also carry
+            **{f"{k}_cpu_us_per_message": round(v / total * 1e6) for k, v in servers_cpu.items()},
             "peak_rss_mb": [r["peak_rss_mb"] for r in results]}
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a local process has used; 0 when it is not readable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class ServerCpu:
+    """CPU the database and Redis spend during a run, read from /proc (both on this machine):
+    `postgres` is the backends connected to the bench's database (their own work, whoever else
+    uses the server), `postgres_shared` the server's background processes (WAL writer,
+    checkpointer…; shared with any other database on the server), `redis` the whole redis-server
+    (shared with anything else using it), `machine_busy` every process on the machine."""
+
+    def __init__(self, database_url: str, redis_url: str):
+        import sqlalchemy as sa
+
+        from bot.store.db import normalize_url
+
+        self._engine = sa.create_engine(normalize_url(database_url), poolclass=sa.pool.NullPool)
+        self._redis_url = redis_url
+        self._start = self._sample()
+
+    def _sample(self) -> dict[str, Any]:
+        import redis
+
+        with self._engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT pid, CASE WHEN datname IS NULL THEN NULL ELSE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid() END FROM pg_stat_activity").all()
+        client = redis.Redis.from_url(self._redis_url)
+        try:
+            redis_pid = int(client.info("server")["process_id"])
+        finally:
+            client.close()
+        return {"ours": {pid: _proc_cpu(pid) for pid, ours in rows if ours},
+                "shared": {pid: _proc_cpu(pid) for pid, ours in rows if ours is None},
+                "redis": _proc_cpu(redis_pid), "machine": _machine_busy()}
+
+    def used(self) -> dict[str, float]:
+        end, start = self._sample(), self._start
+        self._engine.dispose()
+
+        def delta(kind: str) -> float:  # backends that connected meanwhile count from 0
+            return sum(cpu - start[kind].get(pid, 0.0) for pid, cpu in end[kind].items())
+
+        return {"postgres": delta("ours"), "postgres_shared": delta("shared"),
+                "redis": end["redis"] - start["redis"], "machine_busy": end["machine"] - start["machine"]}
+
+
+def _machine_busy() -> float:
+    """CPU seconds all cores spent busy since boot (every process, ours or not)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 async def bench_worker(settings: Settings, index: int, run: str, conversations: int, messages: int) -> dict[str, Any]:
@@ -290,9 +437,12 @@ async def bench_worker(settings: Settings, index: int, run: str, conversations: 
         await asyncio.gather(*(patient(f"{prefix}sat{c}", per) for c in range(conversations)))
         await bot.sender.idle()
         elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - cpu
-        return {"messages": per * conversations, "started": started, "finished": started + elapsed,
-                "messages_per_second": round(per * conversations / elapsed),
-                "cpu_us_per_message": round(cpu / (per * conversations) * 1e6), "peak_rss_mb": peak_rss_mb()}
+        print(json.dumps({"messages": per * conversations, "started": started, "finished": started + elapsed,
+                          "messages_per_second": round(per * conversations / elapsed),
+                          "cpu_us_per_message": round(cpu / (per * conversations) * 1e6),
+                          "peak_rss_mb": peak_rss_mb()}), flush=True)
+        await asyncio.to_thread(sys.stdin.readline)  # the parent reads the servers' CPU meanwhile
+        return {"worker": index}
     finally:
         await bot.stop()
 

@@ -162,3 +162,23 @@ async def test_a_grab_ticket_offered_to_two_doctors_at_once_is_taken_by_exactly_
                                  {"t": ticket}).scalar()
         engine.dispose()
         assert row.status == "assigned" and row.assignee in ("d_li", "d_ma") and taken == 1
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_hit_all_counts_in_every_window_or_in_none(backend, request):
+    from bot.coord.memory import MemoryCoord
+
+    if backend == "redis":
+        coord = RedisCoord(request.getfixturevalue("redis_url"), prefix="carebot:hitall:")
+        await coord.redis.delete("carebot:hitall:rate:chat", "carebot:hitall:rate:all")
+    else:
+        coord = MemoryCoord()
+    try:
+        windows = [("chat", 2, 10.0), ("all", 3, 10.0)]
+        assert [await coord.hit_all(windows) for _ in range(2)] == [0.0, 0.0]
+        assert await coord.hit_all(windows) > 0  # the chat's window is full: nothing is counted
+        assert await coord.hit_all([("other", 2, 10.0), ("all", 3, 10.0)]) == 0.0  # "all" had room for one
+        assert await coord.hit_all([("other", 2, 10.0), ("all", 3, 10.0)]) > 0  # "all" is full now
+        assert await coord.hit("other", 2, 10.0) == 0.0  # the refused call left "other" at one
+    finally:
+        await coord.close()

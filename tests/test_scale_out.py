@@ -139,3 +139,49 @@ async def test_turns_committed_together_each_get_their_own_outcome(pg_url):
         assert got["versions"] == {"default:memory:old": 1, "default:memory:a": 1, "default:memory:b": 1}
     finally:
         store.close()
+
+
+async def test_a_clean_group_is_written_by_one_statement_per_kind_of_row(pg_url):
+    store = Store(pg_url, worker_id="w1", writer_threads=1)
+    try:
+        await store.commit_turn(_commit("old", "o1", 0, _say("old", "first")))
+        alone: list[str] = []
+        single = store._commit_turn
+        store._commit_turn = lambda conn, c: (alone.append(c.conversation_id), single(conn, c))[1]  # type: ignore[method-assign]
+        gate = threading.Event()
+        blocker = store.write(lambda conn: gate.wait(10))
+        commits = [
+            _commit("old", "o2", 1, _say("old", "second"), RecordEvent("seen", {"n": 2})),
+            _commit("a", "a1", 0, _say("a", "same"), _say("a", "same"), ScheduleTimer("remind", T0, {"flow": "x"})),
+            _commit("b", "b1", 0, _say("b", "to b")),
+        ]
+        futures = [asyncio.ensure_future(store.commit_turn(c)) for c in commits]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await blocker
+        results = await asyncio.gather(*futures)
+        assert alone == []  # no turn was sent back to be written alone
+        assert [[c.outbound.text for c in r] for r in results] == [["second"], ["same", "same"], ["to b"]]
+        ids = [c.id for r in results for c in r]
+        assert len(set(ids)) == 4
+        await asyncio.gather(*(store.outbox_sent(i, T0, f"p{i}") for i in ids))
+
+        def rows(conn: sa.Connection) -> dict[str, object]:
+            return {
+                "outbox": sorted((r.id, r.conversation_id, json.loads(r.payload)["text"], r.status, r.attempts,
+                                  r.platform_message_id) for r in conn.execute(sa.select(OUTBOX)).all()),
+                "events": conn.execute(sa.select(EVENT.c.conversation_id, EVENT.c.kind)).all(),
+                "timers": conn.execute(sa.select(TIMER.c.conversation_id, TIMER.c.name)).all(),
+                "versions": dict(conn.execute(sa.text("SELECT id, version FROM conversation")).all()),
+            }
+
+        got = await store.read(rows)
+        by_id = {row[0]: row for row in got["outbox"]}
+        for result in results:
+            for c in result:  # each id claimed is the row of that conversation and text, now sent
+                assert by_id[c.id][1:] == (c.conversation_id, c.outbound.text, "sent", 1, f"p{c.id}")
+        assert [tuple(e) for e in got["events"]] == [("default:memory:old", "seen")]
+        assert [tuple(t) for t in got["timers"]] == [("default:memory:a", "remind")]
+        assert got["versions"] == {"default:memory:old": 2, "default:memory:a": 1, "default:memory:b": 1}
+    finally:
+        store.close()

@@ -59,6 +59,17 @@ class Coord(ABC):
         a test that pins the clock sees the same window however slowly it runs. Use one kind of
         time per key."""
 
+    async def hit_all(self, windows: Sequence[tuple[str, int, float]]) -> float:
+        """Count one event against every window (key, limit, per_seconds) of the machine's clock,
+        or against none: 0 when all allow it now, otherwise the longest wait. A backend may do this
+        in one round trip; this default asks each window in turn (a window that refuses leaves the
+        later ones untouched, but the earlier ones keep their count)."""
+        for key, limit, per_seconds in windows:
+            wait = await self.hit(key, limit, per_seconds)
+            if wait > 0:
+                return wait
+        return 0.0
+
     @abstractmethod
     async def reserve(self, budgets: Sequence[Budget], at: float) -> float:
         """Take the earliest moment at or after `at` when one more event keeps within every budget,

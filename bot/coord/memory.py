@@ -79,6 +79,22 @@ class MemoryCoord(Coord):
         window.append(now)
         return 0.0
 
+    async def hit_all(self, windows: Sequence[tuple[str, int, float]]) -> float:
+        now = time.monotonic()
+        waits = []
+        for key, limit, per_seconds in windows:
+            entry = self._hits.get(key)
+            window = entry[0] if entry is not None else ()
+            while window and window[0] <= now - per_seconds:
+                window.popleft()  # type: ignore[union-attr]
+            if len(window) >= limit:
+                waits.append(window[0] + per_seconds - now)
+        if waits:
+            return max(waits)
+        for key, limit, per_seconds in windows:
+            await self.hit(key, limit, per_seconds, None)
+        return 0.0
+
     def _sweep(self) -> None:
         """Drop every window whose last count has aged out (amortised: once per `SWEEP_EVERY` hits)."""
         self._hits_since_sweep = 0

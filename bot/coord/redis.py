@@ -68,6 +68,26 @@ local oldest = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
 return tostring(tonumber(oldest[2]) + window - now)
 """
 
+# The same for several windows at once (Coord.hit_all): count in every one, or in none and report
+# the longest wait. ARGV: now, then each window's span and limit, then the member.
+_HIT_ALL = """
+local now = tonumber(ARGV[1]); local n = #KEYS; local wait = 0
+for i = 1, n do
+  local window = tonumber(ARGV[2 * i])
+  redis.call('zremrangebyscore', KEYS[i], '-inf', now - window)
+  if redis.call('zcard', KEYS[i]) >= tonumber(ARGV[2 * i + 1]) then
+    local oldest = redis.call('zrange', KEYS[i], 0, 0, 'WITHSCORES')
+    wait = math.max(wait, tonumber(oldest[2]) + window - now)
+  end
+end
+if wait > 0 then return tostring(wait) end
+for i = 1, n do
+  redis.call('zadd', KEYS[i], now, ARGV[2 * n + 2])
+  redis.call('pexpire', KEYS[i], math.ceil(math.max(tonumber(ARGV[2 * i]), 3600) * 1000))
+end
+return '0'
+"""
+
 # Reservation (see Coord.reserve): each budget is a sorted set of its busy lanes scored by the
 # moment each falls free; KEYS = the budgets' sets, then their holds. The slot is the latest of
 # `at`, every full budget's first free lane and every hold; each budget then gives the slot the lane
@@ -209,7 +229,9 @@ class RedisCoord(Coord):
         self._hit = self.redis.register_script(_HIT)
         self._hold_sha = self.redis.register_script(_HOLD).sha
         self._step_sha = self.redis.register_script(_STEP).sha
-        self._batches = _Batches(self.redis, {self._hold_sha: _HOLD, self._step_sha: _STEP, self._hit.sha: _HIT})
+        self._hit_all_sha = self.redis.register_script(_HIT_ALL).sha
+        self._batches = _Batches(self.redis, {self._hold_sha: _HOLD, self._step_sha: _STEP, self._hit.sha: _HIT,
+                                              self._hit_all_sha: _HIT_ALL})
         # tokens (lock owners, rate-window members) need only be unique: a random tag per process
         # and a counter, not a system call for randomness each time
         self._tag = secrets.token_hex(6)
@@ -303,6 +325,14 @@ class RedisCoord(Coord):
     async def hit(self, key: str, limit: int, per_seconds: float, at: float | None = None) -> float:
         wait = await self._batches.call(self._hit.sha, [f"{self.prefix}rate:{key}"],
                                         [time.time() if at is None else at, per_seconds, limit, self._token()])
+        return max(0.0, float(wait))
+
+    async def hit_all(self, windows: Sequence[tuple[str, int, float]]) -> float:
+        args: list[Any] = [time.time()]
+        for _key, limit, per_seconds in windows:
+            args += [per_seconds, limit]
+        args.append(self._token())
+        wait = await self._batches.call(self._hit_all_sha, [f"{self.prefix}rate:{k}" for k, _, _ in windows], args)
         return max(0.0, float(wait))
 
     def _token(self) -> str:

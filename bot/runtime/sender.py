@@ -152,6 +152,6 @@ class Sender(Background):
     async def _respect_limits(self, policy: object, channel: str, chat_id: str) -> None:
         per_chat = getattr(policy, "per_chat")
         overall = getattr(policy, "overall")
-        for key, (limit, per) in ((f"{channel}:chat:{chat_id}", per_chat), (f"{channel}:all", overall)):
-            while (wait := await self.coord.hit(key, limit, per)) > 0:
-                await asyncio.sleep(wait)
+        windows = [(f"{channel}:chat:{chat_id}", *per_chat), (f"{channel}:all", *overall)]
+        while (wait := await self.coord.hit_all(windows)) > 0:  # both windows in one call (one script with Redis)
+            await asyncio.sleep(wait)

@@ -47,22 +47,6 @@ class FastStatement:
         cursor.executemany(self.sql, [self.params(r) for r in rows])
         cursor.close()
 
-    def executemany_returning(self, conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[Any, ...] | None]:
-        """PostgreSQL (psycopg): all rows in one pipeline, one round trip; for each input row in
-        order, its RETURNING row, or None when it wrote nothing (ON CONFLICT DO NOTHING, an
-        UPDATE whose WHERE matched no row)."""
-        cursor = conn.connection.cursor()
-        try:
-            cursor.executemany(self.sql, [self.params(r) for r in rows], returning=True)
-            out: list[tuple[Any, ...] | None] = []
-            while True:
-                got = cursor.fetchone()
-                out.append(tuple(got) if got is not None else None)
-                if not cursor.nextset():
-                    return out
-        finally:
-            cursor.close()
-
 
 def _pg_array(column: Any) -> str:
     """The PostgreSQL array type a column's values travel in (unnest casts them back)."""
@@ -167,5 +151,39 @@ class BulkInsert:
                 match = found.get(k)
                 result.append(match.pop(0) if match else None)
             return result
+        finally:
+            cursor.close()
+
+
+class BulkUpdate:
+    """Many rows, each with its own values, in one PostgreSQL statement:
+    `UPDATE t SET c = v.c, … FROM unnest(%(c)b::type[], …) AS v(…) WHERE t.k = v.k …`. `match` names
+    the parameters that pick a row (parameter → column), `columns` those written; `extra` is more
+    SET text (`status = 'sent'`). `execute` returns the values of `returning` (a column of the table)
+    of the rows it wrote, as a list (a row whose match failed is simply absent)."""
+
+    def __init__(self, table: Any, match: dict[str, str], columns: list[str], dialect: Dialect, *,
+                 extra: str = "", returning: str = ""):
+        quote = dialect.identifier_preparer.quote
+        self.params = list(match) + columns
+        column_of = {**match, **{c: c for c in columns}}
+        self.processors = {p: proc for p in self.params
+                           if (proc := table.c[column_of[p]].type._cached_bind_processor(dialect)) is not None}
+        arrays = ", ".join(f"%({p})b::{_pg_array(table.c[column_of[p]])}" for p in self.params)
+        sets = [f"{quote(c)} = v.{quote(c)}" for c in columns] + ([extra] if extra else [])
+        where = " AND ".join(f"t.{quote(col)} = v.{quote(p)}" for p, col in match.items())
+        self.sql = (f"UPDATE {quote(table.name)} AS t SET {', '.join(sets)} FROM unnest({arrays}) "
+                    f"AS v({', '.join(quote(p) for p in self.params)}) WHERE {where}")
+        if returning:
+            self.sql += f" RETURNING t.{quote(returning)}"
+        self.returning = returning
+
+    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+        params = {p: [self.processors[p](r[p]) if p in self.processors else r[p] for r in rows]
+                  for p in self.params}
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self.sql, params)
+            return [r[0] for r in cursor.fetchall()] if self.returning else []
         finally:
             cursor.close()

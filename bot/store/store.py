@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.store import models as t
 from bot.store.db import Checkpointer, is_postgres, make_engine
-from bot.store.fastsql import FastStatement
+from bot.store.fastsql import BulkInsert, BulkUpdate, FastStatement
 from bot.store.writer import BatchWriter, Grouped
 from bot.types import (
     Address, CancelTimer, Effect, Inbound, Moderate, OpenTicket, Outbound, RecordEvent,
@@ -106,10 +106,6 @@ class _Statements:
             index_elements=["id"]).returning(CONV.c.version))
         self.conv_update = fast(CONV.update().where(CONV.c.id == b("cid"), CONV.c.version == b("expected")).values(
             cols(CONV, "state", "mode", "locale", "version", "updated_at")))
-        # the same, saying which rows it wrote (for several turns in one round trip)
-        self.conv_update_returning = fast(CONV.update().where(
-            CONV.c.id == b("cid"), CONV.c.version == b("expected")).values(
-            cols(CONV, "state", "mode", "locale", "version", "updated_at")).returning(CONV.c.version))
         self.inbox_insert = fast(insert(INBOX).values(cols(
             INBOX, "org", "channel", "message_id", "conversation_id", "kind", "received_at",
             "processed_at", "body", "media")).on_conflict_do_nothing(index_elements=["channel", "message_id"]).returning(INBOX.c.id))
@@ -137,6 +133,30 @@ class _Statements:
         self.outbox_sent = fast(OUTBOX.update().where(OUTBOX.c.id == b("rid")).values(
             status="sent", lease_until=None, attempts=OUTBOX.c.attempts + 1,
             **cols(OUTBOX, "sent_at", "platform_message_id")))
+        if dialect.name == "postgresql":
+            # a group of turns (Store._commit_turns): one statement per kind of row, whatever the
+            # group's size; the server runs one statement instead of one per row
+            self.bulk_conv_insert = BulkInsert(CONV, [
+                "id", "org", "channel", "chat_id", "user_id", "thread_id", "is_group", "mode", "locale", "state",
+                "version", "created_at", "updated_at"], dialect, returning=("version",), key=("id",),
+                on_conflict=("id",))
+            self.bulk_conv_update = BulkUpdate(CONV, {"cid": "id", "expected": "version"},
+                                               ["state", "mode", "locale", "version", "updated_at"], dialect,
+                                               returning="id")
+            self.bulk_inbox_insert = BulkInsert(INBOX, [
+                "org", "channel", "message_id", "conversation_id", "kind", "received_at", "processed_at", "body",
+                "media"], dialect, returning=("id",), key=("channel", "message_id"),
+                on_conflict=("channel", "message_id"))
+            # matched back by conversation and payload: two equal rows of one turn may swap ids harmlessly
+            self.bulk_outbox_insert = BulkInsert(OUTBOX, [
+                "org", "conversation_id", "channel", "op", "content_key", "payload", "status", "attempts",
+                "next_attempt_at", "lease_until", "claimed_by", "created_at", "platform_message_id", "last_error"],
+                dialect, returning=("id",), key=("conversation_id", "payload"))
+            self.bulk_timer_insert = BulkInsert(TIMER, [
+                "org", "conversation_id", "name", "due_at", "payload", "status", "created_at", "claimed_by"], dialect)
+            self.bulk_event_insert = BulkInsert(EVENT, ["org", "conversation_id", "kind", "data", "at"], dialect)
+            self.bulk_outbox_sent = BulkUpdate(OUTBOX, {"rid": "id"}, ["sent_at", "platform_message_id"], dialect,
+                                               extra="status = 'sent', lease_until = NULL, attempts = t.attempts + 1")
 
 
 class Store:
@@ -244,12 +264,13 @@ class Store:
         st = self._stmts
         new = [self._conv_row(c) for c in commits if c.expected_version == 0]
         old = [self._conv_row(c) for c in commits if c.expected_version != 0]
-        if new and None in st.conv_insert.executemany_returning(conn, new):
+        if new and None in st.bulk_conv_insert.execute(conn, new):
             raise VersionConflict("a conversation in the group")
-        if old and None in st.conv_update_returning.executemany_returning(conn, old):
+        if old and (len({r["cid"] for r in old}) != len(old)  # one row per conversation, or turns alone
+                    or len(set(st.bulk_conv_update.execute(conn, old))) != len(old)):
             raise VersionConflict("a conversation in the group")
         inbox = [self._inbox_row(c, c.inbound) for c in commits if c.inbound is not None]
-        if inbox and None in st.inbox_insert.executemany_returning(conn, inbox):
+        if inbox and None in st.bulk_inbox_insert.execute(conn, inbox):
             raise Duplicate("a message in the group")
         sending = [c.conversation_id for c in commits if any(isinstance(e, (Send, Moderate)) for e in c.effects)]
         behind: set[str] = set()
@@ -287,15 +308,15 @@ class Store:
                     ticket = self._write_effect(conn, c, i, effect, ticket)
         claimed: list[list[Claimed]] = [[] for _ in commits]
         if outbox:
-            for (k, ob, mine), row in zip(owners, st.outbox_insert.executemany_returning(conn, outbox)):
+            for (k, ob, mine), row in zip(owners, st.bulk_outbox_insert.execute(conn, outbox)):
                 if mine:
                     claimed[k].append(Claimed(row[0], commits[k].conversation_id, ob))  # type: ignore[index]
         if cancels:
             st.timer_cancel.executemany(conn, cancels)
         if timers:
-            st.timer_insert.executemany(conn, timers)
+            st.bulk_timer_insert.execute(conn, timers)
         if events:
-            st.event_insert.executemany(conn, events)
+            st.bulk_event_insert.execute(conn, events)
         return claimed
 
     def _commit_turn(self, conn: Connection, c: TurnCommit) -> list[Claimed]:
@@ -456,7 +477,10 @@ class Store:
     def _flush_sent(self) -> None:
         marks, self._sent_marks = self._sent_marks, []
         params = [m for m, _ in marks]
-        done = self.writer.submit(lambda conn: self._stmts.outbox_sent.executemany(conn, params))
+        if self.postgres:  # one statement for all of them
+            done = self.writer.submit(lambda conn: self._stmts.bulk_outbox_sent.execute(conn, params))
+        else:
+            done = self.writer.submit(lambda conn: self._stmts.outbox_sent.executemany(conn, params))
 
         def settle(f: asyncio.Future[Any]) -> None:
             for _, fut in marks:
