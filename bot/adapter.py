@@ -71,6 +71,12 @@ class Adapter(ABC):
         """Starlette routes this adapter serves (webhooks, websockets). None by default."""
         return []
 
+    def asgi_routes(self) -> dict[str, Any]:
+        """Hot webhooks as pure ASGI apps by exact path, served ahead of Starlette's routing and
+        request objects (bot/server.py `FastPaths`; the guard and the access log still apply).
+        None by default."""
+        return {}
+
     async def start(self, runtime: Runtime) -> None:
         """Called once the runtime runs; keep the runtime to hand it parsed Inbounds."""
 

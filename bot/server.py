@@ -40,6 +40,7 @@ class _Holder:
     def __init__(self) -> None:
         self.carebot: CareBot | None = None
         self.app: Starlette | None = None
+        self.fast: dict[str, FastRoute] = {}  # exact path → an adapter's pure ASGI webhook
         self.failed: str = ""
         self.ready_after: float | None = None
         self.draining = False
@@ -57,6 +58,8 @@ class _Holder:
         # an error a route missed: Starlette's own handler answers it (503 for an outage), then Guard logs it
         self.app = Starlette(routes=routes, exception_handlers={Exception: _error_response})
         self.app.state.carebot = carebot
+        self.fast = {path: FastRoute(path, app) for adapter in carebot.adapters.adapters.values()
+                     for path, app in adapter.asgi_routes().items()}
         self.carebot = carebot
         self.ready_after = round(time.monotonic() - STARTED, 3)
         if self.draining:
@@ -70,6 +73,30 @@ class _Holder:
         else:
             await PlainTextResponse("carebot is starting", status_code=503,
                                     headers={"Retry-After": "1"})(scope, receive, send)
+
+
+class FastRoute:
+    """An adapter's pure ASGI webhook and its path (the access log's route template)."""
+
+    def __init__(self, path: str, app: ASGIApp):
+        self.path, self.app = path, app
+
+
+class FastPaths:
+    """Inside the guard and the access log, ahead of routing: a request for an adapter's hot
+    webhook (`Adapter.asgi_routes`) goes straight to it — no router, mount or request object on
+    the road every update takes. Anything else, and everything before the bot is ready, goes on."""
+
+    def __init__(self, app: ASGIApp, holder: _Holder):
+        self.app, self.holder = app, holder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.holder.fast.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = route
+        await route.app(scope, receive, send)
 
 
 def unavailable_response(service: str) -> JSONResponse:
@@ -172,7 +199,8 @@ def _outer(holder: _Holder, lifespan: Callable[[Starlette], contextlib.AbstractA
 
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
                                *admin_routes(lambda: holder.carebot), Mount("/", app=holder)]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Guard), Middleware(AccessLog)])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Guard), Middleware(AccessLog),
+                                                                 Middleware(FastPaths, holder=holder)])
     app.state.holder = holder
     return app
 

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from typing import Any, Callable
 
@@ -59,7 +60,11 @@ def callback_data(button: Button, index: int) -> str:
     return f"#{index}"
 
 
+@functools.lru_cache(maxsize=4096)
 def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
+    """The inline keyboard for these buttons. Cached: a flow offers the same few sets again and
+    again, and building the models is most of what rendering a message costs (the markup is never
+    changed in place; `model_copy` makes a changed one)."""
     if not buttons:
         return None
     items = [InlineKeyboardButton(text=b.label or b.value, callback_data=callback_data(b, i))
