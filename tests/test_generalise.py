@@ -75,3 +75,53 @@ def test_red_flags_told_in_other_words(rules_only: Screener, text: str) -> None:
 def test_passed_stroke_signs_are_a_tia(rules_only: Screener, text: str, level: str) -> None:
     """RED-FLAGS.md: stroke A, a TIA that has passed E; anything still there keeps the ambulance."""
     assert _level(rules_only, text) == level
+
+
+# Round 6 (en): levels that depend on a modifier (RED-FLAGS.md), and the false alarms of a figure of
+# speech, a hypothetical, a story, an animal or a job. Written for this file, not from the blind sets.
+@pytest.mark.parametrize("text, level", [
+    ("pretty sure I'm having a stroke, my face feels weird", "emergency_ambulance"),
+    ("my dad is having a heart attack, what should we do if he stops breathing", "emergency_ambulance"),
+    ("my nan (82) says her jaw aches and she feels sick and clammy", "emergency_ambulance"),
+    ("his upper back is aching, he's sweating buckets and short of breath", "emergency_ambulance"),
+    ("temp 38.9 and her bp is 78/40, she's sweating", "emergency_ambulance"),
+    ("my waters went an hour ago and now there's something hanging out down there", "emergency_ambulance"),
+    ("suddenly can't see from her right eye and her right leg went weak", "emergency_ambulance"),
+    ("swallowed a button battery and now coughing up blood", "emergency_ambulance"),
+    ("came off his bike at speed, landed on his head, now pins and needles in both hands", "emergency_ambulance"),
+    ("5 week old, 38.3 and won't feed at all", "emergency_ambulance"),
+    ("she lost the sight in her left eye out of nowhere", "emergency"),              # vision alone: E
+    ("my daughter swallowed a coin battery, she seems fine", "emergency"),           # battery, no symptoms: E
+    ("4 week old with temp 38.1, not feeding as well as usual", "emergency"),        # feeding less is not "not at all"
+    ("I read that chest pain can be serious, I've had crushing chest pain for an hour and I'm sweating",
+     "emergency_ambulance"),                                                          # said again, now
+    ("my dog had a seizure and now my son is having a fit too, it's been 6 minutes", "emergency_ambulance"),
+    ("my chest has been crushing for a few seconds at a time all morning and I'm sweating and sick",
+     "emergency_ambulance"),
+])
+def test_level_follows_the_modifier(rules_only: Screener, text: str, level: str) -> None:
+    assert _level(rules_only, text) == level
+
+
+@pytest.mark.parametrize("text", [
+    "i'm having a heart attack over these bills lol",
+    "what do i do if someone is having a heart attack",
+    "my back between my shoulders aches after gardening",
+    "bp 85/55 is that too low? I feel fine",
+    "something coming out of my ear after swimming",
+    "my jaw aches when i chew, and i feel a bit sick from the antibiotics",
+    "stroke vs migraine?",
+    "how many ibuprofen would be too many in a day",
+    "when should parents worry about a high temperature",
+    "what should we really do if one of us gets stung by a jellyfish on holiday",
+    "my cat had a seizure at the vet yesterday, he's home now, do you know a pet insurer",
+    "my laptop is having a meltdown, can I send the form tomorrow",
+    "drowning in emails today, will reply to the nurse later",
+    "my heart sank when I saw the waiting list",
+    "our team needs a choking and cpr refresher, do you run them",
+    "my daughter works as a nurse on the cardiac ward and wants to apply for a job here",
+    "the main character has a heart attack in the last episode, is that what it really looks like",
+    "twinge in my chest for 3 seconds when I stretched, then it went away",
+])
+def test_figures_of_speech_and_topics_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
