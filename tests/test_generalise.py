@@ -98,6 +98,14 @@ def test_passed_stroke_signs_are_a_tia(rules_only: Screener, text: str, level: s
     ("my dog had a seizure and now my son is having a fit too, it's been 6 minutes", "emergency_ambulance"),
     ("my chest has been crushing for a few seconds at a time all morning and I'm sweating and sick",
      "emergency_ambulance"),
+    ("his face and eyes are swelling after the peanut butter, breathing fine", "emergency"),  # no airway sign
+    ("her lips and tongue are swelling after the peanut butter", "emergency_ambulance"),
+    ("eyes swelling after the bee sting and she feels faint", "emergency_ambulance"),
+    ("my foot went cold and white suddenly, no pulse in the foot, very painful", "emergency"),  # a limb, not an arrest
+    ("he collapsed, no pulse, not breathing", "emergency_ambulance"),
+    ("knocked off her scooter by a van, her arm looks broken", "emergency_ambulance"),
+    ("dad took too many of his sleeping tablets and now he is very drowsy", "emergency_ambulance"),
+    ("his arm went weak and his speech was muddled, then it all came right again", "emergency"),  # a TIA
 ])
 def test_level_follows_the_modifier(rules_only: Screener, text: str, level: str) -> None:
     assert _level(rules_only, text) == level
