@@ -133,3 +133,41 @@ def test_level_follows_the_modifier(rules_only: Screener, text: str, level: str)
 ])
 def test_figures_of_speech_and_topics_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "my mum can't get a full breath tonight and has to sleep sitting up, she can't lie flat",
+    "boiling water tipped over his arm, blisters the size of my hand",
+    "my 3 year old can't keep any water down since this morning and has only weed once",
+    "toddler was chewing a lamp cable while it was plugged in, black mark on his lip",
+    "every time i climb the stairs i get tightness in my chest, it stops when i rest, and it's coming on sooner",
+    "he was working outside in the heat all day, he can't cool down and he's been sick twice",
+    "my daughter 38.9 and a stiff neck",
+    "bitten by a snake on the trail, leg swelling fast and i feel faint",
+    "i have my sleeping pills counted out and i will take all of them tonight when he's at work",
+    "slashed my wrist, it's gaping open",
+    "belly is really swollen, haven't passed wind or pooed for 3 days and now vomiting",
+    "my dad is on apixaban and his nosebleed won't stop",
+])
+def test_misses_as_classes(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "my back is worse when lying flat on the hard mattress, any tips",
+    "i sleep propped up on 2 pillows because of reflux, is that bad",
+    "blisters bigger than my palm on my heels from new boots",
+    "my son had a tummy bug, can't keep much down but he's drinking and weeing normally",
+    "my kid chewed the charger cable, it wasn't plugged in, is it ruined",
+    "knee pain when i walk, better when i rest, had it for years",
+    "we were in the heat all day and the kids can't cool down, they're just grumpy and sweaty lol",
+    "i weigh 39.5 and want to gain weight",
+    "my dog got bitten by a snake, which vet is open",
+    "i'm going to take my tablets tonight after dinner, can i have them with milk",
+    "cut my finger slicing onions, can see a little fat, should i get stitches",
+    "haven't pooed for 3 days and feel bloated, any laxative advice",
+    "nosebleed this morning for 10 minutes, on warfarin, it stopped",
+    "my period is late, got a positive test yesterday! what happens next",
+])
+def test_look_alikes_of_the_misses_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
