@@ -148,6 +148,9 @@ def test_figures_of_speech_and_topics_stay_ordinary(rules_only: Screener, text: 
     "slashed my wrist, it's gaping open",
     "belly is really swollen, haven't passed wind or pooed for 3 days and now vomiting",
     "my dad is on apixaban and his nosebleed won't stop",
+    "a chicken bone is stuck in her throat, she can breathe but can't swallow",
+    "my wife gave birth last week and says she has to protect the baby from the devil",
+    "my toddler was poisoned by something under the sink, he is vomiting",
 ])
 def test_misses_as_classes(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
@@ -168,6 +171,9 @@ def test_misses_as_classes(rules_only: Screener, text: str) -> None:
     "haven't pooed for 3 days and feel bloated, any laxative advice",
     "nosebleed this morning for 10 minutes, on warfarin, it stopped",
     "my period is late, got a positive test yesterday! what happens next",
+    "i had a bone stuck in my throat yesterday but it went down with bread",
+    "my face is a bit puffy after the salty takeaway last night",
+    "the chef said the sauce poisoned him lol, he just had a stomach ache",
 ])
 def test_look_alikes_of_the_misses_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
