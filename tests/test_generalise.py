@@ -106,6 +106,7 @@ def test_passed_stroke_signs_are_a_tia(rules_only: Screener, text: str, level: s
     ("knocked off her scooter by a van, her arm looks broken", "emergency_ambulance"),
     ("dad took too many of his sleeping tablets and now he is very drowsy", "emergency_ambulance"),
     ("his arm went weak and his speech was muddled, then it all came right again", "emergency"),  # a TIA
+    ("coughing up blood and short of breath, flew back from sydney on monday", "emergency_ambulance"),
 ])
 def test_level_follows_the_modifier(rules_only: Screener, text: str, level: str) -> None:
     assert _level(rules_only, text) == level
@@ -151,6 +152,7 @@ def test_figures_of_speech_and_topics_stay_ordinary(rules_only: Screener, text: 
     "a chicken bone is stuck in her throat, she can breathe but can't swallow",
     "my wife gave birth last week and says she has to protect the baby from the devil",
     "my toddler was poisoned by something under the sink, he is vomiting",
+    "32 weeks, she normally kicks like mad after dinner but nothing at all this evening",
 ])
 def test_misses_as_classes(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
@@ -174,6 +176,7 @@ def test_misses_as_classes(rules_only: Screener, text: str) -> None:
     "i had a bone stuck in my throat yesterday but it went down with bread",
     "my face is a bit puffy after the salty takeaway last night",
     "the chef said the sauce poisoned him lol, he just had a stomach ache",
+    "my son usually kicks the ball all day but nothing today, he's 14 weeks into physio",
 ])
 def test_look_alikes_of_the_misses_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
