@@ -75,3 +75,108 @@ def test_red_flags_told_in_other_words(rules_only: Screener, text: str) -> None:
 def test_passed_stroke_signs_are_a_tia(rules_only: Screener, text: str, level: str) -> None:
     """RED-FLAGS.md: stroke A, a TIA that has passed E; anything still there keeps the ambulance."""
     assert _level(rules_only, text) == level
+
+
+# Round 6 (en): levels that depend on a modifier (RED-FLAGS.md), and the false alarms of a figure of
+# speech, a hypothetical, a story, an animal or a job. Written for this file, not from the blind sets.
+@pytest.mark.parametrize("text, level", [
+    ("pretty sure I'm having a stroke, my face feels weird", "emergency_ambulance"),
+    ("my dad is having a heart attack, what should we do if he stops breathing", "emergency_ambulance"),
+    ("my nan (82) says her jaw aches and she feels sick and clammy", "emergency_ambulance"),
+    ("his upper back is aching, he's sweating buckets and short of breath", "emergency_ambulance"),
+    ("temp 38.9 and her bp is 78/40, she's sweating", "emergency_ambulance"),
+    ("my waters went an hour ago and now there's something hanging out down there", "emergency_ambulance"),
+    ("suddenly can't see from her right eye and her right leg went weak", "emergency_ambulance"),
+    ("swallowed a button battery and now coughing up blood", "emergency_ambulance"),
+    ("came off his bike at speed, landed on his head, now pins and needles in both hands", "emergency_ambulance"),
+    ("5 week old, 38.3 and won't feed at all", "emergency_ambulance"),
+    ("she lost the sight in her left eye out of nowhere", "emergency"),              # vision alone: E
+    ("my daughter swallowed a coin battery, she seems fine", "emergency"),           # battery, no symptoms: E
+    ("4 week old with temp 38.1, not feeding as well as usual", "emergency"),        # feeding less is not "not at all"
+    ("I read that chest pain can be serious, I've had crushing chest pain for an hour and I'm sweating",
+     "emergency_ambulance"),                                                          # said again, now
+    ("my dog had a seizure and now my son is having a fit too, it's been 6 minutes", "emergency_ambulance"),
+    ("my chest has been crushing for a few seconds at a time all morning and I'm sweating and sick",
+     "emergency_ambulance"),
+    ("his face and eyes are swelling after the peanut butter, breathing fine", "emergency"),  # no airway sign
+    ("her lips and tongue are swelling after the peanut butter", "emergency_ambulance"),
+    ("eyes swelling after the bee sting and she feels faint", "emergency_ambulance"),
+    ("my foot went cold and white suddenly, no pulse in the foot, very painful", "emergency"),  # a limb, not an arrest
+    ("he collapsed, no pulse, not breathing", "emergency_ambulance"),
+    ("knocked off her scooter by a van, her arm looks broken", "emergency_ambulance"),
+    ("dad took too many of his sleeping tablets and now he is very drowsy", "emergency_ambulance"),
+    ("his arm went weak and his speech was muddled, then it all came right again", "emergency"),  # a TIA
+    ("coughing up blood and short of breath, flew back from sydney on monday", "emergency_ambulance"),
+])
+def test_level_follows_the_modifier(rules_only: Screener, text: str, level: str) -> None:
+    assert _level(rules_only, text) == level
+
+
+@pytest.mark.parametrize("text", [
+    "i'm having a heart attack over these bills lol",
+    "what do i do if someone is having a heart attack",
+    "my back between my shoulders aches after gardening",
+    "bp 85/55 is that too low? I feel fine",
+    "something coming out of my ear after swimming",
+    "my jaw aches when i chew, and i feel a bit sick from the antibiotics",
+    "stroke vs migraine?",
+    "how many ibuprofen would be too many in a day",
+    "when should parents worry about a high temperature",
+    "what should we really do if one of us gets stung by a jellyfish on holiday",
+    "my cat had a seizure at the vet yesterday, he's home now, do you know a pet insurer",
+    "my laptop is having a meltdown, can I send the form tomorrow",
+    "drowning in emails today, will reply to the nurse later",
+    "my heart sank when I saw the waiting list",
+    "our team needs a choking and cpr refresher, do you run them",
+    "my daughter works as a nurse on the cardiac ward and wants to apply for a job here",
+    "the main character has a heart attack in the last episode, is that what it really looks like",
+    "twinge in my chest for 3 seconds when I stretched, then it went away",
+])
+def test_figures_of_speech_and_topics_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "my mum can't get a full breath tonight and has to sleep sitting up, she can't lie flat",
+    "boiling water tipped over his arm, blisters the size of my hand",
+    "my 3 year old can't keep any water down since this morning and has only weed once",
+    "toddler was chewing a lamp cable while it was plugged in, black mark on his lip",
+    "every time i climb the stairs i get tightness in my chest, it stops when i rest, and it's coming on sooner",
+    "he was working outside in the heat all day, he can't cool down and he's been sick twice",
+    "my daughter 38.9 and a stiff neck",
+    "bitten by a snake on the trail, leg swelling fast and i feel faint",
+    "i have my sleeping pills counted out and i will take all of them tonight when he's at work",
+    "slashed my wrist, it's gaping open",
+    "belly is really swollen, haven't passed wind or pooed for 3 days and now vomiting",
+    "my dad is on apixaban and his nosebleed won't stop",
+    "a chicken bone is stuck in her throat, she can breathe but can't swallow",
+    "my wife gave birth last week and says she has to protect the baby from the devil",
+    "my toddler was poisoned by something under the sink, he is vomiting",
+    "32 weeks, she normally kicks like mad after dinner but nothing at all this evening",
+])
+def test_misses_as_classes(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "my back is worse when lying flat on the hard mattress, any tips",
+    "i sleep propped up on 2 pillows because of reflux, is that bad",
+    "blisters bigger than my palm on my heels from new boots",
+    "my son had a tummy bug, can't keep much down but he's drinking and weeing normally",
+    "my kid chewed the charger cable, it wasn't plugged in, is it ruined",
+    "knee pain when i walk, better when i rest, had it for years",
+    "we were in the heat all day and the kids can't cool down, they're just grumpy and sweaty lol",
+    "i weigh 39.5 and want to gain weight",
+    "my dog got bitten by a snake, which vet is open",
+    "i'm going to take my tablets tonight after dinner, can i have them with milk",
+    "cut my finger slicing onions, can see a little fat, should i get stitches",
+    "haven't pooed for 3 days and feel bloated, any laxative advice",
+    "nosebleed this morning for 10 minutes, on warfarin, it stopped",
+    "my period is late, got a positive test yesterday! what happens next",
+    "i had a bone stuck in my throat yesterday but it went down with bread",
+    "my face is a bit puffy after the salty takeaway last night",
+    "the chef said the sauce poisoned him lol, he just had a stomach ache",
+    "my son usually kicks the ball all day but nothing today, he's 14 weeks into physio",
+])
+def test_look_alikes_of_the_misses_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")

@@ -193,7 +193,7 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         if span is not None:
             present[name] = span
 
-    lowered = _not_now(norm, hits, rules, negation, present) if present and not_now is not None else None
+    lowered = _not_now(norm, hits, rules, negation, present, found) if present and not_now is not None else None
 
     ages = tuple(_ages_in_text(norm, hits, rules.patient_in_text))
     if context.age_months is not None:
@@ -266,9 +266,11 @@ def _passed(norm: str, hits: Hits, nn: NotNow, fired: list[tuple[int, Rule, str]
 
 
 def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,
-             present: dict[str, tuple[int, int]]) -> Match | None:
+             present: dict[str, tuple[int, int]], found: dict[str, list[Span]]) -> Match | None:
     """Drop (in place) the symptoms said in a clause that is about the past or a disease in general and
-    has no present cue ("2019年心梗过一次", "what are the signs of a stroke"); the Match that says so."""
+    has no present cue ("2019年心梗过一次", "what are the signs of a stroke"); the Match that says so.
+    A symptom said again in a clause of now stays ("I read that chest pain can be serious, I've had
+    chest pain for an hour"): its span moves to that clause."""
     nn = rules.not_now
     assert nn is not None
     cues = [(kind, span) for kind, d in (("past", nn.past), ("general", nn.general))
@@ -287,6 +289,11 @@ def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,
     for name, (start, _end) in list(present.items()):
         clause = negation.clause(start)
         if clause in over and clause not in current:
+            later = next((sp for sp in found.get(name, ()) if sp[0] > start and not negation.negated(*sp)
+                          and ((c := negation.clause(sp[0])) not in over or c in current)), None)
+            if later is not None:
+                present[name] = later
+                continue
             del present[name]
             kind, (a, b) = over[clause]
             lowered = Match(f"not_now:{kind}", rules.default_level, norm[a:b])
