@@ -59,6 +59,56 @@ def test_requests_reach_their_flow(intents, text, locale, flow):
     assert result.confident and result.flow == flow, result.why()
 
 
+# Classes of request, each written here in words no dev writer used (the cues are written per class,
+# not per sentence): a grievance told as a story, reading matter in any form, a language named in any
+# way or asked for in its own words, stop/start verbs before what we send, a reminder got rid of, a
+# third party seeing what I wrote, consent to use my data taken back, a doctor to review results or by
+# name, what the bot can do. A symptom told with anger or a wait in it is still a symptom.
+@pytest.mark.parametrize("text, locale, flow", [
+    ("booked a slot for 9am, its now 11 and still nobody has called me. absolutely ridiculous", "en", "complaint"),
+    ("you took the money twice from my card for the same consult", "en", "complaint"),
+    ("my appointment got cancelled at the last minute again, no explanation given", "en", "complaint"),
+    ("约好的十点 到现在都没人联系我 太离谱了", "zh-CN", "complaint"),
+    ("同一次问诊扣了我两回钱", "zh-CN", "complaint"),
+    ("客服爱答不理的 气死我了", "zh-CN", "complaint"),
+    ("any fact sheets about high cholesterol i can print for my dad", "en", "articles"),
+    ("is there a video explaining how to use an inhaler properly", "en", "articles"),
+    ("有没有糖尿病饮食的小册子", "zh-CN", "articles"),
+    ("上次公众号那篇讲高血压的文章在哪", "zh-CN", "articles"),
+    ("my mum only reads Korean, is there a korean version", "en", "language"),
+    ("¿Puedo hablar en español?", "en", "language"),
+    ("有日文版吗", "zh-CN", "language"),
+    ("能不能说上海话", "zh-CN", "language"),
+    ("pls stop the daily health updates, not interested", "en", "opt_out"),
+    ("Unsubscribe", "en", "opt_out"),
+    ("消息通知全部给我关了", "zh-CN", "opt_out"),
+    ("请勿再发送健康资讯", "zh-CN", "opt_out"),
+    ("turn the notifications back on please", "en", "opt_in"),
+    ("subscribe", "en", "opt_in"),
+    ("帮我把推送恢复一下", "zh-CN", "opt_in"),
+    ("get rid of the 8am tablet reminder", "en", "reminder_stop"),
+    ("吃药的闹钟帮我关了", "zh-CN", "reminder_stop"),
+    ("不要在提醒我吃钙片了", "zh-CN", "reminder_stop"),          # 在 typed for 再
+    ("can my employer see what i ask you here?", "en", "privacy"),
+    ("is this service hipaa compliant", "en", "privacy"),       # "compliant" is not a typo of "complaint"
+    ("问诊过程会录音吗", "zh-CN", "privacy"),
+    ("I no longer authorize the use of my data", "en", "revoke_consent"),
+    ("我不同意你们用我的资料做研究", "zh-CN", "revoke_consent"),
+    ("把我的档案从你们平台上删掉", "zh-CN", "forget_me"),
+    ("could a doctor look at my results from last week", "en", "intake"),
+    ("帮我挂个王医生的号", "zh-CN", "intake"),
+    ("挂号费是多少", "zh-CN", "prices"),
+    ("what can you help me with?", "en", "start"),
+    ("你们这个能帮我干啥", "zh-CN", "start"),
+    ("my wound looks infected, been waiting hours for the swelling to go down", "en", "intake"),
+    ("孩子发烧两天了 我很生气医院排队排了三个小时", "zh-CN", "intake"),
+    ("每天晚上都咳嗽 吃药也不管用", "zh-CN", "intake"),
+])
+def test_request_classes_reach_their_flow(intents, text, locale, flow):
+    result = intents.classify(text, locale)
+    assert result.confident and result.flow == flow, result.why()
+
+
 def test_a_symptom_keeps_the_complaint_and_explains_itself(intents):
     result = intents.classify("my knee hurts when i go down stairs", "en")
     assert result.confident and result.intent == "consult_symptom" and result.flow == "intake"
