@@ -276,3 +276,10 @@ def test_cues_alone_without_the_model(tmp_path) -> None:
 
     cues_only = load_intents(ROOT / "content", model=False)
     assert not cues_only.classify("could i get a hold of an actual staffer", "en").confident
+
+
+def test_a_strong_cue_inside_another_intents_longer_cue_counts_once(intents):
+    """停止用药提醒 (stop) is one phrase: 用药提醒 inside it does not also ask to set a reminder."""
+    result = intents.classify("停止用药提醒吧", "zh-CN")
+    assert result.confident and result.flow == "reminder_stop", result.why()
+    assert not any(e.intent == "reminder" and e.cue == "用药提醒" for e in result.evidence)

@@ -47,6 +47,7 @@ _LATIN_WORD = re.compile(r"[a-z0-9]+")
 _LATIN = 1 << 20  # Latin positions count words from here, after any Chinese character position
 _TYPO_MIN = 6  # Latin words this long may carry one typo ("docter", "servise")
 _NEGATION_REACH = {True: 3, False: 4}  # how far a negator reaches: Latin words, Chinese characters
+_PHRASE = 3.0  # a cue this strong is a request alone; inside another intent's longer strong cue it counts nothing
 
 
 # -- the content file ----------------------------------------------------------------------------
@@ -453,24 +454,21 @@ _ZH_NUMERAL = re.compile(r"(?:^|(?<=[\s给打,]))([零〇一二两三四五六�
 
 
 def _longest(hits: list[Hit]) -> list[Hit]:
-    """Drop a hit inside a longer one of the same intent (客服 in 人工客服): a stretch of text counts once."""
+    """Drop a hit inside a longer one of the same intent (客服 in 人工客服): a stretch of text counts once.
+    A strong cue (weight ≥ _PHRASE, a request on its own) inside a longer strong cue of another intent is
+    dropped too: 停止用药提醒 is one phrase, not also 用药提醒. Weak cues (words that add up: 提醒,
+    吃药) and negative ones (counter-evidence, often part of another intent's phrase) stay."""
     if len(hits) < 2:
         return hits
-    by_intent: dict[Any, list[Hit]] = {}
-    for h in hits:
-        by_intent.setdefault(h.payload[0], []).append(h)
     out = []
-    for group in by_intent.values():
-        if len(group) == 1:
-            out.append(group[0])
-            continue
-        for h in group:
-            at, end = h.at, h.end
-            for o in group:
-                if o.at <= at and end <= o.end and o.end - o.at > end - at:
-                    break
-            else:
-                out.append(h)
+    for h in hits:
+        at, end, intent, weight = h.at, h.end, h.payload[0], h.payload[1]
+        for o in hits:
+            if (o.at <= at and end <= o.end and o.end - o.at > end - at
+                    and (o.payload[0] == intent or (weight >= _PHRASE and o.payload[1] >= _PHRASE))):
+                break
+        else:
+            out.append(h)
     return out
 
 
