@@ -338,6 +338,8 @@ class Intents:
             hits = [h for h in hits if h.payload[0] is not None]
             negators = _free(negators, hits)
         breaks = _clause_starts(canon) if negators else set()
+        if negators and _CJK.search(canon):
+            negators = _not_rhetorical(negators, canon, breaks)
         for hit in sorted(hits, key=lambda h: h.at):
             intent, weight = hit.payload
             if (intent, hit.cue) not in seen:
@@ -502,6 +504,22 @@ def _clause_starts(canon: str) -> set[int]:
             boundary = False
         at += 1
     return starts
+
+
+def _not_rhetorical(negators: list[Hit], canon: str, clause_starts: set[int]) -> list[Hit]:
+    """Drop a Chinese negator whose clause is a rhetorical question: 这不是骗人吗 ("isn't this a
+    scam?") says it is one."""
+    squeezed = "".join(ch for ch in canon if ch != " ")
+    ends = sorted(b for b in clause_starts if b < _LATIN) + [len(squeezed)]
+    kept = []
+    for n in negators:
+        if n.at < _LATIN:
+            end = next(b for b in ends if b > n.end) if any(b > n.end for b in ends) else len(squeezed)
+            clause = squeezed[n.end:end].rstrip(",.;:!?，。；：！？、 ")
+            if clause.endswith(("吗", "嘛")):
+                continue
+        kept.append(n)
+    return kept
 
 
 def _negator_before(hit: Hit, negators: list[Hit], clause_starts: set[int]) -> Hit | None:
