@@ -311,6 +311,19 @@ def test_a_rhetorical_question_does_not_negate(intents):
     ("带我回主界面", "zh-CN", "start"),
     ("dad keeps forgetting names and got lost driving home yesterday", "en", "intake"),
     ("我爸最近老记不住人名 昨天开车回家还迷路了", "zh-CN", "intake"),
+    ("no longer on warfarin so those nudges can go", "en", "reminder_stop"),     # a fourth set, same way
+    ("华法林已经停了 那个提示可以不要了", "zh-CN", "reminder_stop"),
+    ("whats the damage for a video consult", "en", "prices"),
+    ("I'm leaving, scrub my details from your servers", "en", "forget_me"),
+    ("dont want the weekly health emails", "en", "opt_out"),
+    ("群发的都给我屏蔽掉", "zh-CN", "opt_out"),
+    ("每周的健康消息再给我订上", "zh-CN", "opt_in"),
+    ("worst consult I've ever had, the doctor was on his phone the whole time", "en", "complaint"),
+    ("最差的一次问诊 医生全程在玩手机", "zh-CN", "complaint"),
+    ("I need to talk with whoever handles billing issues", "en", "human"),
+    ("麻烦转给你们同事 不要机器", "zh-CN", "human"),
+    ("show me everything this thing does", "en", "start"),
+    ("Where are your servers, is my data kept in the UK", "en", "privacy"),
 ])
 def test_request_classes_written_after_tuning(intents, text, locale, flow):
     result = intents.classify(text, locale)
