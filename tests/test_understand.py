@@ -324,6 +324,14 @@ def test_a_rhetorical_question_does_not_negate(intents):
     ("麻烦转给你们同事 不要机器", "zh-CN", "human"),
     ("show me everything this thing does", "en", "start"),
     ("Where are your servers, is my data kept in the UK", "en", "privacy"),
+    ("want to run something by a doctor when one is free", "en", "intake"),        # a fifth set
+    ("how long do you hold onto my chat logs", "en", "privacy"),
+    ("我的聊天记录你们留多久", "zh-CN", "privacy"),
+    ("I miss the health tips you used to send, can I have them back", "en", "opt_in"),
+    ("以前发的健康小贴士挺好的 能再发给我吗", "zh-CN", "opt_in"),
+    ("医生都没看我发的照片就回答了 太不负责了", "zh-CN", "complaint"),
+    ("除非我先找你们 否则别联系我", "zh-CN", "opt_out"),
+    ("报销需要准备什么材料", "zh-CN", "prices"),
 ])
 def test_request_classes_written_after_tuning(intents, text, locale, flow):
     result = intents.classify(text, locale)
