@@ -189,6 +189,14 @@ class CueIndex:
         return {w for w in found if abs(len(w) - len(word)) <= 1 and w[0] == word[0]}
 
 
+def _script_of(regex: str) -> str:
+    """"zh" for a pattern whose every alternative needs a Chinese character, "latin" for one with no
+    Chinese character at all that needs a Latin letter (\\b and words), else "" (try it on everything)."""
+    if _CJK.search(regex):
+        return "zh" if not re.search(r"[a-z]", re.sub(r"\\[a-zA-Z]", "", regex)) else ""
+    return "latin" if re.search(r"[a-z]{2}", re.sub(r"\\[a-zA-Z]", "", regex)) else ""
+
+
 def _deletions(word: str) -> list[str]:
     return [word[:i] + word[i + 1:] for i in range(len(word))]
 
@@ -270,7 +278,9 @@ class Intents:
 
     locales: dict[str, _Locale] = field(default_factory=dict)
     _intents: CueIndex = field(default_factory=CueIndex)  # payload (intent, weight); a negator's intent is None
-    _patterns: list[tuple[re.Pattern[str], str, float, str]] = field(default_factory=list)
+    # (pattern, intent, weight, where, script): script "zh" or "latin" when the pattern can only match
+    # text with Chinese characters or Latin letters, else ""; a message is tried on the ones it can match
+    _patterns: list[tuple[re.Pattern[str], str, float, str, str]] = field(default_factory=list)
     _choices: CueIndex = field(default_factory=CueIndex)  # payload (slot, value)
     _yes_no: CueIndex = field(default_factory=CueIndex)  # payload True | False
     _scale: CueIndex = field(default_factory=CueIndex)  # payload 1–5
@@ -293,7 +303,8 @@ class Intents:
                 for i, phrase in enumerate(phrases):
                     self._intents.add(phrase, (intent, weight), where("intents", intent, "cues", key, i))
             for i, p in enumerate(spec.patterns):
-                self._patterns.append((re.compile(p.re), intent, p.weight, where("intents", intent, "patterns", i)))
+                self._patterns.append((re.compile(p.re), intent, p.weight, where("intents", intent, "patterns", i),
+                                       _script_of(p.re)))
         words = lexicon.answers
         for slot, options in words.choices.items():
             for value, phrases in options.items():
@@ -347,7 +358,10 @@ class Intents:
                 negator = _negator_before(hit, negators, breaks)
                 evidence.append(Evidence(intent, hit.cue, 0.0 if negator else weight, hit.where, hit.fuzzy,
                                          negator.cue if negator else ""))
-        for pattern, intent, weight, where in self._patterns:
+        scripts = {"", "zh" if _CJK.search(canon) else "", "latin" if words else ""}
+        for pattern, intent, weight, where, script in self._patterns:
+            if script not in scripts:
+                continue
             m = pattern.search(canon)
             if m:
                 evidence.append(Evidence(intent, m.group(), weight, where))
