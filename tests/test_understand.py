@@ -59,6 +59,56 @@ def test_requests_reach_their_flow(intents, text, locale, flow):
     assert result.confident and result.flow == flow, result.why()
 
 
+# Classes of request, each written here in words no dev writer used (the cues are written per class,
+# not per sentence): a grievance told as a story, reading matter in any form, a language named in any
+# way or asked for in its own words, stop/start verbs before what we send, a reminder got rid of, a
+# third party seeing what I wrote, consent to use my data taken back, a doctor to review results or by
+# name, what the bot can do. A symptom told with anger or a wait in it is still a symptom.
+@pytest.mark.parametrize("text, locale, flow", [
+    ("booked a slot for 9am, its now 11 and still nobody has called me. absolutely ridiculous", "en", "complaint"),
+    ("you took the money twice from my card for the same consult", "en", "complaint"),
+    ("my appointment got cancelled at the last minute again, no explanation given", "en", "complaint"),
+    ("约好的十点 到现在都没人联系我 太离谱了", "zh-CN", "complaint"),
+    ("同一次问诊扣了我两回钱", "zh-CN", "complaint"),
+    ("客服爱答不理的 气死我了", "zh-CN", "complaint"),
+    ("any fact sheets about high cholesterol i can print for my dad", "en", "articles"),
+    ("is there a video explaining how to use an inhaler properly", "en", "articles"),
+    ("有没有糖尿病饮食的小册子", "zh-CN", "articles"),
+    ("上次公众号那篇讲高血压的文章在哪", "zh-CN", "articles"),
+    ("my mum only reads Korean, is there a korean version", "en", "language"),
+    ("¿Puedo hablar en español?", "en", "language"),
+    ("有日文版吗", "zh-CN", "language"),
+    ("能不能说上海话", "zh-CN", "language"),
+    ("pls stop the daily health updates, not interested", "en", "opt_out"),
+    ("Unsubscribe", "en", "opt_out"),
+    ("消息通知全部给我关了", "zh-CN", "opt_out"),
+    ("请勿再发送健康资讯", "zh-CN", "opt_out"),
+    ("turn the notifications back on please", "en", "opt_in"),
+    ("subscribe", "en", "opt_in"),
+    ("帮我把推送恢复一下", "zh-CN", "opt_in"),
+    ("get rid of the 8am tablet reminder", "en", "reminder_stop"),
+    ("吃药的闹钟帮我关了", "zh-CN", "reminder_stop"),
+    ("不要在提醒我吃钙片了", "zh-CN", "reminder_stop"),          # 在 typed for 再
+    ("can my employer see what i ask you here?", "en", "privacy"),
+    ("is this service hipaa compliant", "en", "privacy"),       # "compliant" is not a typo of "complaint"
+    ("问诊过程会录音吗", "zh-CN", "privacy"),
+    ("I no longer authorize the use of my data", "en", "revoke_consent"),
+    ("我不同意你们用我的资料做研究", "zh-CN", "revoke_consent"),
+    ("把我的档案从你们平台上删掉", "zh-CN", "forget_me"),
+    ("could a doctor look at my results from last week", "en", "intake"),
+    ("帮我挂个王医生的号", "zh-CN", "intake"),
+    ("挂号费是多少", "zh-CN", "prices"),
+    ("what can you help me with?", "en", "start"),
+    ("你们这个能帮我干啥", "zh-CN", "start"),
+    ("my wound looks infected, been waiting hours for the swelling to go down", "en", "intake"),
+    ("孩子发烧两天了 我很生气医院排队排了三个小时", "zh-CN", "intake"),
+    ("每天晚上都咳嗽 吃药也不管用", "zh-CN", "intake"),
+])
+def test_request_classes_reach_their_flow(intents, text, locale, flow):
+    result = intents.classify(text, locale)
+    assert result.confident and result.flow == flow, result.why()
+
+
 def test_a_symptom_keeps_the_complaint_and_explains_itself(intents):
     result = intents.classify("my knee hurts when i go down stairs", "en")
     assert result.confident and result.intent == "consult_symptom" and result.flow == "intake"
@@ -226,3 +276,63 @@ def test_cues_alone_without_the_model(tmp_path) -> None:
 
     cues_only = load_intents(ROOT / "content", model=False)
     assert not cues_only.classify("could i get a hold of an actual staffer", "en").confident
+
+
+def test_a_strong_cue_inside_another_intents_longer_cue_counts_once(intents):
+    """停止用药提醒 (stop) is one phrase: 用药提醒 inside it does not also ask to set a reminder."""
+    result = intents.classify("停止用药提醒吧", "zh-CN")
+    assert result.confident and result.flow == "reminder_stop", result.why()
+    assert not any(e.intent == "reminder" and e.cue == "用药提醒" for e in result.evidence)
+
+
+def test_a_rhetorical_question_does_not_negate(intents):
+    """这不是骗人吗 ("isn't this a scam?") asserts a scam: 不是 in a clause ending in 吗 takes nothing back."""
+    result = intents.classify("钱付了 一直没人回答 这不是骗人吗", "zh-CN")
+    assert result.confident and result.flow == "complaint", result.why()
+    assert intents.classify("不是删号 就是想清静点", "zh-CN").flow == "opt_out"
+
+
+# Written after the tuning above, as a check on classes (not on sentences); fixed by class where wrong.
+@pytest.mark.parametrize("text, locale, flow", [
+    ("I want to lodge a grievance regarding dr wong", "en", "complaint"),
+    ("the doctor prescribed the wrong thing and my son got sick, I'm very unhappy", "en", "complaint"),
+    ("我要对黄医生提出申诉", "zh-CN", "complaint"),
+    ("does my doctor at the polyclinic get a copy of this chat", "en", "privacy"),
+    ("我上传的照片你们怎么处理", "zh-CN", "privacy"),
+    ("i take back the yes i gave at sign up", "en", "revoke_consent"),
+    ("注册时候点的同意我收回", "zh-CN", "revoke_consent"),
+    ("do you take credit cards", "en", "prices"),
+    ("能刷信用卡吗", "zh-CN", "prices"),
+    ("I want the daily tips again", "en", "opt_in"),
+    ("健康小贴士不要了 谢谢", "zh-CN", "opt_out"),
+    ("可以用马来话吗", "zh-CN", "language"),
+    ("could u help me not miss my evening metformin", "en", "medication_reminder"),
+    ("维生素D的提醒关一下 疗程结束了", "zh-CN", "reminder_stop"),
+    ("带我回主界面", "zh-CN", "start"),
+    ("dad keeps forgetting names and got lost driving home yesterday", "en", "intake"),
+    ("我爸最近老记不住人名 昨天开车回家还迷路了", "zh-CN", "intake"),
+    ("no longer on warfarin so those nudges can go", "en", "reminder_stop"),     # a fourth set, same way
+    ("华法林已经停了 那个提示可以不要了", "zh-CN", "reminder_stop"),
+    ("whats the damage for a video consult", "en", "prices"),
+    ("I'm leaving, scrub my details from your servers", "en", "forget_me"),
+    ("dont want the weekly health emails", "en", "opt_out"),
+    ("群发的都给我屏蔽掉", "zh-CN", "opt_out"),
+    ("每周的健康消息再给我订上", "zh-CN", "opt_in"),
+    ("worst consult I've ever had, the doctor was on his phone the whole time", "en", "complaint"),
+    ("最差的一次问诊 医生全程在玩手机", "zh-CN", "complaint"),
+    ("I need to talk with whoever handles billing issues", "en", "human"),
+    ("麻烦转给你们同事 不要机器", "zh-CN", "human"),
+    ("show me everything this thing does", "en", "start"),
+    ("Where are your servers, is my data kept in the UK", "en", "privacy"),
+    ("want to run something by a doctor when one is free", "en", "intake"),        # a fifth set
+    ("how long do you hold onto my chat logs", "en", "privacy"),
+    ("我的聊天记录你们留多久", "zh-CN", "privacy"),
+    ("I miss the health tips you used to send, can I have them back", "en", "opt_in"),
+    ("以前发的健康小贴士挺好的 能再发给我吗", "zh-CN", "opt_in"),
+    ("医生都没看我发的照片就回答了 太不负责了", "zh-CN", "complaint"),
+    ("除非我先找你们 否则别联系我", "zh-CN", "opt_out"),
+    ("报销需要准备什么材料", "zh-CN", "prices"),
+])
+def test_request_classes_written_after_tuning(intents, text, locale, flow):
+    result = intents.classify(text, locale)
+    assert result.confident and result.flow == flow, result.why()

@@ -47,6 +47,7 @@ _LATIN_WORD = re.compile(r"[a-z0-9]+")
 _LATIN = 1 << 20  # Latin positions count words from here, after any Chinese character position
 _TYPO_MIN = 6  # Latin words this long may carry one typo ("docter", "servise")
 _NEGATION_REACH = {True: 3, False: 4}  # how far a negator reaches: Latin words, Chinese characters
+_PHRASE = 3.0  # a cue this strong is a request alone; inside another intent's longer strong cue it counts nothing
 
 
 # -- the content file ----------------------------------------------------------------------------
@@ -188,6 +189,14 @@ class CueIndex:
         return {w for w in found if abs(len(w) - len(word)) <= 1 and w[0] == word[0]}
 
 
+def _script_of(regex: str) -> str:
+    """"zh" for a pattern whose every alternative needs a Chinese character, "latin" for one with no
+    Chinese character at all that needs a Latin letter (\\b and words), else "" (try it on everything)."""
+    if _CJK.search(regex):
+        return "zh" if not re.search(r"[a-z]", re.sub(r"\\[a-zA-Z]", "", regex)) else ""
+    return "latin" if re.search(r"[a-z]{2}", re.sub(r"\\[a-zA-Z]", "", regex)) else ""
+
+
 def _deletions(word: str) -> list[str]:
     return [word[:i] + word[i + 1:] for i in range(len(word))]
 
@@ -269,7 +278,9 @@ class Intents:
 
     locales: dict[str, _Locale] = field(default_factory=dict)
     _intents: CueIndex = field(default_factory=CueIndex)  # payload (intent, weight); a negator's intent is None
-    _patterns: list[tuple[re.Pattern[str], str, float, str]] = field(default_factory=list)
+    # (pattern, intent, weight, where, script): script "zh" or "latin" when the pattern can only match
+    # text with Chinese characters or Latin letters, else ""; a message is tried on the ones it can match
+    _patterns: list[tuple[re.Pattern[str], str, float, str, str]] = field(default_factory=list)
     _choices: CueIndex = field(default_factory=CueIndex)  # payload (slot, value)
     _yes_no: CueIndex = field(default_factory=CueIndex)  # payload True | False
     _scale: CueIndex = field(default_factory=CueIndex)  # payload 1–5
@@ -292,7 +303,8 @@ class Intents:
                 for i, phrase in enumerate(phrases):
                     self._intents.add(phrase, (intent, weight), where("intents", intent, "cues", key, i))
             for i, p in enumerate(spec.patterns):
-                self._patterns.append((re.compile(p.re), intent, p.weight, where("intents", intent, "patterns", i)))
+                self._patterns.append((re.compile(p.re), intent, p.weight, where("intents", intent, "patterns", i),
+                                       _script_of(p.re)))
         words = lexicon.answers
         for slot, options in words.choices.items():
             for value, phrases in options.items():
@@ -337,6 +349,8 @@ class Intents:
             hits = [h for h in hits if h.payload[0] is not None]
             negators = _free(negators, hits)
         breaks = _clause_starts(canon) if negators else set()
+        if negators and _CJK.search(canon):
+            negators = _not_rhetorical(negators, canon, breaks)
         for hit in sorted(hits, key=lambda h: h.at):
             intent, weight = hit.payload
             if (intent, hit.cue) not in seen:
@@ -344,7 +358,10 @@ class Intents:
                 negator = _negator_before(hit, negators, breaks)
                 evidence.append(Evidence(intent, hit.cue, 0.0 if negator else weight, hit.where, hit.fuzzy,
                                          negator.cue if negator else ""))
-        for pattern, intent, weight, where in self._patterns:
+        scripts = {"", "zh" if _CJK.search(canon) else "", "latin" if words else ""}
+        for pattern, intent, weight, where, script in self._patterns:
+            if script not in scripts:
+                continue
             m = pattern.search(canon)
             if m:
                 evidence.append(Evidence(intent, m.group(), weight, where))
@@ -453,24 +470,21 @@ _ZH_NUMERAL = re.compile(r"(?:^|(?<=[\s给打,]))([零〇一二两三四五六�
 
 
 def _longest(hits: list[Hit]) -> list[Hit]:
-    """Drop a hit inside a longer one of the same intent (客服 in 人工客服): a stretch of text counts once."""
+    """Drop a hit inside a longer one of the same intent (客服 in 人工客服): a stretch of text counts once.
+    A strong cue (weight ≥ _PHRASE, a request on its own) inside a longer strong cue of another intent is
+    dropped too: 停止用药提醒 is one phrase, not also 用药提醒. Weak cues (words that add up: 提醒,
+    吃药) and negative ones (counter-evidence, often part of another intent's phrase) stay."""
     if len(hits) < 2:
         return hits
-    by_intent: dict[Any, list[Hit]] = {}
-    for h in hits:
-        by_intent.setdefault(h.payload[0], []).append(h)
     out = []
-    for group in by_intent.values():
-        if len(group) == 1:
-            out.append(group[0])
-            continue
-        for h in group:
-            at, end = h.at, h.end
-            for o in group:
-                if o.at <= at and end <= o.end and o.end - o.at > end - at:
-                    break
-            else:
-                out.append(h)
+    for h in hits:
+        at, end, intent, weight = h.at, h.end, h.payload[0], h.payload[1]
+        for o in hits:
+            if (o.at <= at and end <= o.end and o.end - o.at > end - at
+                    and (o.payload[0] == intent or (weight >= _PHRASE and o.payload[1] >= _PHRASE))):
+                break
+        else:
+            out.append(h)
     return out
 
 
@@ -504,6 +518,22 @@ def _clause_starts(canon: str) -> set[int]:
             boundary = False
         at += 1
     return starts
+
+
+def _not_rhetorical(negators: list[Hit], canon: str, clause_starts: set[int]) -> list[Hit]:
+    """Drop a Chinese negator whose clause is a rhetorical question: 这不是骗人吗 ("isn't this a
+    scam?") says it is one."""
+    squeezed = "".join(ch for ch in canon if ch != " ")
+    ends = sorted(b for b in clause_starts if b < _LATIN) + [len(squeezed)]
+    kept = []
+    for n in negators:
+        if n.at < _LATIN:
+            end = next(b for b in ends if b > n.end) if any(b > n.end for b in ends) else len(squeezed)
+            clause = squeezed[n.end:end].rstrip(",.;:!?，。；：！？、 ")
+            if clause.endswith(("吗", "嘛")):
+                continue
+        kept.append(n)
+    return kept
 
 
 def _negator_before(hit: Hit, negators: list[Hit], clause_starts: set[int]) -> Hit | None:
