@@ -66,6 +66,20 @@ def _level(screener: Screener, text: str) -> str:
     ("我妈说左边肩膀和下巴酸 出冷汗 脸色发灰", "emergency_ambulance"),
     ("把娃忘在车里一个钟头 抱出来浑身通红叫不醒", "emergency_ambulance"),
     ("两岁孩子吃瓜子呛到了 现在一直咳 喘气有声音", "emergency"),
+    ("煤气报警器一直在响 老婆头晕想吐", "emergency_ambulance"),
+    ("我老爸前列腺大 一晚上都尿不出来 小肚子胀", "emergency"),
+    ("怀孕33周 刚刚突然流出来一股水", "emergency"),
+    ("32周了 今天胎动少了很多", "emergency"),
+    ("上周查出来是宫外孕 现在肚子疼得厉害", "emergency"),
+    ("右眼胀得快要爆出来了", "emergency"),
+    ("吃了虾 嗓子越来越紧", "emergency_ambulance"),
+    ("孩子掉进鱼塘 捞上来以后一直迷迷糊糊的", "emergency_ambulance"),
+    ("厨房油锅着火 老公胳膊烧得皮都掉了 一大片", "emergency_ambulance"),
+    ("两岁娃被开水烫了 手背起了一片水泡", "emergency"),
+    ("三个月宝宝呼吸一分钟八十多次", "emergency"),
+    ("肚子右上边疼 眼白发黄 烧到39度", "emergency"),
+    ("上腹疼得厉害 往后背窜 吐了好几次", "emergency"),
+    ("肚子疼 按着更疼 发烧了", "emergency"),
 ])
 def test_severity_concepts(rules_only: Screener, text: str, level: str) -> None:
     assert _level(rules_only, text) == level
@@ -87,6 +101,42 @@ def test_severity_concepts(rules_only: Screener, text: str, level: str) -> None:
     "尿不湿多久换一次",
     "我家孩子不爱吃瓜子",
     "医生说胎动正常 量了血压也正常",
+    # not now, as classes: a dated episode, someone in general, how to tell a disease, a drill,
+    # a drama, an exam question, a poster, "X得我 + a disaster" for a non-symptom X, a worried question
+    "上周孩子高热惊厥了一次 查了都没事",
+    "有人噎住了应该怎么办",
+    "中暑咋判断",
+    "小孩误吞东西一般怎么处理",
+    "公司消防演练 让我扮演一个晕倒的人",
+    "昨晚看的电影 女主心脏骤停 太虐了",
+    "有道题问脑出血的首选检查是什么",
+    "社区让画防煤气中毒的宣传栏",
+    "开会开得我要窒息了",
+    "胸口偶尔抽一下 几秒就好 该不会是心梗吧",
+    "我在急诊科上班 夜班好累",
+    "烟雾报警器响了 原来是炒菜油烟",
+    "尿不出来的感觉 尿频尿急 两天了",
+    "孕36周 白带有点多 正常吗",
+    "宝宝三个月 最近不怎么动 就爱睡觉",
+    "宫外孕有什么症状",
+    "眼睛有点胀 熬夜了",
+    "吃了虾 嗓子有点痒",
+    "游泳呛了口水 咳了两声就好了",
+    "手指被烫了一下 起了个小泡",
+    "肚子疼 拉肚子两次 没发烧",
 ])
 def test_severity_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in RED
+
+
+@pytest.mark.parametrize("text", [
+    "我爸刚才吃饭噎住了 脸都紫了 怎么办",
+    "路上有人晕倒了 没有呼吸 怎么办",
+    "憋得我要窒息了 喘不上气",
+    "胸口疼得我要昏过去了",
+    "一氧化碳报警器响了 全家都头疼恶心",
+    "上周做了一次手术 今天伤口红肿 高烧39度 人迷迷糊糊的",
+    "急 我妈突然说不出话 嘴也歪了",
+])
+def test_not_now_classes_leave_present_red_flags(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in RED
