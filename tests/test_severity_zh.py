@@ -80,6 +80,22 @@ def _level(screener: Screener, text: str) -> str:
     ("肚子右上边疼 眼白发黄 烧到39度", "emergency"),
     ("上腹疼得厉害 往后背窜 吐了好几次", "emergency"),
     ("肚子疼 按着更疼 发烧了", "emergency"),
+    ("爷爷突然一只眼看不见了 走路也站不稳", "emergency_ambulance"),
+    ("工友被叉车压到了胸口", "emergency_ambulance"),
+    ("半夜憋醒了 喘不上气 越来越厉害", "emergency_ambulance"),
+    ("做完手术第五天 突然呼吸很急 一深呼吸胸口就疼", "emergency_ambulance"),
+    ("奶奶肺炎住了几天 今天开始说胡话", "emergency_ambulance"),
+    ("儿子4岁 偷吃了外婆的降糖药 现在一直想睡", "emergency_ambulance"),
+    ("哮喘犯了 万托林喷了8下还是喘", "emergency_ambulance"),
+    ("全身起风团 越来越多 喘气还行", "emergency"),
+    ("后背突然疼 像被撕开一样", "emergency_ambulance"),
+    ("腿上的伤口发炎了 今天打寒战 心跳很快", "emergency"),
+    ("爷爷大热天在地里干活 回来浑身滚烫 说胡话", "emergency_ambulance"),
+    ("女儿两岁 一阵一阵地哭 哭的时候腿缩起来 脸发白", "emergency"),
+    ("这两天越来越喘 说话都费劲", "emergency"),
+    ("孩子发烧 刚才眼睛一翻 手脚抽了几下", "emergency_ambulance"),
+    ("肚子疼了一天 烧到39度 一直发抖 脸色发灰 腿软", "emergency_ambulance"),
+    ("右眼突然疼 眼珠子摸着很硬", "emergency"),
 ])
 def test_severity_concepts(rules_only: Screener, text: str, level: str) -> None:
     assert _level(rules_only, text) == level
@@ -124,6 +140,10 @@ def test_severity_concepts(rules_only: Screener, text: str, level: str) -> None:
     "游泳呛了口水 咳了两声就好了",
     "手指被烫了一下 起了个小泡",
     "肚子疼 拉肚子两次 没发烧",
+    "喝多了站不稳 头晕",
+    "搬家被柜子压到脚趾 有点肿",
+    "感冒了 咳嗽越来越厉害 没发烧",
+    "手术后伤口有点痒 正常吗",
 ])
 def test_severity_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in RED
