@@ -1,0 +1,162 @@
+"""zh-CN severity as concepts (content/triage/zh-CN/severity.yml): what makes a red flag an ambulance
+call rather than "go to the emergency department" (RED-FLAGS.md modifiers), red flags told in
+everyday words, and the ordinary look-alikes each concept must leave alone. Written for this file,
+not taken from the blind sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.triage import load_all_triage
+from bot.triage.screen import Screener
+from tests.conftest import ROOT
+
+RED = ("emergency", "emergency_ambulance")
+
+
+@pytest.fixture(scope="module")
+def rules_only() -> Screener:
+    return Screener(load_all_triage(ROOT / "content"), None)
+
+
+def _level(screener: Screener, text: str) -> str:
+    return screener.screen(text, "zh-CN").assessment.level
+
+
+@pytest.mark.parametrize("text, level", [
+    # suicide: means gathered or a time fixed is A, with or without the word 死
+    ("农药已经买好了 就等过完年", "emergency_ambulance"),
+    ("安眠药我攒够了", "emergency_ambulance"),
+    # infection with altered consciousness (sepsis, meningitis)
+    ("发高烧打寒战 现在人有点迷糊了", "emergency_ambulance"),
+    # vomiting a lot of blood is A; rectal bleeding with faintness stays E
+    ("我爸刚才呕了一大碗血 脸都白了", "emergency_ambulance"),
+    ("老妈吐血止不住", "emergency_ambulance"),
+    ("拉了很多鲜血 站起来头晕", "emergency"),
+    # thunderclap: sudden and extreme in the head, or sudden with a stiff neck
+    ("搬箱子的时候突然脑袋剧痛 跟炸了一样", "emergency_ambulance"),
+    ("突然头疼 后脖子发硬", "emergency_ambulance"),
+    # chest pain alone, however long, stays E (RED-FLAGS.md: chest pain without other signs)
+    ("胸口闷痛两个多小时了 别的都还好", "emergency"),
+    # ectopic: a positive test, one-sided pain and a faint
+    ("验孕棒两条线 刚才右下腹疼得厉害 在公司晕倒了", "emergency_ambulance"),
+    # late pregnancy bleeding, a lot
+    ("怀孕32周 下面出血了 量很多", "emergency_ambulance"),
+    # a new mother who means to take the baby with her
+    ("老婆坐月子 一直哭 说要抱着宝宝一起跳下去", "emergency_ambulance"),
+    # breathing trouble with blue lips, or a cry for help
+    ("儿子喘得厉害 嘴唇都有点紫了", "emergency_ambulance"),
+    ("喘不上气 快不行了", "emergency_ambulance"),
+    # a swallowed battery is E; with breathing trouble A
+    ("女儿吞了一颗纽扣电池", "emergency"),
+    ("孙子误吞了电池 现在呼吸困难", "emergency_ambulance"),
+    # fits one after another
+    ("我弟弟抽了一次又接着抽 反复抽 一直没醒", "emergency_ambulance"),
+    # everyday words for conditions no rule read
+    ("腰疼得在床上打滚 冒冷汗", "emergency"),
+    ("奶奶肚子胀 两天没大便也没放屁 还吐了", "emergency"),
+    ("儿子十五岁 早上起来蛋蛋突然疼 疼得走不了路", "emergency"),
+    ("右眼看东西突然只剩下一半了", "emergency"),
+    ("邻居修空调触电了 人倒在地上", "emergency_ambulance"),
+    ("切菜机器绞到手 血止不住", "emergency_ambulance"),
+    ("发现儿子胳膊上好多划痕 有新的 还在流血", "emergency"),
+    ("宝宝拉肚子一天了 尿不湿一直是干的", "emergency"),
+    ("糖尿病人 今天一直吐 呼吸有股烂苹果味", "emergency"),
+    ("喉咙痛 口水咽不下去 发烧39度", "emergency_ambulance"),
+    ("我妈说左边肩膀和下巴酸 出冷汗 脸色发灰", "emergency_ambulance"),
+    ("把娃忘在车里一个钟头 抱出来浑身通红叫不醒", "emergency_ambulance"),
+    ("两岁孩子吃瓜子呛到了 现在一直咳 喘气有声音", "emergency"),
+    ("煤气报警器一直在响 老婆头晕想吐", "emergency_ambulance"),
+    ("我老爸前列腺大 一晚上都尿不出来 小肚子胀", "emergency"),
+    ("怀孕33周 刚刚突然流出来一股水", "emergency"),
+    ("32周了 今天胎动少了很多", "emergency"),
+    ("上周查出来是宫外孕 现在肚子疼得厉害", "emergency"),
+    ("右眼胀得快要爆出来了", "emergency"),
+    ("吃了虾 嗓子越来越紧", "emergency_ambulance"),
+    ("孩子掉进鱼塘 捞上来以后一直迷迷糊糊的", "emergency_ambulance"),
+    ("厨房油锅着火 老公胳膊烧得皮都掉了 一大片", "emergency_ambulance"),
+    ("两岁娃被开水烫了 手背起了一片水泡", "emergency"),
+    ("三个月宝宝呼吸一分钟八十多次", "emergency"),
+    ("肚子右上边疼 眼白发黄 烧到39度", "emergency"),
+    ("上腹疼得厉害 往后背窜 吐了好几次", "emergency"),
+    ("肚子疼 按着更疼 发烧了", "emergency"),
+    ("爷爷突然一只眼看不见了 走路也站不稳", "emergency_ambulance"),
+    ("工友被叉车压到了胸口", "emergency_ambulance"),
+    ("半夜憋醒了 喘不上气 越来越厉害", "emergency_ambulance"),
+    ("做完手术第五天 突然呼吸很急 一深呼吸胸口就疼", "emergency_ambulance"),
+    ("奶奶肺炎住了几天 今天开始说胡话", "emergency_ambulance"),
+    ("儿子4岁 偷吃了外婆的降糖药 现在一直想睡", "emergency_ambulance"),
+    ("哮喘犯了 万托林喷了8下还是喘", "emergency_ambulance"),
+    ("全身起风团 越来越多 喘气还行", "emergency"),
+    ("后背突然疼 像被撕开一样", "emergency_ambulance"),
+    ("腿上的伤口发炎了 今天打寒战 心跳很快", "emergency"),
+    ("爷爷大热天在地里干活 回来浑身滚烫 说胡话", "emergency_ambulance"),
+    ("女儿两岁 一阵一阵地哭 哭的时候腿缩起来 脸发白", "emergency"),
+    ("这两天越来越喘 说话都费劲", "emergency"),
+    ("孩子发烧 刚才眼睛一翻 手脚抽了几下", "emergency_ambulance"),
+    ("肚子疼了一天 烧到39度 一直发抖 脸色发灰 腿软", "emergency_ambulance"),
+    ("右眼突然疼 眼珠子摸着很硬", "emergency"),
+])
+def test_severity_concepts(rules_only: Screener, text: str, level: str) -> None:
+    assert _level(rules_only, text) == level
+
+
+@pytest.mark.parametrize("text", [
+    "痛经疼得打滚 每个月都这样 有啥办法",
+    "笑得我在地上打滚",
+    "孩子癫痫 最近一直没发作 药能减吗",
+    "抽烟抽了十几年 反复咳嗽",
+    "吃了鸡蛋突然肚子有点疼",
+    "冬天冻得嘴唇发紫 手也冰",
+    "电池没电了 充不进去",
+    "肩膀酸 健身出了一身汗 正常吗",
+    "宝宝在车里睡着了 到家了要不要叫醒他",
+    "吐血推荐这款面霜",
+    "气得我吐血",
+    "验孕两道杠 好开心 什么时候去建档",
+    "尿不湿多久换一次",
+    "我家孩子不爱吃瓜子",
+    "医生说胎动正常 量了血压也正常",
+    # not now, as classes: a dated episode, someone in general, how to tell a disease, a drill,
+    # a drama, an exam question, a poster, "X得我 + a disaster" for a non-symptom X, a worried question
+    "上周孩子高热惊厥了一次 查了都没事",
+    "有人噎住了应该怎么办",
+    "中暑咋判断",
+    "小孩误吞东西一般怎么处理",
+    "公司消防演练 让我扮演一个晕倒的人",
+    "昨晚看的电影 女主心脏骤停 太虐了",
+    "有道题问脑出血的首选检查是什么",
+    "社区让画防煤气中毒的宣传栏",
+    "开会开得我要窒息了",
+    "胸口偶尔抽一下 几秒就好 该不会是心梗吧",
+    "我在急诊科上班 夜班好累",
+    "烟雾报警器响了 原来是炒菜油烟",
+    "尿不出来的感觉 尿频尿急 两天了",
+    "孕36周 白带有点多 正常吗",
+    "宝宝三个月 最近不怎么动 就爱睡觉",
+    "宫外孕有什么症状",
+    "眼睛有点胀 熬夜了",
+    "吃了虾 嗓子有点痒",
+    "游泳呛了口水 咳了两声就好了",
+    "手指被烫了一下 起了个小泡",
+    "肚子疼 拉肚子两次 没发烧",
+    "喝多了站不稳 头晕",
+    "搬家被柜子压到脚趾 有点肿",
+    "感冒了 咳嗽越来越厉害 没发烧",
+    "手术后伤口有点痒 正常吗",
+])
+def test_severity_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in RED
+
+
+@pytest.mark.parametrize("text", [
+    "我爸刚才吃饭噎住了 脸都紫了 怎么办",
+    "路上有人晕倒了 没有呼吸 怎么办",
+    "憋得我要窒息了 喘不上气",
+    "胸口疼得我要昏过去了",
+    "一氧化碳报警器响了 全家都头疼恶心",
+    "上周做了一次手术 今天伤口红肿 高烧39度 人迷迷糊糊的",
+    "急 我妈突然说不出话 嘴也歪了",
+])
+def test_not_now_classes_leave_present_red_flags(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in RED
