@@ -96,12 +96,16 @@ def _level(screener: Screener, text: str) -> str:
     ("孩子发烧 刚才眼睛一翻 手脚抽了几下", "emergency_ambulance"),
     ("肚子疼了一天 烧到39度 一直发抖 脸色发灰 腿软", "emergency_ambulance"),
     ("右眼突然疼 眼珠子摸着很硬", "emergency"),
+    # a degree word between the neck and its stiffness still makes fever + stiff neck
+    ("头疼 发烧 脖子有点硬", "emergency"),
+    ("孩子发烧了 颈部有些僵", "emergency"),
 ])
 def test_severity_concepts(rules_only: Screener, text: str, level: str) -> None:
     assert _level(rules_only, text) == level
 
 
 @pytest.mark.parametrize("text", [
+    "发烧 脖子一点都不硬",
     "痛经疼得打滚 每个月都这样 有啥办法",
     "笑得我在地上打滚",
     "孩子癫痫 最近一直没发作 药能减吗",
