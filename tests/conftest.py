@@ -49,6 +49,14 @@ def empty_postgres() -> str:
     return PG_URL
 
 
+@pytest.fixture(scope="session")
+def rules_only():
+    """Every shipped triage rule set, no learned layer: what the rules alone make of a message."""
+    from bot.triage import load_all_triage
+    from bot.triage.screen import Screener
+    return Screener(load_all_triage(ROOT / "content"), None)
+
+
 @pytest.fixture
 def pg_url() -> str:
     """A fresh PostgreSQL database state: every carebot table dropped and migrated."""

@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.triage import load_all_triage
 from bot.triage.screen import Screener
-from tests.conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def rules_only() -> Screener:
-    return Screener(load_all_triage(ROOT / "content"), None)
 
 
 def _level(screener: Screener, text: str) -> str:

@@ -7,16 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.triage import load_all_triage
 from bot.triage.screen import Screener
-from tests.conftest import ROOT
 
 RED = ("emergency", "emergency_ambulance")
-
-
-@pytest.fixture(scope="module")
-def rules_only() -> Screener:
-    return Screener(load_all_triage(ROOT / "content"), None)
 
 
 def _level(screener: Screener, text: str) -> str:

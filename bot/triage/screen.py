@@ -112,8 +112,8 @@ class Screener:
         assert best is not None
         if best.is_emergency and best is not None:
             best = replace(best, emergency_numbers=self._numbers(own, best))
-        if self.model is not None and not best.is_emergency and long_enough(canonical(text)):
-            best = self._learned(text, best, own, layers, bool(symptoms))
+        if self.model is not None and not best.is_emergency and long_enough(norm := canonical(text)):
+            best = self._learned(norm, best, own, layers, bool(symptoms))
         return Screening(best, tuple(layers))
 
     def _ordered(self, own: TriageRules) -> list[tuple[str, TriageRules]]:
@@ -144,9 +144,9 @@ class Screener:
         question = learned.detail.get("question", self.model.heads["red_flag"].question)
         return float(learned.detail.get("red_flag", 0.0)) >= float(question)
 
-    def _learned(self, text: str, best: Assessment, own: TriageRules, layers: list[Layer], symptom: bool) -> Assessment:
+    def _learned(self, norm: str, best: Assessment, own: TriageRules, layers: list[Layer], symptom: bool) -> Assessment:
+        """The learned layer on the canonical text `norm`."""
         assert self.model is not None
-        norm = canonical(text)
         feats = features(norm)
         red, amb = self.model.heads["red_flag"], self.model.heads["ambulance"]
         t_red, question = red.cut(norm)  # the cut-offs chosen for this script (zh / en)
