@@ -6,12 +6,22 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 
+_SHIFT = timedelta(0)
+
+
+def shift_wall_clock(seconds: float) -> None:
+    """Test support: every real `Clock` reads the wall clock moved by `seconds` (the suite runs at a
+    pinned time of day, whatever hour CI starts it). Never called by the product itself."""
+    global _SHIFT
+    _SHIFT = timedelta(seconds=seconds)
+
+
 class Clock:
     def __init__(self, tz: str | tzinfo = "Asia/Shanghai"):
         self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc).astimezone(self.tz)
+        return (datetime.now(timezone.utc) + _SHIFT).astimezone(self.tz)
 
 
 class ManualClock(Clock):

@@ -10,15 +10,16 @@ import os
 import textwrap
 import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
 from bot.app import CareBot, load_config
-from bot.clock import ManualClock
+from bot.clock import ManualClock, shift_wall_clock
 from bot.coord import MemoryCoord
 from bot.settings import Settings
 from bot.store.migrate import upgrade
@@ -28,6 +29,46 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("DATABASE_URL_TEST", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REDIS_URL_TEST", "redis://127.0.0.1:6379/0")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--clock-at", default=os.environ.get("CAREBOT_TEST_CLOCK_AT", "10:00"), metavar="HH:MM",
+                     help="run every test that reads the real clock as if it were HH:MM in Asia/Shanghai today "
+                          "(default 10:00; `--clock-at 03:00` is the suite at night; `--clock-at off` reads "
+                          "the machine's clock unmoved). Tests with a ManualClock are not affected.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Pin the time of day the suite runs at, in this process and every Python process a test starts.
+
+    Quiet hours, rosters and SLA clocks depend on the hour: a suite that read the machine's clock would
+    pass by day and fail at night. Only the time of day moves (by less than 12 hours); elapsed time
+    still passes as it really does, so timeouts and sleeps behave as before."""
+    at = str(config.getoption("--clock-at")).strip()
+    if at.lower() == "off":
+        return
+    try:
+        hour, minute = (int(part) for part in at.split(":"))
+        target = time(hour, minute)
+    except ValueError:
+        raise pytest.UsageError(f"--clock-at {at!r}: expected HH:MM (e.g. 03:00) or 'off'") from None
+    zone = ZoneInfo("Asia/Shanghai")
+    now = datetime.now(zone)
+    shift = datetime.combine(now.date(), target, zone) - now
+    while shift > timedelta(hours=12):
+        shift -= timedelta(days=1)
+    while shift <= -timedelta(hours=12):
+        shift += timedelta(days=1)
+    shift_wall_clock(shift.total_seconds())
+    os.environ["CAREBOT_TEST_CLOCK_SHIFT"] = str(shift.total_seconds())
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT / "tests" / "clockshift"), os.environ.get("PYTHONPATH", "")) if p)
+
+
+def python_path() -> str:
+    """PYTHONPATH for a Python process a test starts: the repository, then what the suite set (the
+    clock shift of `--clock-at`, tests/clockshift), so the child reads the same time of day."""
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
 
 def _unreachable(what: str, exc: Exception) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.cli import main
 from bot.clock import ManualClock
 from bot.settings import Settings
-from tests.conftest import ROOT, T0, write_flows
+from tests.conftest import ROOT, python_path, T0, write_flows
 
 CAREBOT = [sys.executable, "-m", "bot.cli"]
 
@@ -89,7 +89,7 @@ def _free_port() -> int:
 def test_run_serves_health_and_metrics(tmp_path):
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "CAREBOT_PORT": str(port),
-           "CAREBOT_SECRET": "test-secret", "PYTHONPATH": str(ROOT)}
+           "CAREBOT_SECRET": "test-secret", "PYTHONPATH": python_path()}
     subprocess.run([*CAREBOT, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     proc = subprocess.Popen([*CAREBOT, "run", "--no-migrate"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -124,7 +124,7 @@ def test_run_serves_health_and_metrics(tmp_path):
 def test_run_with_a_broken_flow_says_where_and_exits(tmp_path):
     flows = write_flows(tmp_path / "flows", {"bad.yml": "id: bad\nsteps:\n  - sya: common.welcome\n"})
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "CAREBOT_PORT": str(_free_port()),
-           "CAREBOT_FLOWS": str(flows), "CAREBOT_SECRET": "test-secret", "PYTHONPATH": str(ROOT)}
+           "CAREBOT_FLOWS": str(flows), "CAREBOT_SECRET": "test-secret", "PYTHONPATH": python_path()}
     proc = subprocess.run([*CAREBOT, "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "bad.yml:3: steps[0]: unknown step type 'sya'" in proc.stderr

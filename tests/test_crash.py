@@ -10,12 +10,12 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from bot.store.store import OUTBOX
-from tests.conftest import ROOT
+from tests.conftest import ROOT, python_path
 from tests.flows_common import ECHO_FLOWS, ECHO_MESSAGES
 
 
 def run_worker(tmp_path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
-    env = {**os.environ, "CAREBOT_TEST_TMP": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "CAREBOT_TEST_TMP": str(tmp_path), "PYTHONPATH": python_path()}
     return subprocess.run([sys.executable, "-m", "tests.worker", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

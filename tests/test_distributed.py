@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from bot.clock import ManualClock
 from bot.coord.redis import RedisCoord
 from bot.store.store import EVENT, INBOX, OUTBOX, TIMER
-from tests.conftest import ROOT, T0
+from tests.conftest import ROOT, python_path, T0
 from tests.flows_common import ECHO_FLOWS, ECHO_MESSAGES
 from tests.test_crash import run_worker
 
@@ -22,7 +22,7 @@ def _spawn(tmp_path, *args: str) -> subprocess.Popen:  # type: ignore[no-untyped
     import os
     import sys
 
-    env = {**os.environ, "CAREBOT_TEST_TMP": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "CAREBOT_TEST_TMP": str(tmp_path), "PYTHONPATH": python_path()}
     return subprocess.Popen([sys.executable, "-m", "tests.worker", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

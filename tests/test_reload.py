@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.coord.redis import RedisCoord
-from tests.conftest import ROOT
+from tests.conftest import ROOT, python_path
 
 FLOWS = {"ask.yml": """
     id: ask
@@ -181,7 +181,7 @@ def test_carebot_reload_applies_a_good_change_refuses_a_broken_one_and_keeps_the
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "CAREBOT_PORT": str(port),
            "CAREBOT_FLOWS": str(flows), "CAREBOT_CONTENT": str(content), "CAREBOT_SECRET": "reload-secret",
-           "CAREBOT_MEDIA_DIR": str(tmp_path / "media"), "PYTHONPATH": str(ROOT)}
+           "CAREBOT_MEDIA_DIR": str(tmp_path / "media"), "PYTHONPATH": python_path()}
     env.pop("REDIS_URL", None)
     subprocess.run([*CAREBOT, "db", "upgrade"], cwd=tmp_path, env=env, check=True, capture_output=True)
     proc = subprocess.Popen([*CAREBOT, "run", "--no-migrate", "--log-format", "json"], cwd=tmp_path, env=env,
