@@ -248,6 +248,7 @@ class CareBot:
         await self.handoff.sweep_undispatched()  # tickets opened just before a crash
         if self.handoff.paging is not None:
             await self.handoff.paging.sweep()  # emergencies whose page never went out
+            await self.handoff.paging.warn_unstaffed()  # on-call people nobody can page: say so in the log
         if background:
             self.sender.start()
             self.timers.start()

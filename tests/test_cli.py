@@ -142,6 +142,19 @@ def test_staff_add_and_list(tmp_path, capsys):
     assert "d_wang\tdoctor\t王建国 主任医师\tdermatology" in capsys.readouterr().out
 
 
+def test_staff_add_without_a_terminal_or_a_password_says_how_to_give_one(tmp_path, capsys, monkeypatch):
+    """From a script (no terminal) the prompt cannot be asked: a clear message, not a traceback."""
+    monkeypatch.delenv("CAREBOT_STAFF_PASSWORD", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    url = f"sqlite:///{tmp_path / 'staff.db'}"
+    assert main(["staff", "add", "d_sun", "--name", "孙医生", "--database-url", url]) == 1
+    err = capsys.readouterr().err
+    assert "no password for d_sun" in err and "--password" in err and "CAREBOT_STAFF_PASSWORD" in err
+    assert "Traceback" not in err
+    assert main(["staff", "list", "--database-url", url]) == 0
+    assert "d_sun" not in capsys.readouterr().out  # nothing half-made
+
+
 def test_shipped_conversation_tests_run_every_step_type_and_repair_flow(capsys):
     assert main(["test", "tests/conversations", "--coverage"]) == 0
     out = capsys.readouterr().out

@@ -143,3 +143,18 @@ def test_inbox_rows_name_the_patient_preview_waiting_and_unread(clinic: Setup) -
     assert "cb-unread-count" not in row and "answered" in row
     assert ticket not in doctor.get("/console/inbox/rows?waiting=1").text
     assert ticket in doctor.get("/console/inbox/rows?mine=1").text
+
+
+def test_the_inbox_names_on_call_people_nobody_can_page(clinic: Setup) -> None:
+    """The shipped roster names d_sun, d_wu and d_zhou; this clinic made no accounts for them."""
+    for locale, words in (("en", "no console account"), ("zh-CN", "没有控制台账号")):
+        doctor = Browser(clinic, locale=locale)
+        doctor.login("d_li")
+        page = doctor.get("/console/inbox").text
+        banner = re.search(r'<p class="cb-unstaffed" role="alert">(.*?)</p>', page, re.S)
+        assert banner and words in banner.group(1) and "d_sun · d_wu · d_zhou" in banner.group(1)
+    for who in ("d_sun", "d_wu", "d_zhou"):
+        clinic.staff(who, who, departments=("emergency",))
+    doctor = Browser(clinic)
+    doctor.login("d_li")
+    assert "cb-unstaffed" not in doctor.get("/console/inbox").text

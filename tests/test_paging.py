@@ -5,6 +5,7 @@ receiver on loopback (a 500 then a retry, nothing acted on twice after a crash b
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 import threading
 import time
@@ -182,5 +183,53 @@ async def test_nobody_reachable_on_call_tells_the_patient_to_call_120_at_once(tm
         assert await bot.handoff.paging.acknowledge(ticket.id, await bot.handoff.staff("d_sun"))
         await bot.settle()
         assert platform.sent[-1].outbound.key == "paging.acknowledged" and "孙医生" in platform.sent[-1].outbound.text
+    finally:
+        await bot.stop()
+
+
+async def test_an_unstaffed_roster_is_named_at_start_and_a_lost_emergency_shows_to_anyone_signed_in(
+        tmp_path, sqlite_url, caplog):
+    """A fresh install: the roster names d_sun, d_wu and d_zhou, only a dermatologist has an account.
+    The log says whom nobody can page; the emergency that reached nobody is not hidden from the one
+    doctor who is signed in, who may read and take it."""
+    bot, platform, clock = build(tmp_path, sqlite_url)
+    await bot.handoff.add_staff("d_wang", "王建国", "doctor", "password123", departments=["dermatology"])
+    with caplog.at_level(logging.WARNING, logger="carebot.paging"):
+        await bot.start(background=False)
+    try:
+        assert await bot.handoff.paging.unstaffed() == ["d_sun", "d_wu", "d_zhou"]
+        warned = [r.getMessage() for r in caplog.records if r.name == "carebot.paging"]
+        assert len(warned) == 1 and "d_sun, d_wu, d_zhou" in warned[0] and "carebot staff add" in warned[0]
+        await bot.runtime.handle(platform.inbound("p1", "my dad's face is drooping and he can't talk", locale="en"))
+        await bot.settle()
+        ticket = await _ticket(bot)
+        assert ticket.paging == "unreachable"
+        wang = await bot.handoff.staff("d_wang")
+        assert not bot.handoff.can_view(wang, ticket)  # not her department ...
+        assert [a["ticket"] for a in await bot.handoff.paging.open_alerts(wang)] == [ticket.id]  # ... yet shown
+        assert await bot.handoff.paging.acknowledge(ticket.id, wang)
+        # once the roster's people have accounts, nothing is said
+        for who in ("d_sun", "d_wu", "d_zhou"):
+            await bot.handoff.add_staff(who, who, "doctor", "password123", departments=["emergency"])
+        assert await bot.handoff.paging.unstaffed() == []
+    finally:
+        await bot.stop()
+
+
+async def test_a_paged_emergency_stays_with_whom_it_was_paged_to(tmp_path, sqlite_url):
+    """Only a ladder that reached nobody opens an alert to everyone: a live page is not shown to a
+    doctor of another department who was not paged."""
+    bot, platform, clock = build(tmp_path, sqlite_url)
+    await bot.handoff.add_staff("d_sun", "孙医生", "doctor", "password123", departments=["emergency"])
+    await bot.handoff.add_staff("d_wang", "王建国", "doctor", "password123", departments=["dermatology"])
+    await bot.start(background=False)
+    try:
+        await bot.runtime.handle(platform.inbound("p1", "胸口剧痛出冷汗", locale="zh-CN"))
+        await bot.settle()
+        ticket = await _ticket(bot)
+        assert ticket.paging in ("paging", "delivered")
+        assert await bot.handoff.paging.open_alerts(await bot.handoff.staff("d_wang")) == []
+        assert [a["ticket"] for a in await bot.handoff.paging.open_alerts(await bot.handoff.staff("d_sun"))] \
+            == [ticket.id]
     finally:
         await bot.stop()

@@ -128,6 +128,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ev_acknowledged": ("已确认急诊", "acknowledged"),
     "ev_rerouted": ("转急诊值班", "re-routed to on call"),
     "on_call_now": ("当前急诊值班", "On call now"),
+    "on_call_unstaffed": ("急诊值班表中这些人没有控制台账号，急诊无法呼叫到他们（用 carebot staff add 创建）",
+                          "The on-call roster names people with no console account; an emergency cannot page them "
+                          "(create them with carebot staff add)"),
     "nobody": ("无人", "nobody"),
     "emergency_alert": ("急诊呼叫", "Emergency"),
     "acknowledge": ("确认接手", "Acknowledge"),

@@ -19,13 +19,15 @@ from bot.handoff.staff import HandoffError
 
 
 async def paging_values(ctx: Ctx) -> dict[str, Any]:
-    """For the inbox: the open emergency alerts this staff member should see, and who is on call."""
+    """For the inbox: the open emergency alerts this staff member should see, who is on call, and whom
+    the on-call roster names without an account (nobody can page them)."""
     paging = ctx.carebot.handoff.paging
     if paging is None:
-        return {"alerts": [], "on_call": []}
+        return {"alerts": [], "on_call": [], "unstaffed": []}
     member = await ctx.carebot.handoff.staff(ctx.me.id)
     assert member is not None
-    return {"alerts": await paging.open_alerts(member), "on_call": paging.on_call_now()}
+    return {"alerts": await paging.open_alerts(member), "on_call": paging.on_call_now(),
+            "unstaffed": await paging.unstaffed()}
 
 
 def paging_routes(web: Web) -> list[Route]:

@@ -21,6 +21,7 @@ said once: a conditional UPDATE of `ticket.paging` decides who says it.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from bot.handoff.service import HandoffService
     from bot.runtime.sender import Sender
     from bot.store.store import DueTimer
+
+log = logging.getLogger("carebot.paging")
 
 RUNGS = ("on_call", "next_on_call", "backup", "everyone")
 PAGER = "pager"  # the outbox channel of the pager webhook (adapters/pager)
@@ -66,6 +69,26 @@ class Paging:
     def on_call_now(self) -> list[OnCallShift]:
         """Who is on call for emergencies right now (the console shows it)."""
         return self.on_call.on_duty(self.service.clock.now()) if self.on_call else []
+
+    async def unstaffed(self) -> list[str]:
+        """On-call entries (`staff:` ids of on_call.shifts and backup) with no active console account,
+        in roster order. Without a pager gateway nobody can page them: an emergency in their hours
+        climbs the ladder past them, and if every rung is like that it reaches no one."""
+        if self.on_call is None or self.webhook:  # the gateway reaches ids and contacts without an account
+            return []
+        active = {m.id for m in await self.service.all_staff()}
+        wanted = [e.staff for e in (*self.on_call.shifts, *self.on_call.backup) if e.staff]
+        return list(dict.fromkeys(w for w in wanted if w not in active))
+
+    async def warn_unstaffed(self) -> list[str]:
+        """Say at start-up, in the log an operator reads, whom the on-call roster names but cannot page."""
+        missing = await self.unstaffed()
+        if missing:
+            log.warning("emergency on call: no console account for %s (content/handoff.yml on_call); an emergency "
+                        "cannot page them and, when nobody on the ladder is reachable, shows to every signed-in "
+                        "staff member as unanswered. Create the accounts: carebot staff add ID --name … --role doctor",
+                        ", ".join(missing))
+        return missing
 
     # -- the ladder --------------------------------------------------------------------------------
 
@@ -228,9 +251,10 @@ class Paging:
                                                                      "numbers": self.ambulance})
 
     def may_acknowledge(self, staff: StaffMember, ticket: Any, paged: list[str]) -> bool:
-        """Paged to them, on call now, or a ticket they may see anyway."""
+        """Paged to them, on call now, a ticket they may see anyway, or an emergency the ladder reached
+        nobody with (then whoever is signed in may take it: better than no one)."""
         return staff.id in paged or staff.id in {p.staff for p in self.on_call_now()} or \
-            can_view(staff, ticket)
+            getattr(ticket, "paging", "") == "unreachable" or can_view(staff, ticket)
 
     async def paged_staff(self, ticket_id: str) -> list[str]:
         rows = await self.service.store.read(lambda c: c.execute(sa.select(EVENTS.c.detail).where(
@@ -267,7 +291,8 @@ class Paging:
 
     async def open_alerts(self, staff: StaffMember) -> list[dict[str, Any]]:
         """Emergency alerts not yet acknowledged that this staff member should see (paged to them,
-        or their department's, or all for managers): the console lists them until acknowledged."""
+        or their department's, or all for managers; one that reached nobody on the ladder, everyone):
+        the console lists them until acknowledged."""
         rows = await self.service.store.read(lambda c: c.execute(sa.select(TICKET).where(
             TICKET.c.paging.in_(LIVE), TICKET.c.acknowledged_by == "",
             TICKET.c.status.in_(OPEN)).order_by(TICKET.c.opened_at)).all())

@@ -86,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
                     for p in problems:
                         print(f"{name}: {p}", file=sys.stderr)
                     return 1
-            password = args.password or os.environ.get("CAREBOT_STAFF_PASSWORD") or getpass.getpass(
-                f"password for {args.id}: ")
+            password = args.password or os.environ.get("CAREBOT_STAFF_PASSWORD") or _ask_password(name, args.id)
+            if password is None:
+                return 1
             if args.action == "add":
                 await bot.handoff.add_staff(args.id, args.name or args.id, args.role, password, title=args.title,
                                             departments=args.department or [])
@@ -103,6 +104,24 @@ def run(args: argparse.Namespace) -> int:
             await bot.stop()
 
     return asyncio.run(go())
+
+
+def _ask_password(name: str, staff_id: str) -> str | None:
+    """The password typed twice at a terminal; without one, say how else to give it (never a traceback)."""
+    if not sys.stdin.isatty():
+        print(f"{name}: no password for {staff_id}: run this in a terminal, or pass --password, or set "
+              "CAREBOT_STAFF_PASSWORD", file=sys.stderr)
+        return None
+    try:
+        first = getpass.getpass(f"password for {staff_id}: ")
+        again = getpass.getpass("the same password again: ")
+    except (EOFError, KeyboardInterrupt):
+        print(f"{name}: no password given; nothing changed", file=sys.stderr)
+        return None
+    if first != again:
+        print(f"{name}: the two passwords differ; nothing changed", file=sys.stderr)
+        return None
+    return first
 
 
 async def _list(bot: Any, at: str | None) -> int:
