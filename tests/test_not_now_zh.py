@@ -55,7 +55,17 @@ def _screen(screener: Screener, text: str):
     "累得我快晕过去了 明天的号能改约吗",
     "开会开得我脑溢血都要犯了",
     "这回南天闷得人透不过气 除湿机有用吗",
+    "心脏骤停黄金几分钟",
+    "高热惊厥以后会不会影响智力",
+    "同事说年纪轻轻也会猝死 吓得我睡不着",
+    "之前宫外孕切了一边输卵管 还能怀孕吗",
+    "拍一段溺水的科普视频 想请医生把关",
+    "等车等到我要心梗了",
+    "憋尿憋死了 厕所在哪",
+    "痛风疼得我想死 吃什么能好",
     # a worried question, a sign said not to be the alarming kind
+    "吃芒果嘴有点痒 会不会过敏休克",
+    "宝宝睡着了手抖一下 是抽搐吗",
     "脸有点不对称 是天生的 会是中风吗",
     "头疼 不是那种突然炸开的疼 就是有点胀",
 ])
@@ -73,6 +83,14 @@ def test_not_now_classes_stay_ordinary(rules_only: Screener, text: str) -> None:
     "上次脑梗过以后 今天早上又突然说不出话 嘴歪了",
     "累得晕倒了 叫不醒",
     "下个月要去旅游 刚才突然胸口压着疼 出冷汗",
+    # an activity named as the place it happened is no frame
+    "老师讲课的时候晕倒了 叫不醒",
+    "在驾校练车被车撞了 骨头露出来了",
+    "写论文写到凌晨 胸口压着疼 出冷汗",
+    "我是演员 拍戏从高处摔下来 昏迷了",
+    "下周要去爬山 这两天胸口压着疼 出冷汗",
+    "疼得我想死 真的不想活了",
+    "他是抽搐吗 全身一直在抖 叫不醒",
 ])
 def test_present_red_flags_in_the_same_words_still_fire(rules_only: Screener, text: str) -> None:
     assert _screen(rules_only, text).level in RED
