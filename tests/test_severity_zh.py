@@ -184,6 +184,15 @@ def test_not_now_classes_leave_present_red_flags(rules_only: Screener, text: str
     ("产后一周 她说有声音让她把孩子扔了", "emergency"),
     # blood seen in pregnancy in everyday words
     ("怀孕两个月 上厕所擦出来有血", "emergency"),
+    # diabetes with altered consciousness in everyday words
+    ("我妈有糖尿病 打了胰岛素没吃饭 现在说话颠三倒四", "emergency_ambulance"),
+    ("血糖2.1 人有点发懵", "emergency_ambulance"),
+    # a fever with purple spots and drowsiness
+    ("孩子高烧 腿上有瘀斑 一直昏睡", "emergency_ambulance"),
+    # a whole bottle of a sedative taken, whatever the numeral
+    ("她刚吞了一板安定", "emergency_ambulance"),
+    # the cord told as something hanging out
+    ("破水了 下面挂着一根软软的东西", "emergency_ambulance"),
 ])
 def test_round7_levels_by_modifier(rules_only: Screener, text: str, level: str) -> None:
     assert _level(rules_only, text) == level
@@ -196,6 +205,8 @@ def test_round7_levels_by_modifier(rules_only: Screener, text: str, level: str) 
     "孕32周 肚子疼没有 见红也没有 就是腰酸",
     "蹲久了站起来眼前一黑 一下就好了",
     "孩子把口香糖咽下去了",
+    "糖尿病十年了 最近老犯迷糊 记性不好",
+    "安眠药一瓶多少钱",
 ])
 def test_round7_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in RED
