@@ -193,6 +193,14 @@ def test_not_now_classes_leave_present_red_flags(rules_only: Screener, text: str
     ("她刚吞了一板安定", "emergency_ambulance"),
     # the cord told as something hanging out
     ("破水了 下面挂着一根软软的东西", "emergency_ambulance"),
+    # a burn told by how it happened and how it looks
+    ("炸东西的时候热油泼到胳膊上 有巴掌那么大一块", "emergency"),
+    ("洁厕灵溅到脚背 皮肤发白了", "emergency"),
+    ("小孩碰到了取暖器 手指烫白了", "emergency"),
+    # a button battery missing where a small child was playing
+    ("计算器的纽扣电池不见了 三岁的女儿刚才一直在玩它", "emergency"),
+    # bouts of crying with a jelly stool
+    ("宝宝一阵一阵哭闹 拉了果酱样的大便", "emergency"),
 ])
 def test_round7_levels_by_modifier(rules_only: Screener, text: str, level: str) -> None:
     assert _level(rules_only, text) == level
@@ -207,6 +215,9 @@ def test_round7_levels_by_modifier(rules_only: Screener, text: str, level: str) 
     "孩子把口香糖咽下去了",
     "糖尿病十年了 最近老犯迷糊 记性不好",
     "安眠药一瓶多少钱",
+    "煎鸡蛋被油溅了一下 有点红",
+    "遥控器的纽扣电池没电了 哪里能买",
+    "宝宝一阵一阵哭 是不是饿了",
 ])
 def test_round7_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in RED
