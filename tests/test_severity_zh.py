@@ -157,3 +157,76 @@ def test_severity_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> 
 ])
 def test_not_now_classes_leave_present_red_flags(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) in RED
+
+
+@pytest.mark.parametrize("text, level", [
+    # shock: pallor or cold hands beside injury, bleeding or severe pain; a low pressure beside an infection
+    ("出车祸被撞了 肚子越来越疼 脸色苍白", "emergency_ambulance"),
+    ("化疗第十天 发烧38.9 量血压只有80/50", "emergency_ambulance"),
+    # something out after the waters went: the cord until shown otherwise
+    ("羊水破了 下面好像有个东西滑出来了", "emergency_ambulance"),
+    # a swallowed battery: E; with blood, A
+    ("孩子吞了纽扣电池 吐出来的口水带血", "emergency_ambulance"),
+    ("孩子吞了纽扣电池 现在看着还好", "emergency"),
+    # a snake bite that spreads or turns black: A; a little swelling: E
+    ("被蛇咬了 小腿肿到膝盖了", "emergency_ambulance"),
+    ("被蛇咬了 有点肿", "emergency"),
+    # wild food picked and eaten, then poisoning symptoms
+    ("周末挖了野菜 采的蘑菇也一起炒了 现在一家人上吐下泻", "emergency_ambulance"),
+    # a head knock on an anticoagulant, with no other sign
+    ("我妈吃华法林 今天摔了磕到头 人看着还好", "emergency"),
+    # a death wish with the means in hand
+    ("不想活了 安眠药就在手里", "emergency_ambulance"),
+    # a fever with spots that keep spreading
+    ("发烧一天了 身上出血点越来越多", "emergency_ambulance"),
+    # a new mother acting on a delusion with the baby in her arms; voices alone stay E
+    ("老婆生完孩子 说孩子被人调包了 抱着孩子站在窗台边", "emergency_ambulance"),
+    ("产后一周 她说有声音让她把孩子扔了", "emergency"),
+    # blood seen in pregnancy in everyday words
+    ("怀孕两个月 上厕所擦出来有血", "emergency"),
+    # diabetes with altered consciousness in everyday words
+    ("我妈有糖尿病 打了胰岛素没吃饭 现在说话颠三倒四", "emergency_ambulance"),
+    ("血糖2.1 人有点发懵", "emergency_ambulance"),
+    # a fever with purple spots and drowsiness
+    ("孩子高烧 腿上有瘀斑 一直昏睡", "emergency_ambulance"),
+    # a whole bottle of a sedative taken, whatever the numeral
+    ("她刚吞了一板安定", "emergency_ambulance"),
+    # the cord told as something hanging out
+    ("破水了 下面挂着一根软软的东西", "emergency_ambulance"),
+    # a burn told by how it happened and how it looks
+    ("炸东西的时候热油泼到胳膊上 有巴掌那么大一块", "emergency"),
+    ("洁厕灵溅到脚背 皮肤发白了", "emergency"),
+    ("小孩碰到了取暖器 手指烫白了", "emergency"),
+    # a button battery missing where a small child was playing
+    ("计算器的纽扣电池不见了 三岁的女儿刚才一直在玩它", "emergency"),
+    # bouts of crying with a jelly stool
+    ("宝宝一阵一阵哭闹 拉了果酱样的大便", "emergency"),
+])
+def test_round7_levels_by_modifier(rules_only: Screener, text: str, level: str) -> None:
+    assert _level(rules_only, text) == level
+
+
+@pytest.mark.parametrize("text", [
+    "脸色有点发白 最近熬夜多",
+    "平时血压低 早上起来头晕",
+    "发烧38度 我血压低 一直这样",
+    "孕32周 肚子疼没有 见红也没有 就是腰酸",
+    "蹲久了站起来眼前一黑 一下就好了",
+    "孩子把口香糖咽下去了",
+    "糖尿病十年了 最近老犯迷糊 记性不好",
+    "安眠药一瓶多少钱",
+    "煎鸡蛋被油溅了一下 有点红",
+    "遥控器的纽扣电池没电了 哪里能买",
+    "宝宝一阵一阵哭 是不是饿了",
+])
+def test_round7_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in RED
+
+
+@pytest.mark.parametrize("text", [
+    "孕32周 肚子一阵阵疼 胎动没有了",
+    "怀孕20周 出血没有止住 已经一个小时了",
+    "我爸从昨晚到现在一滴尿都没有 肚子胀得难受",
+])
+def test_a_clause_final_none_denies_only_a_checklist(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in RED

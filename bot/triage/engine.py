@@ -32,6 +32,8 @@ from bot.understand.normalize import zh_number
 _TOKEN = re.compile(r"[a-z0-9']+|[^\x00-\x7f\s]")
 # "不正常", "not normal": an after-cue that is itself negated says nothing
 _NEGATED_AFTER = re.compile(r"(?:不|没|无|非|未).?$|\b(?:not|no|isn't|aren't|wasn't|never)\s+(?:\w+\s+)?$")
+# what may stand between a clause-final denial and the clause's end ("见红没有呢 …")
+_CLAUSE_TAIL = re.compile(r"[了呢啊吧的哦呀哈嘛\s，。,.;；!！?？、~～…]*")
 _EN_NUMBERS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
@@ -102,7 +104,18 @@ class _Negation:
             for start, end in terms.spans(hits)
             if not _NEGATED_AFTER.search(text[max(0, start - 20):start])
             and not any(s <= start and end <= e for s, e in skip)
+        ] + [
+            (start, end, reach)
+            for terms, reach in negation.after_final
+            for start, end in terms.spans(hits)
+            if not any(s <= start and end <= e for s, e in skip) and self._ends_clause(end)
         ]
+
+    def _ends_clause(self, position: int) -> bool:
+        """Nothing but particles and punctuation from `position` to the end of its clause."""
+        i = bisect_right(self.break_ends, position)
+        clause_end = self.break_ends[i] if i < len(self.break_ends) else len(self.text)
+        return _CLAUSE_TAIL.fullmatch(self.text, position, clause_end) is not None
 
     def clause(self, position: int) -> int:
         """The index of the clause a position is in."""
@@ -267,13 +280,14 @@ def _passed(norm: str, hits: Hits, nn: NotNow, fired: list[tuple[int, Rule, str]
 
 def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,
              present: dict[str, tuple[int, int]], found: dict[str, list[Span]]) -> Match | None:
-    """Drop (in place) the symptoms said in a clause that is about the past or a disease in general and
+    """Drop (in place) the symptoms said in a clause that is about the past or a disease in general, or
+    in any clause of a message framed as no patient's now (a drill, homework, a joke), when the clause
     has no present cue ("2019年心梗过一次", "what are the signs of a stroke"); the Match that says so.
     A symptom said again in a clause of now stays ("I read that chest pain can be serious, I've had
     chest pain for an hour"): its span moves to that clause."""
     nn = rules.not_now
     assert nn is not None
-    cues = [(kind, span) for kind, d in (("past", nn.past), ("general", nn.general))
+    cues = [(kind, span) for kind, d in (("past", nn.past), ("general", nn.general), ("frame", nn.frame))
             if d is not None and d.may_match(hits, norm) for span in d.find(norm, hits)]
     if not cues:
         return None
@@ -282,9 +296,15 @@ def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,
     cue_spans = [span for _, span in cues]
     now = [(s, e) for s, e in now if not _overlaps(s, e, cue_spans)]
     current = {negation.clause(s) for s, _ in now}
-    # a reading covers every clause it spans (如果有人|突然心脏骤停 cpr怎么做: 突然 starts a clause)
+    # a reading covers every clause it spans (如果有人|突然心脏骤停 cpr怎么做: 突然 starts a clause);
+    # a frame covers them all (公司搞消防演练 | 需要模拟有人窒息), and only in a message with no present
+    # cue at all (演习 | 刚才突然 | 有个同事真的晕倒了: 突然 ends a clause, the fall is in the next)
+    if now:
+        cues = [(kind, span) for kind, span in cues if kind != "frame"]
+    last = negation.clause(len(norm))
     over = {clause: (kind, span) for kind, span in cues
-            for clause in range(negation.clause(span[0]), negation.clause(span[1] - 1) + 1)}
+            for clause in (range(last + 1) if kind == "frame" else
+                           range(negation.clause(span[0]), negation.clause(span[1] - 1) + 1))}
     lowered = None
     for name, (start, _end) in list(present.items()):
         clause = negation.clause(start)

@@ -109,6 +109,9 @@ class Negation:
     # cues *after* a symptom in its clause that say it is fine ("喘气也正常", "breathing is fine"),
     # grouped by reach (tokens after the term); void when negated themselves ("不正常")
     after: tuple[tuple[Terms, int], ...] = ()
+    # cues after a symptom that deny it only when they end its clause ("见红没有", "破水也没有"; not
+    # "出血没有止住"), grouped by reach
+    after_final: tuple[tuple[Terms, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class NotNow:
     `hyperbole` phrases shield the symptom words inside them ("gonna give me a heart attack", 饿死了).
     `past` events that are over and `general` questions about a disease lower a message's rule level to
     the default — only when no `present` cue (刚才, 突然, right now, again…) says it is happening now.
+    They cover the clauses they span; a `frame` (a drill, a course, homework, a joke, a pet) covers the
+    whole message, each clause with a present cue still excepted.
     """
 
     past: Symptom | None
@@ -126,6 +131,7 @@ class NotNow:
     present: Symptom | None
     passed: Symptom | None = None  # "20分钟就好了", "back to normal": signs that have gone (rules opt in)
     ongoing: Symptom | None = None  # "还是", "still": they have not
+    frame: Symptom | None = None  # "消防演习", "开个玩笑": the whole message is not a patient now
 
 
 @dataclass(frozen=True)

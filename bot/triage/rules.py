@@ -25,13 +25,13 @@ _TRIAGE_KEYS = (
     "locale", "default_level", "emergency_numbers", "replies", "negation",
     "patient_in_text", "not_now", "symptoms", "rules",
 )
-_NOT_NOW_KEYS = ("past", "general", "hyperbole", "present", "passed", "ongoing")
+_NOT_NOW_KEYS = ("past", "general", "frame", "hyperbole", "present", "passed", "ongoing")
 _SYMPTOM_KEYS = ("keywords", "patterns", "exclude")
 _RULE_KEYS = (
     "id", "level", "passed_level", "symptoms", "keywords", "patterns", "exclude", "requires_any", "requires_all",
     "patient", "department", "reply", "numbers",
 )
-_NEGATION_KEYS = ("cues", "after", "not_negation", "clause_breaks")
+_NEGATION_KEYS = ("cues", "after", "after_final", "not_negation", "clause_breaks")
 _PATIENT_TEXT_KEYS = ("age", "age_units", "newborn", "pregnant")
 # Sentence punctuation always ends a clause (a full stop between digits is a decimal point), and so
 # does a space between two Chinese characters: "没有发烧 胸口疼" is two clauses.
@@ -162,6 +162,12 @@ class _Loader(YamlChecker):
             self.problem(self.line(node, "after"), "negation.after", "must map each cue to its reach in tokens, e.g. {正常: 3}")
             after = {}
         after_by_reach = self._reaches(after, "negation.after")
+        final = node.get("after_final") or {}
+        if not isinstance(final, dict):
+            self.problem(self.line(node, "after_final"), "negation.after_final",
+                         "must map each cue to its reach in tokens, e.g. {没有: 1}")
+            final = {}
+        final_by_reach = self._reaches(final, "negation.after_final")
         skip = self.strings(node, "not_negation", "negation.not_negation")
         breaks = self.strings(node, "clause_breaks", "negation.clause_breaks")
         return Negation(
@@ -170,6 +176,7 @@ class _Loader(YamlChecker):
             clause_breaks=self.phrases.add(breaks),
             punctuation=_CLAUSE_PUNCTUATION,
             after=tuple((self.phrases.add(words), reach) for reach, words in sorted(after_by_reach.items())),
+            after_final=tuple((self.phrases.add(words), reach) for reach, words in sorted(final_by_reach.items())),
         )
 
     def _reaches(self, cues: dict, where: str) -> dict[int, list[str]]:

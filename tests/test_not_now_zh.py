@@ -1,0 +1,109 @@
+"""zh-CN "not now" as classes (content/triage/zh-CN.yml `not_now`, docs/triage.md "Round 7, zh-CN"):
+a message framed as no patient's now (a drill, a course, homework, a survey, a joke, an animal, a trip
+being prepared for), a condition named as the subject of a knowledge question, a dated past with the
+aspect 过, hyperbole about money, names and nuisances. Each class has ordinary messages that must stay
+ordinary and present red flags in the same words that must still fire. Written for this file, not
+taken from the blind sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.triage.screen import Screener
+
+RED = ("emergency", "emergency_ambulance")
+
+
+def _screen(screener: Screener, text: str):
+    return screener.screen(text, "zh-CN").assessment
+
+
+@pytest.mark.parametrize("text", [
+    # a frame: drills, courses, homework, exam questions, surveys, articles, insurance, first-aid kits
+    "下周单位搞应急演习 要有人扮演晕倒的 我该怎么演才像",
+    "驾照考试题：伤员大出血应该先做什么 选项看不懂",
+    "我们护理专业的作业：写出心脏骤停的判断流程",
+    "在给社区做问卷 想了解大家知不知道脑卒中的早期信号",
+    "想买重疾险 问问脑梗算不算重疾",
+    "车上想备个急救包 止血带和三角巾要不要放",
+    # the writer's own joke
+    "被老板气得胸口疼 开个玩笑 想问下体检几点开始",
+    # an animal as the one it happened to
+    "我家兔子吃了老鼠药 抽了两下 附近有宠物医院吗",
+    "小区的流浪狗被车撞了 流了好多血 谁管",
+    # getting ready for a trip, learning ahead
+    "暑假准备去海边玩 万一有人溺水 先做什么 提前学一下",
+    # a condition named as the subject of a knowledge question
+    "肺栓塞是怎么引起的",
+    "什么叫热射病",
+    "宫外孕和阑尾炎哪个更危险",
+    "癫痫的症状有哪些",
+    "什么时候要叫救护车 什么时候自己打车去医院就行",
+    "朋友说他有轻生的念头我该怎么跟他聊",
+    "中暑的人能不能马上喝冰水",
+    "梦见自己吐血 是不是不吉利",
+    # a dated or aged past with 过, after that time, a past birth
+    "2019年做过一次心脏支架 现在每年复查 这次挂哪个科",
+    "五岁的时候抽过一次 之后再没犯 现在想考驾照",
+    "上次胃出血那次之后一直吃奥美拉唑 还要吃多久",
+    "28周生的早产儿 现在两岁了 发育正常吗",
+    "上个月是脑梗 住了两周院 出院的药能停吗",
+    # hyperbole: money and things, a name, a sight, almost fainting, a disease about to flare, the weather
+    "基金又大出血了 心态崩了 能开点助眠的药吗",
+    "这个电影叫窒息 有人看过吗",
+    "看到体检报告的价格我当场心梗了",
+    "累得我快晕过去了 明天的号能改约吗",
+    "开会开得我脑溢血都要犯了",
+    "这回南天闷得人透不过气 除湿机有用吗",
+    "心脏骤停黄金几分钟",
+    "高热惊厥以后会不会影响智力",
+    "同事说年纪轻轻也会猝死 吓得我睡不着",
+    "之前宫外孕切了一边输卵管 还能怀孕吗",
+    "拍一段溺水的科普视频 想请医生把关",
+    "等车等到我要心梗了",
+    "憋尿憋死了 厕所在哪",
+    "痛风疼得我想死 吃什么能好",
+    # a worried question, a sign said not to be the alarming kind
+    "吃芒果嘴有点痒 会不会过敏休克",
+    "宝宝睡着了手抖一下 是抽搐吗",
+    "脸有点不对称 是天生的 会是中风吗",
+    "头疼 不是那种突然炸开的疼 就是有点胀",
+])
+def test_not_now_classes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level not in RED
+
+
+@pytest.mark.parametrize("text", [
+    "我们在搞消防演习 突然有个同事真的晕倒了 叫不醒",
+    "不是开玩笑 我真的不想活了",
+    "我以为他在开玩笑 结果他把一整瓶安眠药都吃了",
+    "活着没意思 开个玩笑啦",
+    "被狗咬了 流了好多血 止不住",
+    "我爸心梗了为什么还不让喝水 现在胸口疼得出冷汗",
+    "上次脑梗过以后 今天早上又突然说不出话 嘴歪了",
+    "累得晕倒了 叫不醒",
+    "下个月要去旅游 刚才突然胸口压着疼 出冷汗",
+    # an activity named as the place it happened is no frame
+    "老师讲课的时候晕倒了 叫不醒",
+    "在驾校练车被车撞了 骨头露出来了",
+    "写论文写到凌晨 胸口压着疼 出冷汗",
+    "我是演员 拍戏从高处摔下来 昏迷了",
+    "下周要去爬山 这两天胸口压着疼 出冷汗",
+    "疼得我想死 真的不想活了",
+    "他是抽搐吗 全身一直在抖 叫不醒",
+])
+def test_present_red_flags_in_the_same_words_still_fire(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level in RED
+
+
+def test_a_frame_covers_every_clause_but_one_with_a_present_cue(rules_only: Screener) -> None:
+    drill = _screen(rules_only, "公司在搞演习 模拟有人烧伤 还有人窒息")
+    assert drill.level not in RED
+    assert any(m.rule == "not_now:frame" for m in drill.matched)
+    real = _screen(rules_only, "公司在搞演习 刚才有人真的从梯子上摔下来 没有呼吸了")
+    assert real.level == "emergency_ambulance"
+
+
+def test_a_passed_tia_in_everyday_words_is_emergency(rules_only: Screener) -> None:
+    assert _screen(rules_only, "我妈刚才一边脸麻 嘴角歪了 过了一会儿就好了").level == "emergency"
+    assert _screen(rules_only, "我妈刚才一边脸麻 嘴角歪了 过了一会儿还是歪的").level == "emergency_ambulance"
