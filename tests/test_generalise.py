@@ -173,3 +173,88 @@ def test_misses_as_classes(rules_only: Screener, text: str) -> None:
 ])
 def test_look_alikes_of_the_misses_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+# Round 7 (en): red flags told tersely or roundabout, and the look-alikes each class must leave alone.
+# Written for this file, not from the blind sets.
+@pytest.mark.parametrize("text, level", [
+    ("got up this morning blind in right eye, no pain", "emergency"),
+    ("my dad's catheter bag has been empty since lunch and his belly is swelling", "emergency"),
+    ("grandad's bladder feels full and nothing will come out, he's in agony", "emergency"),
+    ("37 weeks, baby a lot quieter since yesterday", "emergency"),
+    ("33+2, just tiny flutters today instead of her usual kicks", "emergency"),
+    ("30+5 and my pants keep getting wet, clear and no smell", "emergency"),
+    ("lately I've been thinking about not being here anymore", "emergency"),
+    ("he texted that he wishes he would never wake up", "emergency"),
+    ("rope is in the garage. doing it tonight", "emergency_ambulance"),
+    ("having urges to cut again after 2 years clean", "emergency"),
+    ("my partner had our baby 10 days ago and now says she's the chosen one and the neighbours are watching us",
+     "emergency"),
+    ("my wife gave birth 3 weeks ago and she's standing at the open window with the baby", "emergency_ambulance"),
+    ("I took my blood pressure pills twice this morning by mistake, bisoprolol", "emergency"),
+    ("mum's been taking her methotrexate every day this week instead of once a week", "emergency"),
+    ("my 2 year old chewed a nicotine pouch he found in my bag", "emergency"),
+    ("my hernia popped out while lifting and I can't push it back in, it's tender", "emergency"),
+    ("bp 185/100 on the left arm and 135/80 on the right, back pain", "emergency_ambulance"),
+    ("it feels exactly like before my stents, pressure across the chest", "emergency_ambulance"),
+    ("grandma in her flat during the heatwave, very hot and mumbling, not with it", "emergency_ambulance"),
+    ("my brother says he's going to drive his car into a tree tonight", "emergency_ambulance"),
+    # levels by RED-FLAGS.md's modifiers
+    ("heavy feeling behind the breastbone going into both arms", "emergency_ambulance"),
+    ("same as my last heart attack, started 10 minutes ago", "emergency_ambulance"),
+    ("type 1, meter says HI, vomiting and now very drowsy", "emergency_ambulance"),
+    ("sudden thunderclap headache an hour ago and now she's confused", "emergency_ambulance"),
+    ("car crash on the bypass, my passenger can't feel her legs", "emergency_ambulance"),
+    ("hit his head on the bottom of the pool, now his arms and legs are tingling", "emergency_ambulance"),
+    ("had my second baby 5 days ago, soaking a pad every half hour and I feel faint", "emergency_ambulance"),
+    ("my chest is tight and heavy, pain in my left arm and I feel sick", "emergency_ambulance"),
+    ("sugar 2.3 after juice and biscuits, he's very drowsy and can't swallow properly", "emergency_ambulance"),
+    ("my 6 week old is floppy and has a temperature", "emergency_ambulance"),
+    ("allergic to cashews, had a bite of a cookie, now hives and her voice sounds hoarse", "emergency_ambulance"),
+    ("dad is 82, sitting bolt upright gasping for air, pink frothy spit", "emergency_ambulance"),
+    ("my epileptic son had a fit, then another straight after, hasn't woken up", "emergency_ambulance"),
+    ("grandma has a urine infection, very sleepy and her knees look purple and blotchy", "emergency_ambulance"),
+    ("brother dragged from the river, wasn't breathing for a bit", "emergency_ambulance"),
+    ("mum found in the garage with the car engine running, she's drowsy", "emergency_ambulance"),
+    ("toddler chewed a laundry capsule", "emergency"),
+    ("on apixaban, bleeding from my bottom since this morning", "emergency"),
+    ("on rivaroxaban, nose bleed 50 mins and counting", "emergency"),
+    ("38 weeks, she's normally going crazy at bedtime but tonight nothing at all", "emergency"),
+    ("nearly fainted in the shower, felt fine after sitting down", "consultation"),   # a near-faint: no rule
+    ("sugar 2.9, had some juice, now 3.2 but still confused", "emergency"),          # hypo, confused, not drowsy: E
+])
+def test_terse_and_roundabout_red_flags(rules_only: Screener, text: str, level: str) -> None:
+    assert _level(rules_only, text) == level
+
+
+@pytest.mark.parametrize("text", [
+    "I'm blind in my left eye since birth, can I still drive",
+    "how often should a long-term catheter be changed",
+    "33+2 and the baby is kicking like a footballer, when should I pack my hospital bag",
+    "my pants got wet in the rain, lol, is it ok to come in scruffy",
+    "sometimes I wish I didn't have to wake up so early for work",
+    "I took my vitamins twice today, is that a problem",
+    "my hernia pops out when I cough but goes straight back in, when is the op",
+    "my friend wants to learn to drive her car on the motorway",
+    "it feels like a bruise, same as before when I knocked it on the table",
+    "I can't lift my arm above my head since the frozen shoulder started",
+    "penicillin allergy: I had an allergic reaction to amoxicillin before, is doxycycline ok",
+    "stroke versus TIA, what's the difference",
+    "can you get carbon monoxide poisoning from a gas hob",
+    "what counts as a high temperature for a toddler",
+    "my heart stopped at that electricity bill, is there a payment plan for prescriptions",
+    "her favourite song is heart attack by some pop band",
+    "the cardiac arrest scene in that hospital drama was intense",
+    "need extra insulin pens for my holiday in spain",
+    "the waiting list is suffocating me, any update on my referral",
+    "nearly passed out at the price of the dentist, do you take cards",
+    "had a heat stroke 3 summers ago in greece, any tips for this year",
+    "I bled a lot after my first baby, now pregnant again at 12 weeks, will they plan for it",
+    "our dog is choking on his food less since we got the slow bowl",
+    "the lifeguard pulled a kid from the pool in the lesson to practise rescues",
+    "can I leave the car engine running in the garage to warm it up in winter",
+    "my nosebleed lasted 5 mins and stopped, I'm not on any thinners",
+    "on warfarin, does it matter if my INR was 3.2 last week",
+])
+def test_round_7_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
