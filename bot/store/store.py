@@ -15,7 +15,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from bot.store import models as t
-from bot.store.db import Checkpointer, is_postgres, make_engine
+from bot.store.checkpoint import Checkpointer
+from bot.store.db import is_postgres, make_engine
 from bot.store.fastsql import BulkInsert, BulkUpdate, FastStatement
 from bot.store.writer import BatchWriter, Grouped
 from bot.types import (
@@ -174,7 +175,8 @@ class Store:
         self._stmts = _Statements(self.engine.dialect)
         self._sent_marks: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="carebot-reader")
-        self._checkpointer = None if self.postgres or ":memory:" in url else Checkpointer(self.engine)
+        self._checkpointer = None if self.postgres or ":memory:" in url else Checkpointer(
+            str(self.engine.url.database), self.writer, synchronous=sqlite_synchronous)
         # effects a part of bot defines for itself (bot/groups: the moderation log, the banlist),
         # written in the turn's transaction: effect kind → writer(conn, effect, commit)
         self.effect_writers: dict[str, Callable[[Connection, Effect, TurnCommit], None]] = {}
