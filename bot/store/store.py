@@ -175,11 +175,13 @@ class Store:
         self._stmts = _Statements(self.engine.dialect)
         self._sent_marks: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="carebot-reader")
+        sqlite_file = None if self.postgres or self.engine.url.database in (None, "", ":memory:") \
+            else self.engine.url.database
         # SQLite: point reads on the event loop (see `load`); None until the first one
-        self._inline_reads = not self.postgres and ":memory:" not in url
+        self._inline_reads = sqlite_file is not None
         self._loop_reader: Connection | None = None
-        self._checkpointer = None if self.postgres or ":memory:" in url else Checkpointer(
-            str(self.engine.url.database), self.writer, synchronous=sqlite_synchronous)
+        self._checkpointer = None if sqlite_file is None else Checkpointer(
+            sqlite_file, self.writer, synchronous=sqlite_synchronous)
         # effects a part of bot defines for itself (bot/groups: the moderation log, the banlist),
         # written in the turn's transaction: effect kind → writer(conn, effect, commit)
         self.effect_writers: dict[str, Callable[[Connection, Effect, TurnCommit], None]] = {}
