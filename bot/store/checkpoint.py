@@ -77,6 +77,7 @@ class Checkpointer:
         self.checkpoints = 0
         self.truncates = 0
         self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # the thread, `close` and callers (the bench) share the connection
         self._seen_batches = writer.batches
         self._active_at = monotonic()
         self._truncated = True  # nothing written yet since start
@@ -130,9 +131,10 @@ class Checkpointer:
     def checkpoint(self, mode: str = "PASSIVE") -> bool:
         """Returns whether the checkpoint copied back the whole WAL (False: busy, or it failed)."""
         try:
-            if self._conn is None:
-                self._conn = self._connect()
-            busy, frames, copied = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            with self._lock:
+                if self._conn is None:
+                    self._conn = self._connect()
+                busy, frames, copied = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error:  # the database is busy or gone: try again at the next step
             log.debug("checkpoint skipped", exc_info=True)
             return False
@@ -154,6 +156,7 @@ class Checkpointer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.checkpoint("TRUNCATE")
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
