@@ -182,8 +182,10 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
         # latency at half the throughput, open loop: messages leave on schedule whatever happens.
         # Start from a settled system: the saturation run left a long WAL whose checkpoint would
         # otherwise run during the measurement, on the same (pinned) core.
-        if bot.store._checkpointer is not None:
-            await asyncio.to_thread(bot.store._checkpointer.checkpoint, "RESTART")
+        checkpointer = bot.store._checkpointer
+        if checkpointer is not None:
+            await asyncio.to_thread(checkpointer.checkpoint, "RESTART")
+        checkpoints = checkpointer.checkpoints if checkpointer is not None else 0
         gc.collect()
         rate = throughput / 2
         total = max(200, int(rate * seconds))
@@ -217,6 +219,9 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
         await asyncio.gather(*pending)
         offered_seconds = time.perf_counter() - t_start
         marks.stop()
+        # how many background checkpoints ran inside the measurement: a phase too short for the
+        # schedule (64 MB of WAL) would measure none and flatter the tail
+        checkpoints = checkpointer.checkpoints - checkpoints if checkpointer is not None else 0
         await bot.sender.idle()
         latencies.sort()
         result = {
@@ -231,6 +236,7 @@ async def bench_runtime(settings: Settings, conversations: int, messages: int, s
             "p50_ms": round(statistics.median(latencies) * 1000, 2),
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
             "p99_tail_ms": marks.tail(),
+            "wal_checkpoints": checkpoints,
             "delivered": len(adapter.sent),
             "commit_batches": bot.store.writer.batches,
             "turns_per_commit": round(bot.store.writer.items / max(1, bot.store.writer.batches), 1),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+from bot.store.checkpoint import HARD_PAGES
 
 log = logging.getLogger("carebot.store")
 
@@ -48,8 +49,9 @@ def make_engine(url: str, *, pool_size: int = 8, sqlite_synchronous: str = "NORM
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             # Checkpoints (copying the WAL back, with an fsync) run in the Checkpointer's thread,
-            # not inside a commit on the event loop, where one took tens of milliseconds.
-            cur.execute("PRAGMA wal_autocheckpoint=0")
+            # not inside a commit on the event loop, where one took tens of milliseconds; a commit
+            # checkpoints only if that thread fell HARD_PAGES behind (bot/store/checkpoint.py).
+            cur.execute(f"PRAGMA wal_autocheckpoint={HARD_PAGES}")
 
             cur.close()
 
@@ -72,30 +74,3 @@ PG_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10,
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
-
-
-class Checkpointer:
-    """Keeps a SQLite WAL short from a thread of its own (PASSIVE: never blocks the writer)."""
-
-    def __init__(self, engine: Engine, interval: float = 1.0):
-        self.engine = engine
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="carebot-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.checkpoint("PASSIVE")
-
-    def checkpoint(self, mode: str = "PASSIVE") -> None:
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
-        except Exception:  # a busy database: try again next time
-            log.debug("checkpoint skipped", exc_info=True)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.checkpoint("TRUNCATE")

@@ -92,6 +92,12 @@ class BatchWriter:
             self._inline.append((fn, fut, loop))
         return fut
 
+    @property
+    def waiting(self) -> bool:
+        """Writes submitted and not yet written. Read from another thread (the checkpointer): a
+        moment's view, which is all it needs."""
+        return bool(self._inline) or self._spilled > 0 or any(not q.empty() for q in self._queues)
+
     def _flush_inline(self) -> None:
         """Write what this loop tick submitted, on the loop — unless another process holds SQLite's
         write lock: then the batch goes to the spill thread, which waits for the lock off the
