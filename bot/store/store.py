@@ -155,6 +155,9 @@ class _Statements:
             self.bulk_timer_insert = BulkInsert(TIMER, [
                 "org", "conversation_id", "name", "due_at", "payload", "status", "created_at", "claimed_by"], dialect)
             self.bulk_event_insert = BulkInsert(EVENT, ["org", "conversation_id", "kind", "data", "at"], dialect)
+            self.bulk_timer_cancel = BulkUpdate(TIMER, {"cid": "conversation_id", "tname": "name"}, [], dialect,
+                                                extra="status = 'cancelled'",
+                                                only="t.status IN ('pending', 'claimed')")
             self.bulk_outbox_sent = BulkUpdate(OUTBOX, {"rid": "id"}, ["sent_at", "platform_message_id"], dialect,
                                                extra="status = 'sent', lease_until = NULL, attempts = t.attempts + 1")
 
@@ -312,7 +315,7 @@ class Store:
                 if mine:
                     claimed[k].append(Claimed(row[0], commits[k].conversation_id, ob))  # type: ignore[index]
         if cancels:
-            st.timer_cancel.executemany(conn, cancels)
+            st.bulk_timer_cancel.execute(conn, cancels)
         if timers:
             st.bulk_timer_insert.execute(conn, timers)
         if events:
