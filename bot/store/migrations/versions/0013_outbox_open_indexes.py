@@ -1,16 +1,15 @@
-"""outbox and timer: the indexes the sender and the timer loop search hold only live rows
+"""PostgreSQL: the outbox's and the timer's search indexes hold only live rows; conversation fillfactor
 
-A delivery mark (`status = 'sent'`) changes an indexed column, so PostgreSQL writes a new entry
-into every index of the row; with the due and open indexes partial (`status IN ('pending',
-'sending')`) the delivered row enters neither, and both stay the size of what is in flight. The
-open index now orders a conversation's undelivered rows by id, which is what the sweep's
-"an earlier row is still out" test and the turn's "a reply is out elsewhere" query ask. Likewise
-the timer's due index holds only timers still to fire (`pending`, `claimed`): firing, cancelling or
-replacing a timer adds no entry to it.
+PostgreSQL only: SQLite's planner uses a partial index only for a query that repeats its WHERE
+word for word, so its indexes stay as they were. A delivery mark (`status = 'sent'`) changes an
+indexed column, so PostgreSQL writes a new entry into every index of the row; with the due and
+open indexes partial (`status IN ('pending', 'sending')`) the delivered row enters neither, and
+both stay the size of what is in flight. Likewise the timer's due index holds only timers still
+to fire (`pending`, `claimed`): firing, cancelling or replacing a timer adds no entry to it.
 
-On PostgreSQL the conversation table leaves a third of each page free (fillfactor 70): every turn
-rewrites its conversation's row, and with room on the page the new version is a heap-only tuple
-(no index entry); a full page made about three updates in ten move and enter every index again.
+The conversation table leaves 30 % of each page free (fillfactor 70): every turn rewrites its
+conversation's row, and with room on the page the new version is a heap-only tuple (no index
+entry); with full pages about three updates in ten moved and entered every index again.
 
 Revision ID: 0013
 Revises: 0012
@@ -31,21 +30,21 @@ LIVE = sa.text("status IN ('pending', 'claimed')")
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
     op.drop_index('ix_outbox_due', 'outbox')
     op.drop_index('ix_outbox_open', 'outbox')
-    op.create_index('ix_outbox_due', 'outbox', ['status', 'next_attempt_at'], postgresql_where=OPEN,
-                    sqlite_where=OPEN)
-    op.create_index('ix_outbox_open', 'outbox', ['conversation_id', 'id'], postgresql_where=OPEN,
-                    sqlite_where=OPEN)
+    op.create_index('ix_outbox_due', 'outbox', ['status', 'next_attempt_at'], postgresql_where=OPEN)
+    op.create_index('ix_outbox_open', 'outbox', ['conversation_id', 'status'], postgresql_where=OPEN)
     op.drop_index('ix_timer_due', 'timer')
-    op.create_index('ix_timer_due', 'timer', ['status', 'due_at'], postgresql_where=LIVE, sqlite_where=LIVE)
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE conversation SET (fillfactor = 70)")
+    op.create_index('ix_timer_due', 'timer', ['status', 'due_at'], postgresql_where=LIVE)
+    op.execute("ALTER TABLE conversation SET (fillfactor = 70)")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE conversation RESET (fillfactor)")
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute("ALTER TABLE conversation RESET (fillfactor)")
     op.drop_index('ix_timer_due', 'timer')
     op.create_index('ix_timer_due', 'timer', ['status', 'due_at'])
     op.drop_index('ix_outbox_open', 'outbox')
