@@ -285,9 +285,12 @@ class DoseFirer:
         stmt = self._claims.get((limit, stale))
         if stmt is None:
             now = sa.bindparam("now", type_=TIMER.c.due_at.type)
-            due = (sa.and_(TIMER.c.status == "claimed", TIMER.c.name.like(f"{DOSE}:%"), TIMER.c.lease_until < now)
-                   if stale else sa.and_(TIMER.c.status == "pending", TIMER.c.name.like(f"{DOSE}:%"),
-                                         TIMER.c.due_at <= now))
+            # statuses as literals: ix_timer_due holds only live timers (migration 0013), which a
+            # bound parameter in a prepared statement's generic plan could not prove
+            due = (sa.and_(TIMER.c.status == sa.literal_column("'claimed'"), TIMER.c.name.like(f"{DOSE}:%"),
+                           TIMER.c.lease_until < now)
+                   if stale else sa.and_(TIMER.c.status == sa.literal_column("'pending'"),
+                                         TIMER.c.name.like(f"{DOSE}:%"), TIMER.c.due_at <= now))
             ids = sa.select(TIMER.c.id).where(due).order_by(TIMER.c.due_at, TIMER.c.id).limit(limit)
             if self.pg:
                 ids = ids.with_for_update(skip_locked=True)

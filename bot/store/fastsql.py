@@ -159,11 +159,11 @@ class BulkUpdate:
     """Many rows, each with its own values, in one PostgreSQL statement:
     `UPDATE t SET c = v.c, … FROM unnest(%(c)b::type[], …) AS v(…) WHERE t.k = v.k …`. `match` names
     the parameters that pick a row (parameter → column), `columns` those written; `extra` is more
-    SET text (`status = 'sent'`). `execute` returns the values of `returning` (a column of the table)
+    SET text (`status = 'sent'`), `only` more WHERE text (`t.status = 'pending'`). `execute` returns the values of `returning` (a column of the table)
     of the rows it wrote, as a list (a row whose match failed is simply absent)."""
 
     def __init__(self, table: Any, match: dict[str, str], columns: list[str], dialect: Dialect, *,
-                 extra: str = "", returning: str = ""):
+                 extra: str = "", only: str = "", returning: str = ""):
         quote = dialect.identifier_preparer.quote
         self.params = list(match) + columns
         column_of = {**match, **{c: c for c in columns}}
@@ -171,7 +171,7 @@ class BulkUpdate:
                            if (proc := table.c[column_of[p]].type._cached_bind_processor(dialect)) is not None}
         arrays = ", ".join(f"%({p})b::{_pg_array(table.c[column_of[p]])}" for p in self.params)
         sets = [f"{quote(c)} = v.{quote(c)}" for c in columns] + ([extra] if extra else [])
-        where = " AND ".join(f"t.{quote(col)} = v.{quote(p)}" for p, col in match.items())
+        where = " AND ".join([f"t.{quote(col)} = v.{quote(p)}" for p, col in match.items()] + ([only] if only else []))
         self.sql = (f"UPDATE {quote(table.name)} AS t SET {', '.join(sets)} FROM unnest({arrays}) "
                     f"AS v({', '.join(quote(p) for p in self.params)}) WHERE {where}")
         if returning:

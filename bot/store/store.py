@@ -36,6 +36,10 @@ AUDIT = t.AuditEntry.__table__
 PATIENT_WORDS = frozenset({"text", "choice", "media", "command"})
 WORKER = t.WorkerBeat.__table__
 OPEN = ("pending", "sending")  # outbox rows not yet delivered (nor given up)
+# the same as literals in a query, so PostgreSQL can use the partial indexes (migration 0013)
+# whatever the plan: a bound parameter in a generic plan proves nothing about them
+OPEN_ROW = sa.literal_column("'pending'"), sa.literal_column("'sending'")
+LIVE_TIMER = sa.literal_column("'pending'"), sa.literal_column("'claimed'")
 
 
 class Duplicate(Exception):
@@ -125,7 +129,7 @@ class _Statements:
         # an undelivered row of the conversation that another worker holds (or nobody yet): a
         # turn's new rows then wait behind it, so replies keep their order after a crash
         self.open_elsewhere = fast(sa.select(OUTBOX.c.id).where(
-            OUTBOX.c.conversation_id == b("cid"), sa.or_(OUTBOX.c.status == OPEN[0], OUTBOX.c.status == OPEN[1]),
+            OUTBOX.c.conversation_id == b("cid"), OUTBOX.c.status.in_(OPEN_ROW),
             OUTBOX.c.claimed_by != b("me")).limit(1))
         # the same question for many conversations at once (PostgreSQL: the ids as one array)
         self.open_elsewhere_any = (
@@ -156,6 +160,9 @@ class _Statements:
             self.bulk_timer_insert = BulkInsert(TIMER, [
                 "org", "conversation_id", "name", "due_at", "payload", "status", "created_at", "claimed_by"], dialect)
             self.bulk_event_insert = BulkInsert(EVENT, ["org", "conversation_id", "kind", "data", "at"], dialect)
+            self.bulk_timer_cancel = BulkUpdate(TIMER, {"cid": "conversation_id", "tname": "name"}, [], dialect,
+                                                extra="status = 'cancelled'",
+                                                only="t.status IN ('pending', 'claimed')")
             self.bulk_outbox_sent = BulkUpdate(OUTBOX, {"rid": "id"}, ["sent_at", "platform_message_id"], dialect,
                                                extra="status = 'sent', lease_until = NULL, attempts = t.attempts + 1")
 
@@ -342,7 +349,7 @@ class Store:
                 if mine:
                     claimed[k].append(Claimed(row[0], commits[k].conversation_id, ob))  # type: ignore[index]
         if cancels:
-            st.timer_cancel.executemany(conn, cancels)
+            st.bulk_timer_cancel.execute(conn, cancels)
         if timers:
             st.bulk_timer_insert.execute(conn, timers)
         if events:
@@ -477,8 +484,9 @@ class Store:
         def q(conn: Connection) -> list[Claimed]:
             earlier = OUTBOX.alias("earlier")
             blocked = sa.exists().where(earlier.c.conversation_id == OUTBOX.c.conversation_id,
-                                        earlier.c.id < OUTBOX.c.id, earlier.c.status.in_(OPEN), ~due(earlier))
-            sel = sa.select(OUTBOX.c.id).where(due(OUTBOX), ~blocked).order_by(OUTBOX.c.id).limit(limit)
+                                        earlier.c.id < OUTBOX.c.id, earlier.c.status.in_(OPEN_ROW), ~due(earlier))
+            sel = sa.select(OUTBOX.c.id).where(OUTBOX.c.status.in_(OPEN_ROW), due(OUTBOX), ~blocked) \
+                .order_by(OUTBOX.c.id).limit(limit)
             if self.postgres:
                 # not SKIP LOCKED: a row skipped while another worker claims it would let a later
                 # row of its conversation go first. Sweeps are rare; they may wait for each other.
@@ -549,7 +557,7 @@ class Store:
         `exclude`: timer kinds claimed elsewhere (batch handlers)."""
 
         def q(conn: Connection) -> list[DueTimer]:
-            due = sa.and_(sa.or_(
+            due = sa.and_(TIMER.c.status.in_(LIVE_TIMER), sa.or_(
                 sa.and_(TIMER.c.status == "pending", TIMER.c.due_at <= now),
                 sa.and_(TIMER.c.status == "claimed",
                         sa.or_(TIMER.c.lease_until < now, TIMER.c.claimed_by.in_(self._dead(now))))),
@@ -598,7 +606,7 @@ class Store:
 
     async def next_timer_due(self) -> datetime | None:
         return await self.read(lambda conn: conn.execute(
-            sa.select(sa.func.min(TIMER.c.due_at)).where(TIMER.c.status == "pending")).scalar())
+            sa.select(sa.func.min(TIMER.c.due_at)).where(TIMER.c.status == LIVE_TIMER[0])).scalar())
 
     # -- audit -----------------------------------------------------------------------------------------
 
