@@ -274,7 +274,7 @@ class LazyRegex:
     day (their literal is absent), so start-up does not pay for compiling them.
     `carebot validate` compiles every one (`TriageRules.compile_all`)."""
 
-    __slots__ = ("pattern", "prefixes", "_compiled")
+    __slots__ = ("pattern", "prefixes", "_compiled", "finditer")
 
     def __init__(self, pattern: str):
         import re._parser as sre_parse  # Python 3.11+
@@ -283,13 +283,17 @@ class LazyRegex:
         self.pattern = pattern
         self.prefixes = literal_prefixes(tree)
         self._compiled: re.Pattern[str] | None = None
+        # until the first use, `finditer` compiles; then it is the compiled pattern's own (C) method,
+        # so a symptom's scan calls the regex engine directly (`Symptom.find` runs on every message)
+        self.finditer = self._first_finditer
 
     def compiled(self) -> re.Pattern[str]:
         if self._compiled is None:
             self._compiled = re.compile(self.pattern)
+            self.finditer = self._compiled.finditer
         return self._compiled
 
-    def finditer(self, text: str):  # type: ignore[no-untyped-def]
+    def _first_finditer(self, text: str):  # type: ignore[no-untyped-def]
         return self.compiled().finditer(text)
 
 

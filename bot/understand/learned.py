@@ -48,8 +48,9 @@ def features(text: str) -> set[str]:
     for run in _CJK_RUN.findall(text):
         if len(run) == 1:
             out.add("c" + run)
-        for n in (2, 3):  # single characters (了, 不, 来) say little and overfit
-            out.update("c" + run[i:i + n] for i in range(len(run) - n + 1))
+        # 2- and 3-grams: single characters (了, 不, 来) say little and overfit
+        out.update(["c" + run[i:i + 2] for i in range(len(run) - 1)])
+        out.update(["c" + run[i:i + 3] for i in range(len(run) - 2)])
     words = _WORD.findall(text)
     for i, word in enumerate(words):
         out.add("w" + word)
@@ -81,6 +82,16 @@ class Head:
         scale = 1.0 / math.sqrt(len(feats))
         z = self.bias + scale * sum(map(self.weights.get, feats, repeat(0.0, len(feats))))
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def read(self, feats: set[str], k: int = 5) -> tuple[float, list[tuple[str, float]]]:
+        """`probability(feats)` and `top_features(feats, k)` with one weight lookup per feature."""
+        if not feats:
+            return self.probability(feats), []
+        weights = list(map(self.weights.get, feats, repeat(0.0, len(feats))))
+        z = self.bias + 1.0 / math.sqrt(len(feats)) * sum(weights)
+        scored = sorted(((f[1:], w) for f, w in zip(feats, weights) if w > 0), key=lambda fw: -fw[1])
+        return (1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))),
+                [(f, round(w, 2)) for f, w in scored[:k]])
 
     def top_features(self, feats: set[str], k: int = 5) -> list[tuple[str, float]]:
         """The features that pushed this score up most (for the explanation)."""
