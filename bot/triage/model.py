@@ -235,6 +235,11 @@ class TriageRules:
                     break
                 for prefix in prefixes:
                     by_prefix.setdefault(prefix, set()).add(i)
+        # the pregnancy reading runs on every message: its prefixes are looked for in the same pass
+        pregnancy = self.patient_in_text.pregnant
+        for prefixes in pregnancy._prefixes if pregnancy is not None else ():
+            for prefix in prefixes or ():
+                by_prefix.setdefault(prefix, set())
         automaton = ahocorasick.Automaton()
         for prefix, ids in by_prefix.items():
             automaton.add_word(prefix, (prefix, tuple(ids)))
@@ -244,7 +249,7 @@ class TriageRules:
 
     def candidates(self, text: str, hits: Hits) -> tuple[list[Symptom], set[str]]:
         """The symptoms worth running on this message, in file order (most of hundreds are skipped),
-        and the pattern prefixes present in it (for `Symptom.find`)."""
+        and the pattern prefixes present in it (for `Symptom.find` of those and of the pregnancy reading)."""
         by_key, automaton, always = self._symptom_index
         ids = set(always)
         for key in hits:
