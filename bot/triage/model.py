@@ -301,6 +301,14 @@ class LazyRegex:
     def _first_finditer(self, text: str):  # type: ignore[no-untyped-def]
         return self.compiled().finditer(text)
 
+    def __getstate__(self) -> tuple[str, tuple[str, ...] | None]:  # the start-up cache (bot/buildcache.py)
+        return self.pattern, self.prefixes
+
+    def __setstate__(self, state: tuple[str, tuple[str, ...] | None]) -> None:
+        self.pattern, self.prefixes = state
+        self._compiled = None
+        self.finditer = self._first_finditer
+
 
 def literal_prefixes(pattern: re.Pattern[str] | Any) -> tuple[str, ...] | None:
     """Literal strings one of which every match of `pattern` contains — its leading literal, or
