@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, TypeVar
 log = logging.getLogger("carebot.buildcache")
 T = TypeVar("T")
 FORMAT = b"carebot-buildcache-1\n"
+KEEP = 4  # entries kept per kind
 _CODE_ROOT = Path(__file__).resolve().parent
 
 
@@ -86,7 +87,7 @@ def cached(kind: str, key: str, build: Callable[[], T], valid: Callable[[Any], b
             pass
         log.warning("start-up cache %s did not hold what was expected; rebuilding it", path)
     value = build()
-    _write(path, key, value)
+    _write(path, kind, key, value)
     return value
 
 
@@ -108,7 +109,14 @@ def _read(path: Path, key: str) -> Any:
         return None
 
 
-def _write(path: Path, key: str, value: Any) -> None:
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _write(path: Path, kind: str, key: str, value: Any) -> None:
     try:
         payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +129,9 @@ def _write(path: Path, key: str, value: Any) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        for old in path.parent.glob(f"{path.name.split('-')[0]}-*.pickle"):  # earlier versions of this kind
+        # keep the few newest entries of this kind (one per content directory in use, say); drop older ones
+        entries = sorted(path.parent.glob(f"{kind}-*.pickle"), key=_mtime, reverse=True)
+        for old in entries[KEEP:]:
             if old != path:
                 with contextlib.suppress(OSError):
                     old.unlink()

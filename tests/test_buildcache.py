@@ -38,11 +38,12 @@ def test_a_value_is_built_once_then_read(cache):
     assert [p.name.split("-")[0] for p in cache.iterdir()] == ["thing"]
 
 
-def test_a_new_key_rebuilds_and_drops_the_old_entry(cache):
-    buildcache.cached("thing", "k1", lambda: 1, lambda v: True)
-    assert buildcache.cached("thing", "k2", lambda: 2, lambda v: True) == 2
-    assert len(list(cache.glob("thing-*.pickle"))) == 1
-    assert buildcache.cached("thing", "k2", lambda: 3, lambda v: True) == 2
+def test_a_new_key_rebuilds_and_only_the_newest_entries_are_kept(cache):
+    for n in range(buildcache.KEEP + 2):
+        assert buildcache.cached("thing", f"k{n}", lambda: n, lambda v: True) == n
+    assert len(list(cache.glob("thing-*.pickle"))) == buildcache.KEEP
+    last = buildcache.KEEP + 1
+    assert buildcache.cached("thing", f"k{last}", lambda: "again", lambda v: True) == last
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
