@@ -181,7 +181,7 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
     candidates, prefixes = rules.candidates(norm, hits)
     found = {s.name: spans for s in candidates if (spans := s.find(norm, hits, prefixes))}
     pregnancy = rules.patient_in_text.pregnant
-    pregnancy_spans = pregnancy.find(norm, hits) if pregnancy is not None else []
+    pregnancy_spans = pregnancy.find(norm, hits, prefixes) if pregnancy is not None else []
     by_term = rules.departments.by_term
     dept_hits = [
         (dept_id, weight, span)

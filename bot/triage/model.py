@@ -241,6 +241,11 @@ class TriageRules:
                     break
                 for prefix in prefixes:
                     by_prefix.setdefault(prefix, set()).add(i)
+        # the pregnancy reading runs on every message: its prefixes are looked for in the same pass
+        pregnancy = self.patient_in_text.pregnant
+        for prefixes in pregnancy._prefixes if pregnancy is not None else ():
+            for prefix in prefixes or ():
+                by_prefix.setdefault(prefix, set())
         automaton = ahocorasick.Automaton()
         for prefix, ids in by_prefix.items():
             automaton.add_word(prefix, (prefix, tuple(ids)))
@@ -250,7 +255,7 @@ class TriageRules:
 
     def candidates(self, text: str, hits: Hits) -> tuple[list[Symptom], set[str]]:
         """The symptoms worth running on this message, in file order (most of hundreds are skipped),
-        and the pattern prefixes present in it (for `Symptom.find`)."""
+        and the pattern prefixes present in it (for `Symptom.find` of those and of the pregnancy reading)."""
         by_key, automaton, always = self._symptom_index
         ids = set(always)
         for key in hits:
@@ -280,7 +285,7 @@ class LazyRegex:
     day (their literal is absent), so start-up does not pay for compiling them.
     `carebot validate` compiles every one (`TriageRules.compile_all`)."""
 
-    __slots__ = ("pattern", "prefixes", "_compiled")
+    __slots__ = ("pattern", "prefixes", "_compiled", "finditer")
 
     def __init__(self, pattern: str):
         import re._parser as sre_parse  # Python 3.11+
@@ -289,14 +294,26 @@ class LazyRegex:
         self.pattern = pattern
         self.prefixes = literal_prefixes(tree)
         self._compiled: re.Pattern[str] | None = None
+        # until the first use, `finditer` compiles; then it is the compiled pattern's own (C) method,
+        # so a symptom's scan calls the regex engine directly (`Symptom.find` runs on every message)
+        self.finditer = self._first_finditer
 
     def compiled(self) -> re.Pattern[str]:
         if self._compiled is None:
             self._compiled = re.compile(self.pattern)
+            self.finditer = self._compiled.finditer
         return self._compiled
 
-    def finditer(self, text: str):  # type: ignore[no-untyped-def]
+    def _first_finditer(self, text: str):  # type: ignore[no-untyped-def]
         return self.compiled().finditer(text)
+
+    def __getstate__(self) -> tuple[str, tuple[str, ...] | None]:  # the start-up cache (bot/buildcache.py)
+        return self.pattern, self.prefixes
+
+    def __setstate__(self, state: tuple[str, tuple[str, ...] | None]) -> None:
+        self.pattern, self.prefixes = state
+        self._compiled = None
+        self.finditer = self._first_finditer
 
 
 def literal_prefixes(pattern: re.Pattern[str] | Any) -> tuple[str, ...] | None:

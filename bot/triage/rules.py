@@ -64,8 +64,40 @@ def load_triage(content_dir: str | Path, locale: str) -> TriageRules:
     return rules
 
 
-def load_all_triage(content_dir: str | Path) -> dict[str, TriageRules]:
-    """Every locale with a file in content_dir/triage/, keyed by locale; all problems raised together."""
+# what the compiled rules are built by: a change to any of these builds them afresh (bot/buildcache.py)
+_BUILT_BY = (
+    "triage/rules.py", "triage/model.py", "triage/phrases.py", "triage/departments.py", "triage/yamlcheck.py",
+    "understand/normalize.py", "understand/sounds.py", "understand/data/zh_sounds.json",
+    "understand/data/zh_sound_words.txt", "yamlsrc.py", "errors.py", "buildcache.py",
+)
+
+
+def load_all_triage(content_dir: str | Path, cache: bool = True) -> dict[str, TriageRules]:
+    """Every locale with a file in content_dir/triage/, keyed by locale; all problems raised together.
+    With `cache`, rules compiled by an earlier start from the same files and code are reused
+    (bot/buildcache.py: keyed by their hash, checked, never written when a file has a problem)."""
+    if not cache:
+        return _load_all_triage(content_dir)
+    from importlib.metadata import version
+
+    from bot import buildcache
+
+    content = Path(content_dir)
+    try:
+        files = sorted(content.glob("triage/**/*.yml")) + sorted(content.glob("departments/*.yml"))
+        key = buildcache.key_of("triage", files, _BUILT_BY, extra=(
+            str(content_dir), version("OpenCC"), version("pyahocorasick")))
+    except Exception:  # noqa: BLE001 - an unreadable file or package: load the files, which reports it
+        return _load_all_triage(content_dir)
+    return buildcache.cached("triage", key, lambda: _load_all_triage(content_dir), _all_rules)
+
+
+def _all_rules(value: object) -> bool:
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(k, str) and isinstance(v, TriageRules) and v.locale == k for k, v in value.items())
+
+
+def _load_all_triage(content_dir: str | Path) -> dict[str, TriageRules]:
     loaded: dict[str, TriageRules] = {}
     problems: list[ConfigProblem] = []
     for path in sorted((Path(content_dir) / "triage").glob("*.yml")):

@@ -150,7 +150,7 @@ class Screener:
         feats = features(norm)
         red, amb = self.model.heads["red_flag"], self.model.heads["ambulance"]
         t_red, question = red.cut(norm)  # the cut-offs chosen for this script (zh / en)
-        p_red, p_amb = red.probability(feats), amb.probability(feats)
+        (p_red, top), p_amb = red.read(feats), amb.probability(feats)
         level = best.level
         # The rules' own emergency level stands (their exact level is the better-measured one); the
         # model raises only a message the rules did not see as an emergency.
@@ -161,7 +161,7 @@ class Screener:
             level = max_level(level, "emergency_ambulance" if p_amb >= amb.threshold else "emergency")
         layers.append(Layer("learned", level if level != best.level else "-", {
             "red_flag": round(p_red, 3), "ambulance": round(p_amb, 3),
-            "thresholds": [t_red, amb.threshold], "question": question, "top_features": red.top_features(feats)}))
+            "thresholds": [t_red, amb.threshold], "question": question, "top_features": top}))
         if level == best.level:
             return best
         numbers = best.emergency_numbers or tuple(self.number_lists(own).get("default", ()))

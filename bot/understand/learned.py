@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from array import array
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -48,8 +49,9 @@ def features(text: str) -> set[str]:
     for run in _CJK_RUN.findall(text):
         if len(run) == 1:
             out.add("c" + run)
-        for n in (2, 3):  # single characters (了, 不, 来) say little and overfit
-            out.update("c" + run[i:i + n] for i in range(len(run) - n + 1))
+        # 2- and 3-grams: single characters (了, 不, 来) say little and overfit
+        out.update(["c" + run[i:i + 2] for i in range(len(run) - 1)])
+        out.update(["c" + run[i:i + 3] for i in range(len(run) - 2)])
     words = _WORD.findall(text)
     for i, word in enumerate(words):
         out.add("w" + word)
@@ -82,11 +84,55 @@ class Head:
         z = self.bias + scale * sum(map(self.weights.get, feats, repeat(0.0, len(feats))))
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
+    def read(self, feats: set[str], k: int = 5) -> tuple[float, list[tuple[str, float]]]:
+        """`probability(feats)` and `top_features(feats, k)` with one weight lookup per feature."""
+        if not feats:
+            return self.probability(feats), []
+        weights = list(map(self.weights.get, feats, repeat(0.0, len(feats))))
+        z = self.bias + 1.0 / math.sqrt(len(feats)) * sum(weights)
+        scored = sorted(((f[1:], w) for f, w in zip(feats, weights) if w > 0), key=lambda fw: -fw[1])
+        return (1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))),
+                [(f, round(w, 2)) for f, w in scored[:k]])
+
     def top_features(self, feats: set[str], k: int = 5) -> list[tuple[str, float]]:
         """The features that pushed this score up most (for the explanation)."""
         scored = sorted(((f[1:], self.weights[f]) for f in feats if self.weights.get(f, 0.0) > 0),
                         key=lambda fw: -fw[1])
         return [(f, round(w, 2)) for f, w in scored[:k]]
+
+
+    def __reduce__(self) -> tuple:  # the start-up cache: the weights as one string and one array
+        keys, weights = _pack(self.weights)
+        return _head, (self.name, self.bias, self.threshold, self.question, self.by_script, keys, weights)
+
+
+def _pack(weights: dict[str, float] | dict[str, tuple[float, ...]]) -> tuple[str, bytes]:
+    """A weights dict as its keys joined by NUL and its values as float64 bytes (exact; loads in
+    milliseconds, where a pickled or JSON dict of 100,000 floats takes most of a second)."""
+    keys = "\0".join(weights)
+    if "\0" in "".join(weights):
+        raise ValueError("a feature name holds a NUL")
+    flat = array("d")
+    for value in weights.values():
+        if isinstance(value, tuple):
+            flat.extend(value)
+        else:
+            flat.append(value)
+    return keys, flat.tobytes()
+
+
+def _unpack(keys: str, data: bytes, width: int = 0) -> dict:
+    names = keys.split("\0") if keys else []
+    values = array("d", data).tolist()
+    if width:
+        values = [tuple(values[i:i + width]) for i in range(0, len(values), width)]
+    if len(values) != len(names):
+        raise ValueError("packed weights do not match their names")
+    return dict(zip(names, values))
+
+
+def _head(name: str, bias: float, threshold: float, question: float, by_script: dict, keys: str, data: bytes) -> Head:
+    return Head(name, bias, _unpack(keys, data), threshold, question, by_script)
 
 
 @dataclass(frozen=True)
@@ -100,9 +146,23 @@ class LearnedModel:
         return {name: round(head.probability(feats), 4) for name, head in self.heads.items()}
 
 
-def load_model(path: str | Path) -> LearnedModel:
-    """Load a model file written by scripts/train_understanding.py."""
-    return model_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+def load_model(path: str | Path, cache: bool = True) -> LearnedModel:
+    """Load a model file written by scripts/train_understanding.py (with `cache`, through the
+    start-up cache, keyed by the file's and this module's hash: bot/buildcache.py)."""
+    def build() -> LearnedModel:
+        return model_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    return _cached("model_" + Path(path).stem, Path(path), build, LearnedModel) if cache else build()
+
+
+def _cached(kind: str, path: Path, build, kind_of: type):  # type: ignore[no-untyped-def]
+    from bot import buildcache
+
+    try:
+        key = buildcache.key_of(kind, [path], ("understand/learned.py", "buildcache.py"))
+    except OSError:  # unreadable: the build reports it
+        return build()
+    return buildcache.cached(kind, key, build, lambda value: isinstance(value, kind_of))
 
 
 def model_from_dict(data: dict) -> LearnedModel:
@@ -153,10 +213,22 @@ class IntentModel:
                      key=lambda f: -self.weights[f][best])[:5]
         return self.classes[best], exp[best] / sum(exp), [f[1:] for f in why]
 
+    def __reduce__(self) -> tuple:  # the start-up cache, as Head's
+        keys, weights = _pack(self.weights)
+        return _intent_model, (self.classes, self.bias, keys, weights, self.threshold, self.trained_on)
 
-def load_intent_model(path: str | Path) -> IntentModel:
-    """Load an intent model written by scripts/train_understanding.py."""
-    return intent_model_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+def _intent_model(classes: tuple[str, ...], bias: tuple[float, ...], keys: str, data: bytes, threshold: float,
+                  trained_on: str) -> IntentModel:
+    return IntentModel(classes, bias, _unpack(keys, data, len(classes)), threshold, trained_on)
+
+
+def load_intent_model(path: str | Path, cache: bool = True) -> IntentModel:
+    """Load an intent model written by scripts/train_understanding.py (with `cache`, as `load_model`)."""
+    def build() -> IntentModel:
+        return intent_model_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    return _cached("model_" + Path(path).stem, Path(path), build, IntentModel) if cache else build()
 
 
 def intent_model_from_dict(data: dict) -> IntentModel:

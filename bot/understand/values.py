@@ -70,8 +70,14 @@ def _first(pattern: re.Pattern[str], text: str, low: float, high: float) -> floa
     return None
 
 
+_DIGIT = re.compile(r"\d")  # the same digits as the patterns' \d
+_NO_VALUES = Values()
+
+
 def read_values(text: str) -> Values:
     """Every value this module knows in one canonical message (first plausible one of each kind)."""
+    if not _DIGIT.search(text):  # every value above is read from a number: most messages have none
+        return _NO_VALUES
     temp = _first(_TEMP[0], text, 34, 43) or _first(_TEMP[1], text, 34, 43)
     if temp is None:
         f = _first(_TEMP[2], text, 95, 110) or _first(_TEMP[1], text, 95, 110)
