@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from adapters.telegram.config import Rate
 from bot.coord import Budget, Coord
@@ -52,6 +52,9 @@ class Pacer:
         self.prefix = prefix
         self.clock = clock  # seconds since the epoch: one time for every worker sharing the budgets
         self.sleep = sleep
+        all_key = f"{prefix}:all"
+        self._bot = (Budget(all_key, overall.count, overall.seconds),  # the bot's budgets, the same for every call
+                     Budget(f"{all_key}:even", 1, overall.seconds / overall.count))
         self._held: dict[str, float] = {}  # budget key → until when a 429 seen here holds it
         # chat → its last two moments here (the one that met a 429 and the one before it)
         self._moments: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -59,15 +62,12 @@ class Pacer:
         self.waited = 0.0  # seconds spent waiting for a moment (metrics, the benchmark)
         self.rebooked = 0  # moments missed by waking late
 
-    def budgets(self, chat_id: str, group: bool) -> tuple[list[Budget], list[Budget]]:
+    def budgets(self, chat_id: str, group: bool) -> tuple[list[Budget], tuple[Budget, ...]]:
         """The chat's budgets and the bot's."""
         chat = [Budget(f"{self.prefix}:chat:{chat_id}", self.per_chat.count, self.per_chat.seconds)]
         if group:
             chat.append(Budget(f"{self.prefix}:group:{chat_id}", self.per_group.count, self.per_group.seconds))
-        all_key = f"{self.prefix}:all"
-        bot = [Budget(all_key, self.overall.count, self.overall.seconds),
-               Budget(f"{all_key}:even", 1, self.overall.seconds / self.overall.count)]
-        return chat, bot
+        return chat, self._bot
 
     async def wait(self, chat_id: str, group: bool) -> float:
         """Return at the moment one more message to `chat_id` keeps within every limit; returns the
@@ -85,7 +85,7 @@ class Pacer:
         self.waited += waited
         return waited
 
-    async def _book(self, budgets: list[Budget], punctual: bool) -> None:
+    async def _book(self, budgets: Sequence[Budget], punctual: bool) -> None:
         """Book and sleep until the moment. `punctual`: a late wake books again (the bot's budget,
         whose moments are dense; a chat's are seconds apart and keep their order instead)."""
         late = 0
@@ -121,7 +121,7 @@ class Pacer:
         scope = self.scope(chat_id, group, at)
         if scope == "chat":
             self._chat_held = (chat_id, at + seconds)
-        keys = [b.key for b in (chat if scope == "chat" else chat + bot)]
+        keys = [b.key for b in (chat if scope == "chat" else [*chat, *bot])]
         for key in keys:
             self._held[key] = max(self._held.get(key, 0.0), at + seconds)
         await self.coord.hold_back(keys, seconds, at)
