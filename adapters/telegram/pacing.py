@@ -119,6 +119,8 @@ class Pacer:
         at = self.clock()
         chat, bot = self.budgets(chat_id, group)
         scope = self.scope(chat_id, group, at)
+        if chat_id in self._moments:  # the refused message was not sent: its retry is judged by the one before
+            self._moments[chat_id] = (0.0, self._moments[chat_id][0])
         if scope == "chat":
             self._chat_held = (chat_id, at + seconds)
         keys = [b.key for b in (chat if scope == "chat" else [*chat, *bot])]
