@@ -182,3 +182,32 @@ async def test_hit_all_counts_in_every_window_or_in_none(backend, request):
         assert await coord.hit("other", 2, 10.0) == 0.0  # the refused call left "other" at one
     finally:
         await coord.close()
+
+
+async def test_memory_lock_is_exclusive_fifo_and_times_out() -> None:
+    """MemoryCoord takes a free lock at once (no wait_for) and still queues and times out when held."""
+    from bot.coord.base import LockTimeout
+    from bot.coord.memory import MemoryCoord
+
+    coord = MemoryCoord()
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def holder(name: str) -> None:
+        async with coord.lock("k"):
+            order.append(name)
+            await gate.wait()
+
+    first = asyncio.create_task(holder("first"))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(holder("second"))
+    await asyncio.sleep(0)
+    with pytest.raises(LockTimeout):
+        async with coord.lock("k", wait=0.05):
+            order.append("never")
+    gate.set()
+    await asyncio.gather(first, second)
+    assert order == ["first", "second"]
+    async with coord.lock("k", wait=0.05):  # free again, and forgotten once nobody uses it
+        assert len(coord._locks) == 1
+    assert coord._locks == {}

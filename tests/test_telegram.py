@@ -4,6 +4,7 @@ integrations (aiogram Router, python-telegram-bot handler), on SQLite and Postgr
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -280,6 +281,36 @@ async def test_429_retry_after_is_honoured(tmp_path: Any) -> None:
         assert tg.fake.rate_limited >= 1
         assert set(await outbox_statuses(tg)) == {"sent"}
         assert len(tg.texts(801)) == len(tg.texts(802)) == 2
+    finally:
+        await tg.close()
+
+
+async def test_a_429_holds_only_what_it_concerns(tmp_path: Any) -> None:
+    # the fake allows one message a second in a chat and two a second for the bot; the adapter
+    # believes in more of both, so it meets each limit once
+    tg = await open_tg(tmp_path, "aiogram", limits=Limits(overall=Window(2, 1.0), per_chat=Window(1, 1.0),
+                                                          per_group=Window(100, 60.0)),
+                       config={"per_chat": Rate(10, 1.0), "overall": Rate(100, 1.0)})
+    try:
+        for uid in (821, 822, 823, 824):
+            tg.fake.private(uid)
+        to = {uid: Address("telegram", str(uid), str(uid)) for uid in (821, 822, 823, 824)}
+        assert (await tg.adapter.send(Outbound("say", to[821], text="one"), "k1")).ok
+        # chat 821's second message at once: its own limit — only chat 821 is held
+        second = await tg.adapter.send(Outbound("say", to[821], text="two"), "k2")
+        assert not second.ok and second.retryable and (second.retry_after or 0) >= 1
+        assert tg.fake.rate_limited == 1
+        started = time.monotonic()
+        assert (await tg.adapter.send(Outbound("say", to[822], text="three"), "k3")).ok
+        assert time.monotonic() - started < 0.5  # another chat is not held by chat 821's 429
+        # a chat with nothing sent before meets a 429: the bot's limit (two a second) — every chat waits
+        third = await tg.adapter.send(Outbound("say", to[823], text="four"), "k4")
+        assert not third.ok and tg.fake.rate_limited == 2
+        started = time.monotonic()
+        assert (await tg.adapter.send(Outbound("say", to[824], text="five"), "k5")).ok
+        assert time.monotonic() - started >= 0.9  # held for retry_after, then sent without a 429
+        assert tg.fake.rate_limited == 2
+        assert tg.texts(822) == ["three"] and tg.texts(824) == ["five"]
     finally:
         await tg.close()
 

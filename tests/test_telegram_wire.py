@@ -116,3 +116,27 @@ async def test_nothing_listening_is_an_error():
     wire = BotAPIWire("http://127.0.0.1:9", 2.0)
     with pytest.raises(WireError):
         await wire.post("/m", b"{}")
+
+
+@pytest.mark.parametrize("reply_to", [0, 42])
+def test_a_text_writes_the_body_aiograms_model_would(reply_to: int) -> None:
+    """render.Text's own JSON (keyboard serialised once per button set) says what aiogram's
+    SendMessage says, for every shape a text takes: buttons, a topic, a doctor's name, a reply, parts."""
+    import json
+
+    from adapters.telegram.render import Text, plan
+    from bot.types import Address, Button, Outbound
+
+    buttons = tuple(Button(f"{i} 分", str(i)) for i in range(11)) + (Button("long", "x" * 80),)
+    outbounds = [Outbound("say", Address("telegram", "123", "123"), text="严重程度 <0-10> & 说明", buttons=buttons),
+                 Outbound("say", Address("telegram", "-1005", "77", "9", is_group=True), text="hi",
+                          sender="staff:d1", sender_name="Dr <A>"),
+                 Outbound("say", Address("telegram", "123", "123"), text="第一行\n" * 1500, buttons=buttons[:2])]
+    for outbound in outbounds:
+        calls = plan(outbound, int(outbound.address.chat_id), reply_to=reply_to)
+        assert calls and all(isinstance(c, Text) for c in calls)
+        for call in calls:
+            model = call.method()
+            assert json.loads(call.body()) == json.loads(model.model_dump_json(exclude_unset=True, exclude_none=True))
+            assert call.reply_markup == model.reply_markup
+        assert calls[-1].reply_markup is not None or not outbound.buttons

@@ -6,8 +6,9 @@ update is durable: the turn committed (the runtime's inbox de-duplicates a retri
 the adapter's own record written. Out: the outbox sender calls `send`; each Bot API call first takes
 its place in Telegram's limits (`pacing.py`) and its outcome is mapped to a `Delivery`:
 
-    TelegramRetryAfter (429)             retry after `retry_after` seconds; the shared pacing is held
-                                         as long (pacing.py), so no worker sends into the wall
+    TelegramRetryAfter (429)             retry after `retry_after` seconds; what it concerns — the chat,
+                                         or the whole bot — is held as long in the shared pacing
+                                         (pacing.py), so no worker sends into the wall
     TelegramForbiddenError (403)         for good: the person blocked the bot — recorded, and the
                                          conversation is stopped (a `leave` turn sets opted_out)
     TelegramBadRequest "chat not found"  for good
@@ -45,7 +46,7 @@ from adapters.telegram.models import TelegramChat, TelegramConversation
 from adapters.telegram.moderation import OPEN_VALUES, GroupModeration, with_mention
 from adapters.telegram.pacing import Pacer
 from adapters.telegram.parse import CHANNEL, Parsed, parse_update, with_chat
-from adapters.telegram.render import MAX_BUTTONS, plan
+from adapters.telegram.render import MAX_BUTTONS, Text, plan
 from adapters.telegram.staff import StaffDesk
 from adapters.telegram.wire import BotAPIWire, WireError
 from bot.adapter import Adapter, Capabilities
@@ -75,6 +76,10 @@ class SentText:
     """What carebot reads of a sent message: its id."""
 
     message_id: int
+
+
+def _method(call: TelegramMethod[Any] | Text) -> TelegramMethod[Any]:
+    return call.method() if isinstance(call, Text) else call
 
 
 async def _respond(send: Send, status: int, body: bytes = b"",
@@ -608,7 +613,7 @@ class TelegramAdapter(Adapter):
                 await self.record_migration(int(chat_id), exc.migrate_to_chat_id)
                 return Delivery(ok=False, retryable=True, error="migrated", retry_after=0.01)
             except TelegramRetryAfter as exc:
-                await self.pacer.hold(chat_id, group, float(exc.retry_after))  # every worker's sends wait
+                await self.pacer.hold(chat_id, group, float(exc.retry_after))  # every worker's sends there wait
                 return Delivery(ok=False, retryable=True, error="429 too many requests",
                                 retry_after=float(exc.retry_after))
             except TelegramForbiddenError as exc:
@@ -636,18 +641,23 @@ class TelegramAdapter(Adapter):
         self._progress.pop(idempotency_key, None)
         return Delivery(ok=True, platform_message_id=f"{chat_id}:{first_id}")
 
-    async def _call(self, method: TelegramMethod[Any]) -> Any:
+    async def _call(self, call: TelegramMethod[Any] | Text) -> Any:
         """One Bot API call through aiogram's session. A `sendMessage` — most of what carebot sends
-        — takes a shorter road: the fields that were set, serialised by the model itself as one JSON
-        body, on a keep-alive connection of its own (wire.py; aiohttp when the session has a proxy),
-        and of a successful answer only the message id is read, not the whole `Message` model; any other answer goes through aiogram's `check_response`, which raises its
-        typed errors (`TelegramRetryAfter`, `TelegramForbiddenError`, ...) exactly as `bot(method)` would."""
-        if type(method) is not SendMessage:
-            return await self.bot(method)
+        — takes a shorter road: one JSON body (a `Text` writes its own, render.py; an aiogram
+        `SendMessage` is serialised by the model in one pydantic-core pass), on a keep-alive
+        connection of its own (wire.py; aiohttp when the session has a proxy), and of a successful
+        answer only the message id is read, not the whole `Message` model; any other answer goes
+        through aiogram's `check_response`, which raises its typed errors (`TelegramRetryAfter`,
+        `TelegramForbiddenError`, ...) exactly as `bot(method)` would."""
+        if type(call) is Text:
+            body = call.body()
+        elif type(call) is SendMessage:
+            # one pydantic-core pass instead of aiogram's per-field prepare_value (4x the CPU): in a JSON
+            # body the Bot API takes numbers and nested objects as they are, not as form strings
+            body = call.model_dump_json(exclude_unset=True, exclude_none=True).encode()
+        else:
+            return await self.bot(call)
         session = self.bot.session
-        # one pydantic-core pass instead of aiogram's per-field prepare_value (4x the CPU): in a JSON
-        # body the Bot API takes numbers and nested objects as they are, not as form strings
-        body = method.model_dump_json(exclude_unset=True, exclude_none=True).encode()
         if self._wire is None or self._wire.timeout != session.timeout:
             url = urlsplit(session.api.api_url(token=self.bot.token, method="sendMessage"))
             self._send_path = url.path
@@ -664,15 +674,15 @@ class TelegramAdapter(Adapter):
                                        headers=JSON_BODY, timeout=session.timeout) as response:
                     status, raw = response.status, await response.text()
         except (asyncio.TimeoutError, TimeoutError) as exc:
-            raise TelegramNetworkError(method=method, message="Request timeout error") from exc
+            raise TelegramNetworkError(method=_method(call), message="Request timeout error") from exc
         except (aiohttp.ClientError, WireError, UnicodeDecodeError) as exc:
-            raise TelegramNetworkError(method=method, message=f"{type(exc).__name__}: {exc}") from exc
+            raise TelegramNetworkError(method=_method(call), message=f"{type(exc).__name__}: {exc}") from exc
         if status == 200:
             try:
                 return SentText(int(json.loads(raw)["result"]["message_id"]))
             except (ValueError, KeyError, TypeError):
                 pass  # not the answer we know: aiogram's check says what it is
-        return session.check_response(bot=self.bot, method=method, status_code=status, content=raw).result
+        return session.check_response(bot=self.bot, method=_method(call), status_code=status, content=raw).result
 
     async def erase(self, conversation_id: str, now: datetime) -> None:
         """Forget me: the live keyboard's values and the last message id go. Telegram keeps the chat

@@ -1,4 +1,5 @@
-"""One carebot `Outbound` → the Bot API calls that deliver it (aiogram method objects). Pure.
+"""One carebot `Outbound` → the Bot API calls that deliver it (aiogram method objects; a text
+message — most of what carebot sends — as a `Text`, which writes its own JSON body). Pure.
 
 - Text is HTML (`parse_mode=HTML`); every character a patient, a doctor or an operator wrote is
   escaped, so `<`, `>` and `&` show as written and never break or inject markup. A staff reply is
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import html
+import json
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from aiogram.methods import SendContact, SendDocument, SendMessage, SendPhoto, TelegramMethod
@@ -73,6 +76,61 @@ def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(inline_keyboard=[items[i:i + per_row] for i in range(0, len(items), per_row)])
 
 
+@functools.lru_cache(maxsize=4096)
+def keyboard_json(buttons: tuple[Button, ...]) -> str:
+    """The keyboard as it goes in a JSON body, serialised once per button set (serialising the
+    models again for every message cost several times the rest of the body)."""
+    markup = keyboard(buttons)
+    return markup.model_dump_json(exclude_unset=True, exclude_none=True) if markup is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A `sendMessage` of HTML text, without building aiogram's `SendMessage` for each message (its
+    validation was most of what planning a message cost): `body()` is the JSON the Bot API takes —
+    the same fields `SendMessage.model_dump_json(exclude_unset=True, exclude_none=True)` gives, the
+    keyboard's JSON cached per button set — and `method()` builds the aiogram model for any other
+    road (a proxy, an error to read). `model_copy` is the models' own way to change a field."""
+
+    chat_id: int | str
+    text: str
+    buttons: tuple[Button, ...] = ()
+    message_thread_id: int | None = None
+    reply_parameters: ReplyParameters | None = None
+    parse_mode: str = HTML
+
+    @property
+    def reply_markup(self) -> InlineKeyboardMarkup | None:
+        return keyboard(self.buttons) if self.buttons else None
+
+    def model_copy(self, update: dict[str, Any]) -> Text:
+        return replace(self, **update)
+
+    def method(self) -> SendMessage:
+        fields: dict[str, Any] = {"chat_id": self.chat_id, "text": self.text, "parse_mode": self.parse_mode}
+        if self.message_thread_id is not None:
+            fields["message_thread_id"] = self.message_thread_id
+        if self.reply_parameters is not None:
+            fields["reply_parameters"] = self.reply_parameters
+        if self.buttons:
+            fields["reply_markup"] = keyboard(self.buttons)
+        return SendMessage(**fields)
+
+    def body(self) -> bytes:
+        fields: dict[str, Any] = {"chat_id": self.chat_id}
+        if self.message_thread_id is not None:
+            fields["message_thread_id"] = self.message_thread_id
+        fields["text"] = self.text
+        fields["parse_mode"] = self.parse_mode
+        if self.reply_parameters is not None:
+            fields["reply_parameters"] = self.reply_parameters.model_dump(mode="json", exclude_unset=True,
+                                                                          exclude_none=True)
+        body = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+        if self.buttons:
+            body = f'{body[:-1]},"reply_markup":{keyboard_json(self.buttons)}}}'
+        return body.encode()
+
+
 def _file(ref: str) -> str | None:
     if ref.startswith("telegram:"):
         return ref.removeprefix("telegram:")
@@ -82,7 +140,7 @@ def _file(ref: str) -> str | None:
 
 
 def plan(outbound: Outbound, chat_id: int | str, *, reply_to: int = 0,
-         call_label: Callable[[str], str] = lambda n: n) -> list[TelegramMethod[Any]]:
+         call_label: Callable[[str], str] = lambda n: n) -> list[TelegramMethod[Any] | Text]:
     """The calls that deliver a `say`, in order."""
     thread = int(outbound.address.thread_id) if outbound.address.thread_id.lstrip("-").isdigit() else None
     common: dict[str, Any] = {"chat_id": chat_id}
@@ -91,7 +149,7 @@ def plan(outbound: Outbound, chat_id: int | str, *, reply_to: int = 0,
     head = f"<b>{escape(outbound.sender_name)}</b>\n" if outbound.sender_name and outbound.sender != "bot" else ""
     budget = MAX_TEXT - len(outbound.sender_name) - 1 if head else MAX_TEXT
     markup = keyboard(outbound.buttons)
-    calls: list[TelegramMethod[Any]] = []
+    calls: list[TelegramMethod[Any] | Text] = []
     text = outbound.text
     file = _file(outbound.media.ref) if outbound.media is not None else None
     if file is not None and outbound.media is not None:
@@ -105,8 +163,8 @@ def plan(outbound: Outbound, chat_id: int | str, *, reply_to: int = 0,
         parts = split_text(text, budget)
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
-            calls.append(SendMessage(**common, text=(head if i == 0 else "") + escape(part), parse_mode=HTML,
-                                     reply_markup=markup if last else None))
+            calls.append(Text(chat_id, (head if i == 0 else "") + escape(part), outbound.buttons if last else (),
+                              thread))
     for number in outbound.extra.get("call") or () if outbound.extra.get("priority") == "emergency" else ():
         calls.append(SendContact(**common, phone_number=str(number), first_name=call_label(str(number))[:64]))
     if reply_to and calls:

@@ -36,10 +36,13 @@ class MemoryCoord(Coord):
         lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
-            try:
-                await asyncio.wait_for(lock.acquire(), wait)
-            except asyncio.TimeoutError:
-                raise LockTimeout(key) from None
+            if users:  # held or awaited by others: wait our turn, at most `wait` seconds
+                try:
+                    await asyncio.wait_for(lock.acquire(), wait)
+                except asyncio.TimeoutError:
+                    raise LockTimeout(key) from None
+            else:  # nobody else (the common case): taken at once, without wait_for's task and timer
+                await lock.acquire()
             try:
                 yield
             finally:

@@ -15,6 +15,36 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, sqltypes
 
 
+REMEMBERED_TIMES = 256  # converted times a time column's processor keeps (then it starts afresh)
+_remembering: dict[Any, Any] = {}  # (time type, its zone flag, dialect, driver) → its remembering processor
+
+
+def _remember_times(processor: Any, key: Any) -> Any:
+    """A time column's bind processor that remembers what it converted: one turn binds the same few
+    moments (its `now`) in several rows and statements, and converting an aware datetime to the
+    driver's value (to UTC, then SQLite's text) costs more than the rest of binding a row. Equal
+    aware datetimes are the same instant, so they convert alike; None and naive times (which the
+    processor refuses) are never remembered."""
+    wrapped = _remembering.get(key)
+    if wrapped is not None:
+        return wrapped
+    seen: dict[Any, Any] = {}
+
+    def process(value: Any) -> Any:
+        if value is None:
+            return None
+        out = seen.get(value, seen)
+        if out is seen:
+            out = processor(value)
+            if len(seen) >= REMEMBERED_TIMES:
+                seen.clear()
+            seen[value] = out
+        return out
+
+    _remembering[key] = process
+    return process
+
+
 class FastStatement:
     def __init__(self, stmt: ClauseElement, dialect: Dialect):
         if dialect.name == "sqlite":  # named parameters, so both drivers take a dict
@@ -25,6 +55,10 @@ class FastStatement:
         for name, bind in compiled.binds.items():
             processor = bind.type._cached_bind_processor(dialect)
             if processor is not None:
+                impl = getattr(bind.type, "impl_instance", None) or bind.type
+                if isinstance(impl, sqltypes.DateTime):  # one memory for the type on this dialect
+                    processor = _remember_times(processor, (type(bind.type), impl.timezone, dialect.name,
+                                                            dialect.driver))
                 self.processors[name] = processor
         # literal values in the statement (status="sent", lease_until=None) travel as parameters too
         self.defaults = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
