@@ -133,9 +133,13 @@ class Engine:
         if chosen and kind == "join":  # the platform's own language switch (the web chat's 中文 | EN)
             before, state.locale = state.locale, self.content.normalize_locale(str(chosen))
             top = state.top
-            if state.locale != before and top is not None and top.wait == "ask":
-                self._prompt(turn, self.flows.get(top.flow).code[self._pc(self.flows.get(top.flow), top)].a["spec"])
-                return  # the open question again, in the new language
+            if state.locale != before and state.turns > 0:
+                # what was said so far (the welcome, the not-a-doctor / emergency notice) was in the
+                # old language: the notice now in the new one, then the open question again in it
+                self._say(turn, "common.locale_switched", turn.context())
+                if top is not None and top.wait == "ask":
+                    self._prompt(turn, self.flows.get(top.flow).code[self._pc(self.flows.get(top.flow), top)].a["spec"])
+                return
             if state.turns > 0:
                 return
         if kind == "action_result":
