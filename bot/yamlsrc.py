@@ -225,9 +225,12 @@ def data_loc(data: Any, base: Loc, loc: Loc) -> Loc:
     for part in base:
         node = node[part] if isinstance(node, (dict, list)) else None
     out: list[str | int] = list(base)
-    for part in loc:
+    for i, part in enumerate(loc):
         key: str | int = part
         if isinstance(node, dict) and isinstance(part, str):
+            following = loc[i + 1] if i + 1 < len(loc) else None
+            if isinstance(following, str) and following != part and following in node:
+                continue  # a union tag that is also a key beside the body (`if:` beside `then:`)
             key = part.rstrip("_") if part not in node and part.rstrip("_") in node else part
             if key not in node:
                 if key in {v for v in node}:  # pragma: no cover - defensive

@@ -288,3 +288,37 @@ def test_everyday_answers_are_understood():
     assert match_choice(spec, "it's for me", "", labels) == "self"
     with pytest.raises(Invalid):
         match_choice(spec, "nobody", "", labels)
+
+
+def test_a_typed_request_at_a_yes_no_question_starts_its_flow_unless_the_flow_is_not_interruptible(tmp_path):
+    from bot.understand.intents import load_intents
+
+    flows = {**FLOWS, "yn.yml": """
+        id: yn
+        triggers: [{ command: /yn }]
+        steps:
+          - ask: { key: q.agree, slot: seen, type: yes_no }
+          - say: s.bye
+    """}
+    content = load_content([write_messages(tmp_path / "content", MESSAGES)])
+    intents = load_intents(Path(__file__).resolve().parents[1] / "content", model=False)
+    engine = Engine(load_flows([write_flows(tmp_path / "flows", flows)], content), content, intents=intents)
+    for locale, request, answer, value in (("en", "can I talk to a real person", "yes please", True),
+                                           ("zh-CN", "机器人听不懂 能不能找个真人", "没有", False)):
+        chat = Chat(engine)
+        chat.state.locale = locale
+        chat.send("/yn", "command")
+        eff = chat.send(request)  # a request, not an answer: the human flow starts over the question
+        routed = [e.data for e in eff if isinstance(e, RecordEvent) and e.event == "intent_routed"]
+        assert routed and routed[0]["flow"] == "human", chat.keys(eff)
+        assert any(isinstance(e, OpenTicket) for e in eff)
+        chat = Chat(engine)
+        chat.state.locale = locale
+        chat.send("/yn", "command")
+        assert chat.keys(chat.send(answer)) == ["s.bye"]  # a real answer still answers
+        assert chat.state.slots["seen"] is value
+    chat = Chat(engine)  # consent is `interruptible: false`: the request is not taken over it
+    for text in ("/intake", "1", "30"):
+        chat.send(text, "command" if text.startswith("/") else "text")
+    assert chat.state.top.flow == "consent"
+    assert chat.keys(chat.send("can I talk to a real person")) == ["repair.invalid.yes_no", "q.agree"]

@@ -62,6 +62,21 @@ def test_unknown_field_and_missing_field(tmp_path):
     assert any("steps[0].ask.slot: required field is missing" in p for p in problems)
 
 
+def test_a_misspelt_required_field_is_one_problem_at_its_line_with_the_field_meant(tmp_path):
+    problems = _problems(tmp_path, {"a.yml": """
+        id: a
+        steps:
+          - say: t.hi
+          - if: "true"
+            then:
+              - ask:
+                  key: t.q
+                  type: number
+                  slots: age
+    """})
+    assert problems == ["flows/a.yml:10: steps[1].then[0].ask.slots: unknown field 'slots' (did you mean 'slot'?)"]
+
+
 def test_missing_content_key_and_unknown_targets(tmp_path):
     problems = _problems(tmp_path, {"a.yml": """
         id: a

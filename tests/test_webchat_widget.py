@@ -28,7 +28,12 @@ def test_the_language_switch_changes_the_bot_language(chat: Chat) -> None:  # no
     menu = receive_until(ws, bot_message("menu.ask"))[-1]
     assert "请" in menu["text"] or "您" in menu["text"]
     ws.send_json({"type": "locale", "locale": "en"})
-    again = receive_until(ws, bot_message("menu.ask"))[-1]  # the open question, in English now
+    frames = receive_until(ws, bot_message("menu.ask"))
+    said = [f for f in frames if f.get("type") == "message" and f.get("sender") != "patient"]
+    # the not-a-doctor / emergency notice first (the welcome was in Chinese), then the open question
+    assert [f.get("key") for f in said] == ["common.locale_switched", "menu.ask"]
+    assert said[0]["text"].isascii() and "not a doctor" in said[0]["text"] and "120" in said[0]["text"]
+    again = said[-1]  # the open question, in English now
     assert again["text"].isascii() and again["buttons"][0]["label"].isascii()
     ws.send_json({"type": "send", "id": "m1", "text": "help"})
     reply = receive_until(ws, lambda f: f.get("type") == "message" and f.get("sender") != "patient")[-1]
@@ -58,3 +63,18 @@ def test_a_stale_button_gets_the_question_again_not_an_answer(chat: Chat) -> Non
     ws.send_json({"type": "send", "id": "m3", "text": "x", "value": value, "question": current["question"]})
     answer = receive_until(ws, lambda f: f.get("type") == "message" and f.get("sender") != "patient")[-1]
     assert answer.get("key") not in ("repair.question_passed", current["key"])
+
+
+def test_switching_to_chinese_after_an_english_welcome_gives_the_notice_in_chinese(chat: Chat) -> None:  # noqa: F811
+    ws, ready = chat.connect()
+    ws.send_json({"type": "open", "locale": "en"})
+    receive_until(ws, bot_message("menu.ask"))
+    ws.send_json({"type": "locale", "locale": "zh-CN"})
+    frames = receive_until(ws, bot_message("menu.ask"))
+    said = [f for f in frames if f.get("type") == "message" and f.get("sender") != "patient"]
+    assert [f.get("key") for f in said] == ["common.locale_switched", "menu.ask"]
+    assert "不是医生" in said[0]["text"] and "120" in said[0]["text"]
+    assert "请" in said[1]["text"] or "您" in said[1]["text"]
+    ws.send_json({"type": "locale", "locale": "zh-CN"})  # the same language again: nothing to repeat
+    ws.send_json({"type": "ping"})
+    assert receive_until(ws, lambda f: f.get("type") == "pong") == [{"type": "pong"}]

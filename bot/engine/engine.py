@@ -133,9 +133,13 @@ class Engine:
         if chosen and kind == "join":  # the platform's own language switch (the web chat's 中文 | EN)
             before, state.locale = state.locale, self.content.normalize_locale(str(chosen))
             top = state.top
-            if state.locale != before and top is not None and top.wait == "ask":
-                self._prompt(turn, self.flows.get(top.flow).code[self._pc(self.flows.get(top.flow), top)].a["spec"])
-                return  # the open question again, in the new language
+            if state.locale != before and state.turns > 0:
+                # what was said so far (the welcome, the not-a-doctor / emergency notice) was in the
+                # old language: the notice now in the new one, then the open question again in it
+                self._say(turn, "common.locale_switched", turn.context())
+                if top is not None and top.wait == "ask":
+                    self._prompt(turn, self.flows.get(top.flow).code[self._pc(self.flows.get(top.flow), top)].a["spec"])
+                return
             if state.turns > 0:
                 return
         if kind == "action_result":
@@ -528,15 +532,30 @@ class Engine:
         else:
             try:
                 labels = {c.value: self._render(c.label, turn) for c in spec.choices}
-                typed = inbound.kind == "text" and not payload and spec.type == "choice"
-                at_menu = typed and cf.id == self.start_flow
+                # a typed reply at a question whose answers are read from words (not free text, not
+                # a photo): when no answer can be read from it, it may be a request (docs/flows.md)
+                typed = inbound.kind == "text" and not payload and spec.type not in ("text", "media")
+                at_menu = typed and spec.type == "choice" and cf.id == self.start_flow
                 if at_menu and exact_choice(spec, inbound.text, labels) is None and \
                         self._route(turn, inbound.text, at_menu=True):
                     return
-                reader = self.intents.read_answer if self.intents is not None else read_answer
-                value = reader(spec, inbound.kind, inbound.text, payload, inbound.media, labels, turn.now)
+                args = (spec, inbound.kind, inbound.text, payload, inbound.media, labels, turn.now)
+                routable = typed and not at_menu and cf.flow.interruptible
+                try:  # the answer itself, or an option's own words (a label or `match` word in it)
+                    value = read_answer(*args)
+                except Invalid:
+                    # yes/no words (不, 有, did…) sit inside almost any sentence ("听不懂" is no "no"):
+                    # at a yes/no question a clear request comes before them; the words of a choice
+                    # or a scale (奶奶, 非常满意) are specific enough to come first
+                    if routable and spec.type == "yes_no" and \
+                            self._route(turn, inbound.text, mid_flow=True, spec=spec):
+                        return
+                    if self.intents is None:
+                        raise
+                    value = self.intents.read_answer(*args)
             except Invalid as bad:
-                if typed and not at_menu and self._route(turn, inbound.text, mid_flow=True):
+                if routable and spec.type != "yes_no" and \
+                        self._route(turn, inbound.text, mid_flow=True, spec=spec):
                     return
                 frame.retries += 1
                 if frame.retries > spec.retries:
@@ -556,16 +575,32 @@ class Engine:
         frame.wait, frame.retries = "", 0
         frame.at = cf.code[pc + 1].label
 
-    def _route(self, turn: Turn, text: str, mid_flow: bool = False, at_menu: bool = False) -> bool:
+    def _route(self, turn: Turn, text: str, mid_flow: bool = False, at_menu: bool = False,
+               spec: AskSpec | None = None) -> bool:
         """Start the flow a typed request asks for, when the intent is confident; False otherwise.
         At the menu it replaces the menu; mid-flow it starts over the open question (asked again
-        afterwards), only for a flow not already running; with nothing open it starts as a trigger does."""
+        afterwards), only for a flow not already running; with nothing open it starts as a trigger does.
+        Mid-flow, a request for the flow already running that keeps its text (a symptom typed at
+        intake's "what would you like to do?") keeps the text for later, says so and asks again."""
         if self.intents is None or not text.strip():
             return False
         state = turn.state
         result = self.intents.classify(text, state.locale)
         if not result.confident or result.flow not in self.flows.flows:
             return False
+        if mid_flow and spec is not None and result.slots and state.top is not None \
+                and state.top.flow == result.flow:
+            kept = {slot: value for slot, value in result.slots.items() if not state.slots.get(slot)}
+            if not kept:
+                return False
+            for slot, value in kept.items():  # intake then doesn't ask for the complaint again
+                state.slots[slot] = value
+                state.slots[f"{slot}_typed"] = True
+            turn.effects.append(RecordEvent("intent_kept", {
+                "intent": result.intent, "flow": result.flow, "slots": sorted(kept)}))
+            self._say(turn, "repair.text_kept", turn.context())
+            self._prompt(turn, spec)
+            return True
         if mid_flow and (not self.intents.routes_mid_flow(result.intent or "", state.locale)
                          or any(f.flow == result.flow for f in state.stack)):
             return False

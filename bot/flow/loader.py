@@ -19,7 +19,7 @@ from bot.errors import ConfigError, ConfigProblem
 from bot.flow import model as m
 from bot.flow.compiler import CompiledFlow, FlowCompiler
 from bot.flow.content import BUILTIN_DIR, Content
-from bot.yamlsrc import Source, load_yaml
+from bot.yamlsrc import Source, data_loc, load_yaml
 
 REPAIR_FLOWS = ("cancel", "help", "restart", "human", "not_understood", "retries_exhausted", "error")
 
@@ -106,10 +106,31 @@ def _problems_from(source: Source, err: ValidationError, base: tuple) -> list[Co
     unindented = {(*base, *loc): why for loc, why in _unindented_bodies(node).items()}
     for loc, why in unindented.items():
         problems.append(source.problem(loc, why))
-    for e in err.errors():
+    errors = err.errors()
+    # a misspelt required field (`slots:` for `slot:`) is one problem at the misspelt key, with the
+    # field meant, not "slot: missing" and "slots: unknown" at the step's line
+    missing = {(tuple(e["loc"][:-1]), e["loc"][-1]) for e in errors
+               if e["type"] == "missing" and e["loc"] and isinstance(e["loc"][-1], str)}
+    meant: dict[tuple, str] = {}  # the misspelt key's location → the field meant
+    for e in errors:
+        if e["type"] == "extra_forbidden" and e["loc"] and isinstance(e["loc"][-1], str):
+            parent = tuple(e["loc"][:-1])
+            near = difflib.get_close_matches(e["loc"][-1], [f for p, f in missing if p == parent], 1)
+            if near:
+                missing.discard((parent, near[0]))  # one misspelling per missing field
+                meant[tuple(e["loc"])] = near[0]
+    taken = {(*loc[:-1], field) for loc, field in meant.items()}
+    for e in errors:
         at = _data_path(source.data, (*base, *e["loc"]))
         if any(at[:len(loc)] == loc for loc in unindented):
             continue  # explained above, once
+        if tuple(e["loc"]) in taken and e["type"] == "missing":
+            continue  # reported at the misspelt key below
+        if tuple(e["loc"]) in meant:
+            loc = data_loc(source.data, base, tuple(e["loc"]))
+            problems.append(source.problem(
+                loc, f"unknown field {e['loc'][-1]!r} (did you mean {meant[tuple(e['loc'])]!r}?)"))
+            continue
         if e["type"] == "union_tag_not_found":
             loc = (*base, *e["loc"])
             got = ", ".join(map(repr, e["input"])) if isinstance(e["input"], dict) else repr(e["input"])
