@@ -281,5 +281,5 @@ def _actions(settings: Settings, config: Config) -> ActionRegistry:
     registry = ActionRegistry(remote_endpoint=settings.rasa_action_url or None)
     if settings.actions:
         registry.load_modules(list(settings.actions))
-    register_care_actions(registry, config.care, config.triage, settings.base_locale)
+    register_care_actions(registry, config.care, config.triage, settings.base_locale, config.content)
     return registry

@@ -21,7 +21,9 @@ from bot.triage import Assessment, PatientContext, max_level
 from bot.triage.model import EMERGENCY_LEVELS, LEVEL_RANK
 from bot.triage.guidance import Guidance
 from bot.triage.screen import Screener, Screening
+from bot.care.actions import patient_ref
 from bot.understand.normalize import canonical
+from bot.understand.slots import relation
 from bot.understand.values import read_values
 from bot.types import Button, CancelTimer, OpenTicket, Outbound, RecordEvent, Send, UpdateTicket
 
@@ -192,12 +194,17 @@ class SafetyStage:
         state.slots.pop(CALLED_SLOT, None)  # a new emergency: ask again whether the ambulance was called
         numbers = list(result.emergency_numbers)
         key = result.reply_key if self.content.has(result.reply_key) else FALLBACK_REPLY
+        locale = state.locale or self.base_locale
         reply_ctx: dict[str, Any] = {"numbers": " / ".join(numbers), "emergency_numbers": numbers,
                                      "level": result.level, **state.slots}
+        # "my father has crushing chest pain": the advice is about him, not the sender ("your father…")
+        said = next((r for r in map(relation, words) if r), None) or state.slots.get("patient_relation")
+        if isinstance(said, str) and said:
+            reply_ctx["patient_ref"] = patient_ref(self.content, said, locale)
         told = len(ctx.effects)
         ctx.effects.append(Send(Outbound(
             op="say", address=state.address, key=key,
-            text=self.content.render(key, state.locale or self.base_locale, reply_ctx),
+            text=self.content.render(key, locale, reply_ctx),
             extra={"priority": "emergency", "call": numbers})))  # call: tap-to-call, ambulance first
         self._guidance(ctx, result)
         for frame in state.stack:  # no more intake questions: the emergency comes first
