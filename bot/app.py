@@ -158,7 +158,8 @@ def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
                     intents=config.intents)
     region = config.care.region.number_lists() if config.care.region.numbers.ambulance else None
     safety = SafetyStage(Screener(config.triage, shipped_model(), base_locale, region), config.content, base_locale,
-                         guidance=config.guidance, region_numbers=config.care.region.numbers.model_dump())
+                         guidance=config.guidance, region_numbers=config.care.region.numbers.model_dump(),
+                         requests=engine.answers_alone)
     moderation = ModerationStage(config.groups, config.content, base_locale, config.care.region.numbers.ambulance)
     stages = [safety, moderation, GroupStage(), RelayStage(engine), EngineStage(engine)]
     return engine, Pipeline(stages)
