@@ -23,7 +23,7 @@ from bot.triage.guidance import Guidance
 from bot.triage.screen import Screener, Screening
 from bot.care.actions import patient_ref
 from bot.understand.normalize import canonical
-from bot.understand.slots import relation
+from bot.understand.slots import RELATIONS, relation
 from bot.understand.values import read_values
 from bot.types import Button, CancelTimer, Inbound, OpenTicket, Outbound, RecordEvent, Send, UpdateTicket
 
@@ -232,6 +232,8 @@ class SafetyStage:
         said = next((r for r in map(relation, words) if r), None) or state.slots.get("patient_relation")
         if isinstance(said, str) and said:
             reply_ctx["patient_ref"] = patient_ref(self.content, said, locale)
+            state.slots.setdefault("patient_relation", said)  # the ticket's summary says who it is about
+            state.slots.setdefault("patient_is", RELATIONS.get(said, "other"))
         told = len(ctx.effects)
         ctx.effects.append(Send(Outbound(
             op="say", address=state.address, key=key,
