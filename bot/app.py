@@ -158,7 +158,8 @@ def build_pipeline(config: Config, base_locale: str) -> tuple[Engine, Pipeline]:
                     intents=config.intents)
     region = config.care.region.number_lists() if config.care.region.numbers.ambulance else None
     safety = SafetyStage(Screener(config.triage, shipped_model(), base_locale, region), config.content, base_locale,
-                         guidance=config.guidance, region_numbers=config.care.region.numbers.model_dump())
+                         guidance=config.guidance, region_numbers=config.care.region.numbers.model_dump(),
+                         requests=engine.answers_alone)
     moderation = ModerationStage(config.groups, config.content, base_locale, config.care.region.numbers.ambulance)
     stages = [safety, moderation, GroupStage(), RelayStage(engine), EngineStage(engine)]
     return engine, Pipeline(stages)
@@ -281,5 +282,5 @@ def _actions(settings: Settings, config: Config) -> ActionRegistry:
     registry = ActionRegistry(remote_endpoint=settings.rasa_action_url or None)
     if settings.actions:
         registry.load_modules(list(settings.actions))
-    register_care_actions(registry, config.care, config.triage, settings.base_locale)
+    register_care_actions(registry, config.care, config.triage, settings.base_locale, config.content)
     return registry

@@ -28,6 +28,10 @@ class TurnContext:
     inbound: Inbound
     now: datetime
     effects: list[Effect] = field(default_factory=list)
+    # set by the safety stage: while an emergency waits for a person, the relay lets the engine answer
+    # this patient message too (an ordinary request, or the answer to its question); it still reaches
+    # the urgent ticket
+    bot_answers: bool = False
 
 
 Next = Callable[[TurnContext], Awaitable[None]]

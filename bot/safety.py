@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from bot.engine.answers import Invalid, parse_yes_no
 from bot.engine.state import State
@@ -21,9 +21,11 @@ from bot.triage import Assessment, PatientContext, max_level
 from bot.triage.model import EMERGENCY_LEVELS, LEVEL_RANK
 from bot.triage.guidance import Guidance
 from bot.triage.screen import Screener, Screening
+from bot.care.actions import patient_ref
 from bot.understand.normalize import canonical
+from bot.understand.slots import RELATIONS, relation
 from bot.understand.values import read_values
-from bot.types import Button, CancelTimer, OpenTicket, Outbound, RecordEvent, Send, UpdateTicket
+from bot.types import Button, CancelTimer, Inbound, OpenTicket, Outbound, RecordEvent, Send, UpdateTicket
 
 SCREENED = frozenset({"text", "choice", "media", "command"})
 FALLBACK_REPLY = "triage.emergency"
@@ -51,6 +53,8 @@ CALLED_SLOT = "_called_emergency"  # the patient said the ambulance was called
 CALLED_WORDS = frozenset({"打了", "已经打了", "打过了", "拨了", "已拨打", "拨打了", "叫了", "叫了救护车", "救护车来了",
                           "救护车在路上", "called", "i called", "already called", "i've called", "ive called",
                           "ambulance is coming", "they're coming", "on the way"})
+# words about the emergency route itself: such a message is never an "ordinary request" after an emergency
+ROUTE_WORDS = ("救护车", "急救", "急诊", "120", "ambulance", "paramedic", "emergency", "a&e")
 CHECK_SLOT = "_safety_check"  # the question asked and the message it was about
 
 
@@ -65,12 +69,15 @@ class SafetyStage:
     """
 
     def __init__(self, screener: Screener, content: Content, base_locale: str,
-                 guidance: Guidance | None = None, region_numbers: dict[str, str] | None = None):
+                 guidance: Guidance | None = None, region_numbers: dict[str, str] | None = None,
+                 requests: Callable[[State, Inbound], str | None] | None = None):
         self.screener = screener
         self.content = content
         self.base_locale = base_locale
         self.guidance = guidance  # what to do while waiting, per red flag (content/guidance)
         self.region_numbers = region_numbers or {}  # content/care.yml region.numbers
+        # the flow the bot would answer a request with alone, no hand-off (Engine.answers_alone)
+        self.requests = requests
 
     async def __call__(self, ctx: TurnContext, call_next: Next) -> None:
         inbound, state = ctx.inbound, ctx.state
@@ -107,8 +114,34 @@ class SafetyStage:
             self._ask_check(ctx, text, locale)
             return
         if waiting:  # after an emergency, until a person takes over, no message goes unanswered
-            self._stay_with(ctx, locale)
+            if self._goes_on(ctx, locale):
+                ctx.bot_answers = True
+            else:
+                self._stay_with(ctx, locale)
         await call_next(ctx)
+
+    def _goes_on(self, ctx: TurnContext, locale: str) -> bool:
+        """An ordinary request after the emergency (prices, a reminder…) is answered, with the emergency
+        route kept in sight; so are the answers to the questions of the flow it started. "Have you
+        called?" answers and anything else get the emergency follow-up (`_stay_with`)."""
+        state, inbound = ctx.state, ctx.inbound
+        if self.requests is None:
+            return False
+        top = state.top
+        if top is not None and top.wait == "ask":  # the emergency cleared the stack: a flow started since
+            return True
+        value = str(inbound.payload.get("value", "")) if isinstance(inbound.payload, dict) else ""
+        said = canonical(inbound.text)
+        if value in (CALLED_YES, CALLED_NO) or said.strip(" 。.!！") in CALLED_WORDS or \
+                any(w in said for w in ROUTE_WORDS) or any(n and n in said for n in self._numbers(locale)):
+            return False  # about the emergency itself ("救护车要多久"): the emergency follow-up answers
+        if self.requests(state, inbound) is None:
+            return False
+        values = {"numbers": " / ".join(self._numbers(locale))}
+        ctx.effects.append(Send(Outbound(
+            op="say", address=state.address, key="triage.route_kept",
+            text=self.content.render("triage.route_kept", locale, values), extra={"priority": "emergency"})))
+        return True
 
     def _stay_with(self, ctx: TurnContext, locale: str) -> None:
         """"Have you called 120?" — and what the answer means — while the emergency waits for a person.
@@ -192,12 +225,19 @@ class SafetyStage:
         state.slots.pop(CALLED_SLOT, None)  # a new emergency: ask again whether the ambulance was called
         numbers = list(result.emergency_numbers)
         key = result.reply_key if self.content.has(result.reply_key) else FALLBACK_REPLY
+        locale = state.locale or self.base_locale
         reply_ctx: dict[str, Any] = {"numbers": " / ".join(numbers), "emergency_numbers": numbers,
                                      "level": result.level, **state.slots}
+        # "my father has crushing chest pain": the advice is about him, not the sender ("your father…")
+        said = next((r for r in map(relation, words) if r), None) or state.slots.get("patient_relation")
+        if isinstance(said, str) and said:
+            reply_ctx["patient_ref"] = patient_ref(self.content, said, locale)
+            state.slots.setdefault("patient_relation", said)  # the ticket's summary says who it is about
+            state.slots.setdefault("patient_is", RELATIONS.get(said, "other"))
         told = len(ctx.effects)
         ctx.effects.append(Send(Outbound(
             op="say", address=state.address, key=key,
-            text=self.content.render(key, state.locale or self.base_locale, reply_ctx),
+            text=self.content.render(key, locale, reply_ctx),
             extra={"priority": "emergency", "call": numbers})))  # call: tap-to-call, ambulance first
         self._guidance(ctx, result)
         for frame in state.stack:  # no more intake questions: the emergency comes first

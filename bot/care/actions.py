@@ -13,8 +13,10 @@ import sqlalchemy as sa
 from bot.actions.base import ActionContext, ActionResult
 from bot.actions.registry import ActionRegistry
 from bot.care.config import CareSettings
+from bot.flow.content import Content
 from bot.handoff.tickets import OPEN
 from bot.triage import TriageRules, assess
+from bot.understand.slots import RELATIONS, duration, relation
 
 
 # The slots the built-in actions set (`carebot validate` counts them as known names in conditions and
@@ -25,11 +27,12 @@ ACTION_SLOTS = frozenset({
     "quota_free_total", "quota_used", "quota_left",  # care.quota
     "complaint_id",  # care.complaint
     "reply_minutes", "reply_basis", "reply_sample", "reply_opens",  # care.reply_time
+    "duration", "duration_typed", "patient_is", "patient_is_typed", "patient_relation", "patient_ref",  # care.read_complaint
 })
 
 
 def register_care_actions(registry: ActionRegistry, care: CareSettings, triage: dict[str, TriageRules],
-                          base_locale: str) -> None:
+                          base_locale: str, content: Content | None = None) -> None:
     def rules_for(locale: str) -> TriageRules | None:
         return triage.get(locale) or triage.get(base_locale) or next(iter(triage.values()), None)
 
@@ -48,6 +51,23 @@ def register_care_actions(registry: ActionRegistry, care: CareSettings, triage: 
             "department_confidence": round(result.department_confidence, 2),
             "department_confident": confident,
         })
+
+    async def read_complaint(ctx: ActionContext) -> ActionResult:
+        """What the complaint already says, so intake does not ask it again: how long it has lasted
+        (`duration`) and who the patient is when it is someone else (`patient_is`, `patient_relation`,
+        and `patient_ref` — "your mother" / 您母亲 — for the messages that address them). Each slot read
+        is marked `<slot>_typed`; a slot already answered is kept."""
+        complaint = str(ctx.args.get("text") or ctx.slots.get("complaint") or "")
+        slots: dict[str, Any] = {}
+        said = duration(complaint)
+        if said and not ctx.slots.get("duration"):
+            slots.update(duration=said, duration_typed=True)
+        relation_said = relation(complaint)
+        if relation_said and not ctx.slots.get("patient_is"):
+            slots.update(patient_is=RELATIONS[relation_said], patient_is_typed=True)
+        if relation_said:
+            slots.update(patient_relation=relation_said, patient_ref=patient_ref(content, relation_said, ctx.locale))
+        return ActionResult(slots=slots)
 
     async def department_name(ctx: ActionContext) -> ActionResult:
         rules = rules_for(ctx.locale)
@@ -83,10 +103,19 @@ def register_care_actions(registry: ActionRegistry, care: CareSettings, triage: 
         return ActionResult(ok=False, error="self-test failure")
 
     for name, fn in (("care.suggest_department", suggest_department), ("care.department_name", department_name),
+                     ("care.read_complaint", read_complaint),
                      ("care.pricing", pricing), ("care.quota", quota),
                      ("care.always_fails", always_fails)):
         if name not in registry.names():
             registry.register(name, fn)
+
+
+def patient_ref(content: Content | None, relation_key: str, locale: str) -> str:
+    """How a message names the patient the sender wrote about: "your mother", 您母亲 (`who.<relation>`)."""
+    key = f"who.{relation_key}"
+    if content is None or not content.has(key):
+        return ""
+    return content.render(key, content.normalize_locale(locale), {})
 
 
 def _num(value: float) -> Any:

@@ -173,6 +173,29 @@ class Engine:
             return self._button_flow(payload)
         return self._keyword(text, exact_only=True) if text else None
 
+    def answers_alone(self, state: State, inbound: Inbound) -> str | None:
+        """The flow a patient message asks for — a command, button or exact keyword, else a confident
+        typed request — when neither it nor any flow it calls or links to opens a hand-off; else None.
+        After an emergency, while the thread waits for a person, the bot still answers such a request
+        (prices, a reminder, an article) with the emergency route beside it (bot/safety.py)."""
+        flow = self.trigger_for(inbound)
+        if flow is None and inbound.kind == "text" and self.intents is not None and inbound.text.strip():
+            result = self.intents.classify(inbound.text, state.locale)
+            flow = result.flow if result.confident else None
+        if flow is None or flow not in self.flows.flows or flow == self.start_flow or self._hands_off(flow):
+            return None
+        return flow
+
+    def _hands_off(self, flow_id: str, seen: frozenset[str] = frozenset()) -> bool:
+        cf = self.flows.get(flow_id)
+        for ins in cf.code:
+            if ins.op == "handoff":
+                return True
+            if ins.op in ("call", "link") and ins.a["flow"] not in seen and \
+                    self._hands_off(ins.a["flow"], seen | {flow_id}):
+                return True
+        return False
+
     def _button_flow(self, payload: str) -> str | None:
         """The flow a button starts: its exact value, or — like timers — the kind before the first
         `:` (a `button: dose` trigger answers `dose:taken:42`)."""
@@ -217,7 +240,7 @@ class Engine:
             self._answer(turn)
             return
         flow = self._keyword(text, exact_only=False) if text else None
-        if flow is None and state.turns == 0:
+        if flow is None and state.turns == 0 and state.mode != "human":  # (an emergency first: no greeting)
             flow = self.flows.events.get("first_contact")
         if flow is None and self._route(turn, text):
             return

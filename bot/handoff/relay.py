@@ -60,6 +60,11 @@ class RelayStage:
                 self._news(ctx, self.NEWS[event], inbound.payload)
             return
         if state.mode == "human" and inbound.kind in PATIENT_INPUT:
+            if ctx.bot_answers:  # an ordinary request after an emergency: the team sees it, the bot answers it
+                ctx.effects.append(UpdateTicket(message=inbound.text or str(inbound.payload.get("value", "")),
+                                                media=inbound.media))
+                await call_next(ctx)
+                return
             flow = self.engine.trigger_for(inbound)
             if flow is not None and self.engine.flows.get(flow).flow.during_handoff:
                 await call_next(ctx)

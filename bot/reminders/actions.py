@@ -94,11 +94,12 @@ def register_reminder_actions(registry: ActionRegistry, reminders: Reminders, co
         plan = await reminders.create_plan(
             ctx.conversation_id, schedule, kind=str(ctx.args.get("kind") or ""), org=ctx.address.org,
             medicine=str(ctx.args.get("medicine") or ctx.slots.get("med_name") or ""), tz=zone(ctx),
+            dose=str(ctx.args.get("dose") or ctx.slots.get("med_dose") or ""),
             pills_left=pills_left)
         when = local(plan.next_due_at, plan.timezone)
         return ActionResult(slots={"plan_id": plan.id, "med_next": when},
                             messages=[ActionMessage(key="reminder.set", vars={
-                                **said(plan.schedule, ctx.locale), "medicine": plan.medicine, "next": when})])
+                                **said(plan.schedule, ctx.locale), "medicine": plan.medicine, "dose": plan.dose, "next": when})])
 
     async def answer(ctx: ActionContext) -> ActionResult:
         value = str(ctx.args.get("value") or "")

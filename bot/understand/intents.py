@@ -40,6 +40,7 @@ from bot.engine.answers import read_answer as strict_answer
 from bot.errors import ConfigError, ConfigProblem
 from bot.understand.learned import MODELS_DIR, IntentModel, load_intent_model
 from bot.understand.normalize import canonical
+from bot.understand.slots import Reader, read_slots
 from bot.yamlsrc import Source, load_yaml
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -76,6 +77,9 @@ class PatternSpec(_M):
 class IntentSpec(_M):
     flow: str = Field(description="the flow this request starts (a flow id in flows/)")
     keep_text: str | None = Field(None, description="a slot the message itself fills (e.g. complaint)")
+    fills: dict[str, Reader] = Field(default_factory=dict, description=(
+        "slot → the reader (bot/understand/slots.py) that takes its value from the message: a reminder "
+        "request's medicine, dose and schedule"))
     routes_mid_flow: bool = Field(True, description="false: only at the menu, never over a running flow")
     cues: dict[float, list[str]] = Field(default_factory=dict, description="weight → words and phrases")
     patterns: list[PatternSpec] = Field(default_factory=list)
@@ -376,7 +380,7 @@ class Intents:
         second = ranked[1][1] if len(ranked) > 1 else 0.0
         spec = self.spec_of(best, locale)
         confident = spec is not None and score >= lex.threshold and score - second >= lex.margin
-        slots = {spec.keep_text: text.strip()} if spec is not None and spec.keep_text else {}
+        slots = _slots(spec, text, locale) if spec is not None else {}
         result = Understanding(best, spec.flow if spec else None, slots, confident, score, dict(ranked),
                                tuple(evidence), lex.threshold, lex.margin)
         return result if confident else self._learned(result, text, canon, locale)
@@ -394,7 +398,7 @@ class Intents:
             return result
         assert spec is not None
         result.intent, result.flow, result.confident = intent, spec.flow, True
-        result.slots = {spec.keep_text: text.strip()} if spec.keep_text else {}
+        result.slots = _slots(spec, text, locale)
         return result
 
     def routes_mid_flow(self, intent: str, locale: str) -> bool:
@@ -467,6 +471,14 @@ class Intents:
 
 _DIGITS = re.compile(r"\d+(?![\d.]|[\u3400-\u9fff](?<![分星颗]))")  # not 1点点 ("a little"), 38度
 _ZH_NUMERAL = re.compile(r"(?:^|(?<=[\s给打,]))([零〇一二两三四五六七八九十]{1,3})(?=$|[\s分点星颗,!吧])")
+
+
+def _slots(spec: IntentSpec, text: str, locale: str) -> dict[str, str]:
+    """What the request itself fills: its text (`keep_text`) and what the readers in `fills` find."""
+    slots = {spec.keep_text: text.strip()} if spec.keep_text else {}
+    if spec.fills:
+        slots.update(read_slots(text, spec.fills, locale))
+    return slots
 
 
 def _longest(hits: list[Hit]) -> list[Hit]:

@@ -188,6 +188,11 @@ def test_the_doctors_day_and_the_widget_fixes(server: LiveServer, browser: Any, 
                   "Consent version", "Red flags"):
         assert label in summary
     assert "price_text" not in summary and "reply_sample" not in summary
+    # what matters first: on a phone the summary is above the conversation, within the first screen
+    top = doctor.evaluate("document.querySelector('.cb-summary').getBoundingClientRect().top + window.scrollY")
+    conv_top = doctor.evaluate("document.querySelector('.cb-conv').getBoundingClientRect().top + window.scrollY")
+    if width == "phone":
+        assert top < conv_top and top < WIDTHS["phone"]["height"], (top, conv_top)
     shot(doctor, f"day-{width}-07-ticket")
     thumb.click()
     doctor.locator("dialog.cb-lightbox[open] img").wait_for()
