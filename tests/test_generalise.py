@@ -258,3 +258,80 @@ def test_terse_and_roundabout_red_flags(rules_only: Screener, text: str, level: 
 ])
 def test_round_7_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+# Round 8 (en): red flags told the long way round, each class in words of our own; the level follows
+# RED-FLAGS.md's modifiers (content/triage/en/told.yml).
+@pytest.mark.parametrize(("text", "level"), [
+    ("36 weeks and the baby has hardly moved since yesterday evening", "emergency"),
+    ("my partner is 31 weeks, says the baby's been really still all morning", "emergency"),
+    ("my waters went an hour ago and now I can feel something hanging down there, it's not the head", "emergency_ambulance"),
+    ("cord is showing after her waters broke, she's 38 weeks", "emergency_ambulance"),
+    ("my brother texted that he's going to drive his car into a wall and then he drove off", "emergency_ambulance"),
+    ("I'm standing on the bridge and I'm going to jump", "emergency_ambulance"),
+    ("gave birth 4 days ago, the blood has gone through my pad and my jeans in 20 minutes", "emergency_ambulance"),
+    ("35 weeks, some bleeding and my bump has gone hard and it hurts all the time", "emergency_ambulance"),
+    ("spotting at 9 weeks with a bit of period pain", "emergency"),
+    ("ate a satay skewer, now her tongue feels thick and she's wheezing", "emergency_ambulance"),
+    ("stung by a bee, welts all over his arms and his voice has gone croaky, wheezy too", "emergency_ambulance"),
+    ("slipped disc for years, since yesterday I can't feel anything around my bum when I wipe", "emergency"),
+    ("dad's been trying to pee since lunch and nothing will come out, his belly is sore", "emergency"),
+    ("my 18 month old, you can see his ribs when he breathes and he won't settle", "emergency_ambulance"),
+    ("baby 3 months breathing 70 a minute with a cold", "emergency"),
+    ("it felt like something snapped in my head while lifting, worst headache I've had", "emergency_ambulance"),
+    ("graze on my knee last week, now a red streak up to my groin and I'm shivery", "emergency"),
+    ("found my flatmate confused, she bit her tongue and has no idea what happened", "emergency"),
+    ("my reliever only lasts 30 minutes now and I'm still wheezy", "emergency"),
+    ("gran took two boxes of her paracetamol by mistake this morning", "emergency"),
+    ("I injected double my lantus tonight, what do I do", "emergency"),
+    ("bitten by a viper on a walk, my hand is swelling and I feel dizzy", "emergency_ambulance"),
+    ("dull pressure across his shoulders while mowing, he's gone clammy", "emergency_ambulance"),
+    ("grandad had a fall in the garden and yells whenever his leg is touched", "emergency"),
+    ("my son got a zap off the hairdryer in the bath, now shaky", "emergency_ambulance"),
+    ("10 days after the birth and the bleeding is getting heavier, she's feverish", "emergency"),
+    ("I'm 30 weeks and fluid keeps trickling out when I walk", "emergency"),
+    ("my hand has gone cold and white since lunch and it aches", "emergency"),
+    ("my sister told me she wants to cut herself again tonight", "emergency"),
+    ("baby is 9 months with a tummy bug, just one wet nappy since yesterday", "emergency"),
+    ("chemical cleaner splashed on his leg, the skin has turned white and leathery", "emergency"),
+    ("spilt boiling water, blisters all over my whole forearm", "emergency_ambulance"),   # large: A
+    ("my prostate plays up, since this morning nothing comes out at all", "emergency"),
+])
+def test_round_8_red_flags_told_the_long_way(rules_only: Screener, text: str, level: str) -> None:
+    assert _level(rules_only, text) == level
+
+
+@pytest.mark.parametrize("text", [
+    "the cord of my hoodie is out of the washing machine, sorry wrong chat",
+    "my 8 year old has barely moved off the sofa all day with this cold",
+    "there is a puddle on the floor from the washing machine, baby is 2 weeks old, can the visit move",
+    "my daughter's gone a bit quiet since starting school, any parenting groups",
+    "my back went last week, the physio said it's a simple sprain, can I swim",
+    "my son can see his ribs since he grew so tall, is he too thin",
+    "my reliever inhaler is running out, can I order a new one",
+    "took a packet of crisps to work and forgot lunch, feel a bit shaky",
+    "can stress cause a heart attack",
+    "how would I recognise sepsis in an older person",
+    "what does cord prolapse mean, saw it in my birth plan leaflet",
+    "our office is doing a fun run for the stroke association",
+    "we're getting a seizure alert dog for my son, do you write letters",
+    "the heat on this train is suffocating, any tips for travel sickness",
+    "are 2 ibuprofen and 2 paracetamol together an overdose",
+    "my hamster isn't breathing, is it dead or hibernating",
+    "old burn scars on my hand are itchy, what cream",
+    "he can't go on the school trip with his cast, can you write a note",
+    "years ago I was suicidal but I'm well now, can I come off my tablets",
+    "out of breath running for the train, fine after a minute",
+    "heavy shopping bags make my shoulders ache, any stretches",
+    "mum fell over last month, she's walking fine now, can she get a grab rail",
+    "the plug socket in my kitchen sparks, who do I call",
+    "is heavy bleeding normal with the coil",
+    "my baby's nappies leak at night, which size should I buy",
+    "my hands go white and cold in winter, is that raynaud's",
+    "he hurt himself playing football, bruised shin",
+    "my blister from new shoes burst, how do I dress it",
+    "using salicylic acid on my back acne, how long until it works",
+    "thinking of looking into the pill, which one has fewer side effects",
+])
+def test_round_8_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
