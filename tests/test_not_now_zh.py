@@ -107,3 +107,35 @@ def test_a_frame_covers_every_clause_but_one_with_a_present_cue(rules_only: Scre
 def test_a_passed_tia_in_everyday_words_is_emergency(rules_only: Screener) -> None:
     assert _screen(rules_only, "我妈刚才一边脸麻 嘴角歪了 过了一会儿就好了").level == "emergency"
     assert _screen(rules_only, "我妈刚才一边脸麻 嘴角歪了 过了一会儿还是歪的").level == "emergency_ambulance"
+
+
+# ---- round 8 (session 7) ----------------------------------------------------------------------------
+@pytest.mark.parametrize("text", [
+    # how long one has, what to do during a fit, first-aid method questions, read online
+    "心梗发病多久以内送到医院能救回来",
+    "哮喘发作时能不能喝热水",
+    "被马蜂蛰了正确的处理方法是什么 想提前知道",
+    "我在网上查到说手抖可能是癫痫 我爸就是偶尔手抖 要挂什么科",
+    # almost fainting from anger or laughter
+    "儿子又把作业本弄丢了 我快被气晕了",
+    # a thesis, a film about it, fish in a tank
+    "课题研究脑卒中院前延误 想找神经内科医生聊聊",
+    "周末看了一部讲溺水救援的纪录片 救生员好厉害",
+    "金鱼翻肚子了 是不是缺氧快憋死了",
+    # an operation months ago, "at the time" in a dated story
+    "两年前做了阑尾手术 现在肚子偶尔胀气正常吗",
+    "前年爷爷中风 当时说话都不清楚 现在恢复得差不多了 想问康复训练",
+])
+def test_round8_not_now_classes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level not in RED
+
+
+@pytest.mark.parametrize("text", [
+    "刚才他抽搐的时候要不要往嘴里塞东西 现在还在抽",
+    "两年前做过心脏手术 刚才突然胸口压着疼 出冷汗",
+    "气得我晕倒了 叫不醒",
+    "我妈刚才被吓晕过去了 叫不醒",
+    "写论文写到半夜 突然说不出话 半边身子麻",
+])
+def test_round8_present_red_flags_still_fire(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level in RED

@@ -230,3 +230,80 @@ def test_round7_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> No
 ])
 def test_a_clause_final_none_denies_only_a_checklist(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) in RED
+
+
+# ---- round 8 (session 7): exact level by RED-FLAGS.md's modifiers, red flags in more words ----------
+@pytest.mark.parametrize("text, level", [
+    # breathing trouble with confusion or drowsiness: altered consciousness -> A
+    ("我爸憋得喘不过气 现在说胡话了", "emergency_ambulance"),
+    ("外公气喘得厉害 叫他也不理", "emergency_ambulance"),
+    # breathing trouble with drooling (epiglottitis) -> A
+    ("孩子喉咙疼 一直流口水 呼吸困难", "emergency_ambulance"),
+    # a bone through the skin: major trauma -> A
+    ("从梯子上摔下来 小腿骨头刺出来了", "emergency_ambulance"),
+    ("骑车摔了 胳膊上能看到白色的骨头", "emergency_ambulance"),
+    # fever with a septic sign or on chemotherapy, and barely responding -> A
+    ("妈妈在化疗 发高烧 叫她不太理人", "emergency_ambulance"),
+    # a sedative by the half bottle or by dozens -> A (already acted)
+    ("他刚才吞了大半瓶艾司唑仑", "emergency_ambulance"),
+    ("我姐吃了30片安定", "emergency_ambulance"),
+    # a new mother speaking of taking the baby out of this world -> A
+    ("老婆坐月子 整天哭 说要带宝宝去天堂", "emergency_ambulance"),
+    # the cord felt after the waters went -> A
+    ("破水了 用手摸着下面有一截滑滑的东西", "emergency_ambulance"),
+    # a positive test, one-sided pain and about to faint -> A
+    ("验孕是阳性 右边肚子疼得厉害 人快晕了", "emergency_ambulance"),
+    # pregnancy bleeding with a belly hard as a board or severe pain -> A
+    ("怀孕35周 下面流血 肚子硬邦邦的", "emergency_ambulance"),
+    # a death wish or self-harm, and the means found or still held -> A
+    ("女儿说活着没意思 我在她包里翻出一包刀片", "emergency_ambulance"),
+    ("他用刀片往胳膊上划 现在还攥着刀片不松手", "emergency_ambulance"),
+    ("妹妹拿小刀在手臂上划 划了好几下", "emergency"),
+    # a burnt or scalded face (RED-FLAGS: facial burns A)
+    ("开高压锅被蒸汽冲到脸 脸上烫起水泡", "emergency_ambulance"),
+    ("烧烤的时候火一下窜到脸上", "emergency_ambulance"),
+    # a chemical splashed, told verb first, with the skin changed -> E
+    ("修电瓶的时候溅到硫酸 手背那块发白", "emergency"),
+    # a boy's scrotum in a child's words, guarded -> E
+    ("儿子六岁 说蛋蛋疼 碰都不让碰", "emergency"),
+    # a headache that came in an instant -> E (A stays for explosive or worst ever)
+    ("刚才头痛来得特别突然 没有一点预兆", "emergency"),
+    ("打喷嚏的时候头疼 一下子就疼到顶了", "emergency"),
+    # waters in the plainest words before term -> E
+    ("孕30周 刚才突然流水了", "emergency"),
+    # water breathed in, then a cough or a tight chest hours later -> E; fallen in and not breathing -> A
+    ("中午在泳池呛了几口水 晚上开始咳嗽 胸闷", "emergency"),
+    ("小孩掉鱼塘了 捞起来叫不醒", "emergency_ambulance"),
+    # rolling with belly pain: E; with a systolic of 90 or less: A (shock)
+    ("胃疼得打滚", "emergency"),
+    ("肚子痛打滚 量了血压85/50", "emergency_ambulance"),
+    # dialect: Cantonese choking and an elderly fall
+    ("细佬食嘢噎住咗 讲唔出声", "emergency_ambulance"),
+    ("阿爷喺厕所跌咗 企唔起", "emergency"),
+    # a limb cold and blue that will not carry weight; a back wrenched, then incontinence
+    ("外婆右脚冰凉发紫 疼 走不了路", "emergency"),
+    ("搬东西扭了腰 然后小便控制不住", "emergency"),
+])
+def test_round8_levels_and_words(rules_only: Screener, text: str, level: str) -> None:
+    assert _level(rules_only, text) == level
+
+
+@pytest.mark.parametrize("text", [
+    "鼻塞 晚上睡得迷迷糊糊的 是不是鼻炎",
+    "感冒了流口水 鼻子不通气",
+    "化疗第二周 有点乏力 胃口不好",
+    "安眠药吃半片够不够",
+    "孩子出生后我老想带他去天堂岛旅游",
+    "怀孕20周 肚子偶尔发硬 没有出血",
+    "看到他包里有一把水果刀 是削苹果用的",
+    "冬天脸上起了好多小水泡 痒",
+    "发烧了 脸烫烫的",
+    "这事真蛋疼",
+    "头疼来得快去得也快 一般半天就好",
+    "游泳呛了一口水 咳了两下就好了 现在活蹦乱跳",
+    "没有呼吸困难 嘴也没肿 就是手上起了几个疹子",
+    "手脚发冷 秋天一到就这样",
+    "扭了腰 贴了膏药好多了",
+])
+def test_round8_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in RED
