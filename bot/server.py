@@ -205,15 +205,19 @@ def _outer(holder: _Holder, lifespan: Callable[[Starlette], contextlib.AbstractA
     return app
 
 
-def create_app(carebot: CareBot) -> Starlette:
-    """The app for a bot that is already built; starts and stops it with the server."""
+def create_app(carebot: CareBot, *, background: bool = True) -> Starlette:
+    """The app for a bot that is already built; starts and stops it with the server.
+
+    `background=False` starts it without its background loops (timers, outbox sweep, reloads), as
+    `CareBot.start(background=False)` does: for tests that move a ManualClock and fire timers with
+    `timers.tick()` themselves, which a loop of its own would otherwise race."""
     from bot.runtime.gc_tuning import tune_for_server
 
     holder = _Holder()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await carebot.start()
+        await carebot.start(background=background)
         holder.set(carebot)
         tune_for_server()
         try:

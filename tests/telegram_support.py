@@ -111,10 +111,16 @@ async def open_tg(tmp_path: Path, binding: str, *, url: str | None = None, redis
     tg = TG(fake, bot, adapter, Updates(fake, date=int(start.timestamp())), binding, clock)
     tg._stop.append(fake.stop)
     if binding == "webhook":
-        server = uvicorn.Server(uvicorn.Config(create_app(bot), host="127.0.0.1", port=0, log_level="warning",
-                                               lifespan="on"))
+        # no background loops, as with the other bindings: the test moves the ManualClock and fires
+        # timers with `tick` itself; a timer loop of the bot's own would claim them first, and `tick`
+        # would return before they had run (their posts arriving in the middle of the next step)
+        server = uvicorn.Server(uvicorn.Config(create_app(bot, background=False), host="127.0.0.1", port=0,
+                                               log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve())
-        while not server.started:
+        while not server.started:  # uvicorn offers no event to wait on: poll its flag
+            if task.done():  # it could not start: say why instead of waiting for the test's timeout
+                task.result()
+                raise RuntimeError("uvicorn ended before it started")
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         tg.base_url = f"http://127.0.0.1:{port}"

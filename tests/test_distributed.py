@@ -126,42 +126,77 @@ async def test_two_processes_one_timer_race_on_the_claim(tmp_path, pg_url, make_
 
 async def test_a_grab_ticket_offered_to_two_doctors_at_once_is_taken_by_exactly_one(tmp_path, pg_url, redis_url,
                                                                                       make_bot):
-    """Two worker processes on PostgreSQL + Redis; both doctors press "take" at the same instant."""
-    import time
+    """Two worker processes on PostgreSQL + Redis; both doctors press "take" at the same instant.
 
+    Three tickets, three races between the same two processes: each race starts when the test says
+    "go" to both, once both are up and waiting (an event, never a wall-clock instant)."""
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
-    for attempt in range(3):  # three separate races, three fresh tickets
-        bot, platform, _ = make_bot(url=pg_url, shipped=True, redis_url=redis_url,
-                                    clock=ManualClock(T0))
-        await bot.start(background=False)
-        if attempt == 0:
-            for doctor in ("d_li", "d_ma"):
-                await bot.handoff.add_staff(doctor, doctor, "doctor", "test-password", departments=["dermatology"])
-        chat = f"race{attempt}"
+    bot, platform, _ = make_bot(url=pg_url, shipped=True, redis_url=redis_url, clock=ManualClock(T0))
+    await bot.start(background=False)
+    for doctor in ("d_li", "d_ma"):
+        await bot.handoff.add_staff(doctor, doctor, "doctor", "test-password", departments=["dermatology"])
+    tickets = []
+    for race in range(3):
+        chat = f"race{race}"
         for n, text in enumerate(("人工", "是", "是", "否")):
             await bot.runtime.handle(platform.inbound(chat, text, message_id=f"{chat}-{n}"))
         await bot.runtime.handle(platform.inbound(chat, kind="choice", payload={"value": "dermatology"},
                                                   message_id=f"{chat}-dept"))
         await bot.settle()
         conv = platform.inbound(chat).address.conversation_id
-        ticket = await bot.store.read(lambda c: c.execute(sa.text(
-            "SELECT id FROM ticket WHERE conversation_id = :c"), {"c": conv}).scalar())
-        await bot.stop()
-        at = time.time() + 4.0  # both processes are up and waiting by then
-        workers = [_spawn(tmp_path, "take", pg_url, redis_url, ticket, doctor, str(at)) for doctor in ("d_li", "d_ma")]
-        outs = [w.communicate(timeout=120) for w in workers]
-        for w, (out, err) in zip(workers, outs):
-            assert w.returncode == 0, err
-        assert sorted(int(out.split("won")[1]) for out, _ in outs) == [0, 1]
-        engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
-        with engine.connect() as conn:
+        tickets.append(await bot.store.read(lambda c: c.execute(sa.text(
+            "SELECT id FROM ticket WHERE conversation_id = :c"), {"c": conv}).scalar()))
+    await bot.stop()
+    assert len(set(tickets)) == 3 and all(tickets)
+
+    import os
+    import sys
+
+    env = {**os.environ, "CAREBOT_TEST_TMP": str(tmp_path), "PYTHONPATH": python_path()}
+    workers = []
+    for doctor in ("d_li", "d_ma"):
+        err = open(tmp_path / f"take-{doctor}.err", "w+")  # a file: a chatty worker never blocks on a pipe
+        workers.append((subprocess.Popen([sys.executable, "-m", "tests.worker", "take", pg_url, redis_url, doctor,
+                                          ",".join(tickets)], cwd=ROOT, env=env, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=err, text=True), err))
+
+    def line(worker: subprocess.Popen, err, want: str) -> str:  # type: ignore[no-untyped-def]
+        got = worker.stdout.readline()  # EOF ("") if the worker died: then say why
+        if not got.startswith(want):
+            worker.kill()
+            err.seek(0)
+            raise AssertionError(f"expected {want!r} from the worker, got {got!r}; stderr:\n{err.read()[-3000:]}")
+        return got
+
+    try:
+        for ticket in tickets:
+            for w, err in workers:
+                assert line(w, err, "ready").split()[1] == ticket
+            for w, _ in workers:  # both are waiting: start the race
+                w.stdin.write("go\n")
+                w.stdin.flush()
+            won = [int(line(w, err, "won").split()[1]) for w, err in workers]
+            assert sorted(won) == [0, 1], ticket
+        for w, err in workers:
+            w.stdin.close()
+            if w.wait(timeout=60) != 0:
+                err.seek(0)
+                raise AssertionError(f"worker exited {w.returncode}: {err.read()[-3000:]}")
+    finally:
+        for w, err in workers:
+            if w.poll() is None:
+                w.kill()
+            err.close()
+    engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        for ticket in tickets:
             row = conn.execute(sa.text("SELECT status, assignee FROM ticket WHERE id = :t"), {"t": ticket}).one()
             taken = conn.execute(sa.text("SELECT count(*) FROM ticket_event WHERE ticket_id = :t AND kind = 'taken'"),
                                  {"t": ticket}).scalar()
-        engine.dispose()
-        assert row.status == "assigned" and row.assignee in ("d_li", "d_ma") and taken == 1
+            assert row.status == "assigned" and row.assignee in ("d_li", "d_ma") and taken == 1
+    engine.dispose()
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])

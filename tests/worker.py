@@ -7,6 +7,8 @@ Modes:
   reminders DB_URL MIN  fire every due medication-reminder timer at T0 + MIN minutes (shipped flows).
   inbound DB_URL REDIS  read message ids from argv, handle each (Redis locks and de-duplication),
                         print "processed N duplicate M conflicts K".
+  take DB_URL REDIS STAFF T1,T2,…  for each ticket: print "ready T", wait for "go" on stdin, grab it
+                        as STAFF, print "won 0|1".
 """
 
 from __future__ import annotations
@@ -110,18 +112,21 @@ async def inbound(url: str, redis_url: str, ids: list[str]) -> None:
     await bot.stop()
 
 
-async def take(url: str, redis_url: str, ticket: str, staff_id: str, at: float) -> None:
-    """Grab a ticket at a wall-clock instant shared with the other worker."""
-    import time
-
-    bot = _bot(url, MemoryAdapter(), redis_url=redis_url, shipped=True)
+async def take(url: str, redis_url: str, staff_id: str, tickets: list[str]) -> None:
+    """Grab each ticket the moment the test says "go" on stdin (it tells both workers at once, once
+    both have said "ready"): the race starts on an event, not at a wall-clock instant that a slow
+    start-up under load could miss."""
+    bot = _bot(url, MemoryAdapter(), clock=ManualClock(T0), redis_url=redis_url, shipped=True)
     await bot.start(background=False)
     member = await bot.handoff.staff(staff_id)
     assert member is not None
-    await asyncio.sleep(max(0.0, at - time.time()))
-    won = await bot.handoff.take(ticket, member)
-    await bot.settle()
-    print(f"won {int(won)}", flush=True)
+    for ticket in tickets:
+        print(f"ready {ticket}", flush=True)
+        go = await asyncio.to_thread(sys.stdin.readline)
+        assert go.strip() == "go", go
+        won = await bot.handoff.take(ticket, member)
+        await bot.settle()
+        print(f"won {int(won)}", flush=True)
     await bot.stop()
 
 
@@ -136,4 +141,4 @@ if __name__ == "__main__":
     elif mode == "inbound":
         asyncio.run(inbound(url, sys.argv[3], sys.argv[4].split(",")))
     elif mode == "take":
-        asyncio.run(take(url, sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6])))
+        asyncio.run(take(url, sys.argv[3], sys.argv[4], sys.argv[5].split(",")))
