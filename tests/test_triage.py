@@ -265,6 +265,46 @@ def test_a_weaker_rule_never_lowers_the_level(zh, en):
     assert assess("runny nose and I want to kill myself", en).level == "emergency"
 
 
+# RED-FLAGS.md rows whose level depends on what the message says (session 8): a known epileptic's
+# usual short fit is E, a first fit or a long one A; an overdose without symptoms yet is E, with
+# symptoms (or a pesticide) A; a mouthful of household bleach is E unless breathing or consciousness
+# is affected.
+EXACT = [
+    ("en", "my son is epileptic and just had one of his usual seizures, about a minute, he's awake now", "emergency"),
+    ("en", "my husband just had a seizure, first ever, he's awake now", "emergency_ambulance"),
+    ("en", "she's epileptic and the seizure has been going for 10 minutes", "emergency_ambulance"),
+    ("en", "my daughter is having a seizure", "emergency_ambulance"),
+    ("en", "took 20 paracetamol an hour ago, feel fine", "emergency"),
+    ("en", "took 20 paracetamol and now very drowsy", "emergency_ambulance"),
+    ("zh-CN", "孩子有癫痫 刚才抽了一分钟 跟平时一样 现在醒了", "emergency"),
+    ("zh-CN", "老公第一次抽搐 现在醒了", "emergency_ambulance"),
+    ("zh-CN", "孩子有癫痫 抽了五分钟了还没停", "emergency_ambulance"),
+    ("zh-CN", "我舅舅喝农药了 在吐", "emergency_ambulance"),
+    ("zh-CN", "娃喝了口84 嘴疼哭", "emergency"),
+    ("zh-CN", "孩子喝了一口84消毒液 现在叫不醒", "emergency_ambulance"),
+    ("zh-CN", "老公昨晚牙疼 泰诺吃了十几片 今天没啥事", "emergency"),
+    ("zh-CN", "我妈吃了好多那个降压药 一板子都没了 现在人昏昏沉沉", "emergency_ambulance"),
+]
+
+
+@pytest.mark.parametrize("locale,text,level", EXACT)
+def test_levels_that_depend_on_what_the_message_says(zh, en, locale, text, level):
+    result = assess(text, zh if locale == "zh-CN" else en)
+    assert result.level == level, describe({"text": text, "expect": level}, result)
+
+
+def test_unless_any_names_unknown_symptoms_and_blocks_its_rule(tmp_path):
+    text = MINIMAL.replace("{level}", "emergency").replace("{symptom}", "chest_pain") + "    unless_any: [nope]\n"
+    message = problems_of(tmp_path, text)
+    assert "rules[0](chest_pain).unless_any" in message and "unknown symptom 'nope'" in message
+    ok = MINIMAL.replace("{level}", "emergency").replace("{symptom}", "chest_pain").replace(
+        "    keywords: [胸痛]\n", "    keywords: [胸痛]\n  old:\n    keywords: [老毛病]\n") + "    unless_any: [old]\n"
+    (tmp_path / "ok").mkdir()
+    rules = load_triage(broken_content(tmp_path / "ok", ok), "zh-CN")
+    assert assess("胸痛", rules).level == "emergency"
+    assert assess("胸痛 老毛病", rules).level != "emergency"
+
+
 def test_max_level():
     assert max_level("consultation", "emergency") == "emergency"
     assert max_level("emergency_ambulance", "self_care") == "emergency_ambulance"

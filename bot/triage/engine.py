@@ -231,6 +231,8 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
             if not all(s in present for s in rule.requires_all):
                 continue
             spans.extend(present[s] for s in rule.requires_all)
+        if rule.unless_any and any(s in present for s in rule.unless_any):
+            continue
         if rule.patient is not None and not rule.patient.holds(ages, pregnant):
             continue
         span = " + ".join(dict.fromkeys(norm[a:b] for a, b in spans))

@@ -98,6 +98,9 @@ class Rule:
     # the level when the message says the signs have passed (not_now.passed) and nothing says they are
     # still there (not_now.ongoing): a TIA that has passed is `emergency`, not an ambulance (RED-FLAGS.md)
     passed_level: str = ""
+    # and none of these: "a seizure" is an ambulance unless the message says it is a known epileptic's
+    # usual fit (another rule takes that case, with its own passed_level)
+    unless_any: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ _NOT_NOW_KEYS = ("past", "general", "frame", "hyperbole", "present", "passed", "
 _SYMPTOM_KEYS = ("keywords", "patterns", "exclude")
 _RULE_KEYS = (
     "id", "level", "passed_level", "symptoms", "keywords", "patterns", "exclude", "requires_any", "requires_all",
-    "patient", "department", "reply", "numbers",
+    "unless_any", "patient", "department", "reply", "numbers",
 )
 _NEGATION_KEYS = ("cues", "after", "after_final", "not_negation", "clause_breaks")
 _PATIENT_TEXT_KEYS = ("age", "age_units", "newborn", "pregnant")
@@ -336,8 +336,9 @@ class _Loader(YamlChecker):
                 self.problem(line, field, "needs symptoms: [names] or its own keywords: [...] / patterns: [...]")
             requires_any = self.strings(body, "requires_any", f"{field}.requires_any")
             requires_all = self.strings(body, "requires_all", f"{field}.requires_all")
+            unless_any = self.strings(body, "unless_any", f"{field}.unless_any")
             for key, names in (("symptoms", named), ("requires_any", requires_any),
-                               ("requires_all", requires_all)):
+                               ("requires_all", requires_all), ("unless_any", unless_any)):
                 for name in names:
                     if name not in declared:
                         self.problem(self.line(body, key), f"{field}.{key}",
@@ -359,5 +360,6 @@ class _Loader(YamlChecker):
             passed_level = self.level(body, "passed_level", f"{field}.passed_level") if "passed_level" in body else ""
             if level is not None:
                 rules.append(Rule(rule_id, level, tuple(triggers), tuple(requires_any), tuple(requires_all),
-                                  patient, str(department or ""), reply, extra, passed_level or ""))
+                                  patient, str(department or ""), reply, extra, passed_level or "",
+                                  tuple(unless_any)))
         return rules
