@@ -284,6 +284,22 @@ EXACT = [
     ("zh-CN", "孩子喝了一口84消毒液 现在叫不醒", "emergency_ambulance"),
     ("zh-CN", "老公昨晚牙疼 泰诺吃了十几片 今天没啥事", "emergency"),
     ("zh-CN", "我妈吃了好多那个降压药 一板子都没了 现在人昏昏沉沉", "emergency_ambulance"),
+    ("zh-CN", "孩子把一整瓶药都吃了", "emergency"),  # RED-FLAGS: a child took adult medicine, no symptoms yet: E
+    ("en", "My son swallowed a whole bottle of pills", "emergency"),
+    ("en", "took the whole bottle of sleeping pills", "emergency_ambulance"),
+    # the cord felt or seen after the waters went, however it is told: an ambulance
+    ("zh-CN", "羊水破了 阴道口摸到软软的一条 还在一跳一跳的", "emergency_ambulance"),
+    ("zh-CN", "破水 下面掉出根绳子", "emergency_ambulance"),
+    ("zh-CN", "臀位 破水 有东西滑出", "emergency_ambulance"),
+    ("zh-CN", "破水了 宝宝在肚子里一跳一跳的", "emergency"),
+    # breathless and the reliever does not help; breathless after a joint replacement; no 胸 but arm, jaw, sweat
+    ("zh-CN", "喘不上来 药喷了没用", "emergency_ambulance"),
+    ("zh-CN", "做完膝关节置换两周 今天突然喘不上气 心跳好快", "emergency_ambulance"),
+    ("zh-CN", "左边肩膀和胳膊一直酸痛 牙也痛 喘不过气 满头汗", "emergency_ambulance"),
+    # the heart-attack kind of chest pain, going on; chest pain after cocaine
+    ("en", "crushing chest pain 20 mins not going", "emergency_ambulance"),
+    ("en", "coke at party, chest pain, heart racing", "emergency_ambulance"),
+    ("en", "chest pain when i cough, 2 days", "emergency"),
 ]
 
 
