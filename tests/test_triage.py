@@ -114,6 +114,9 @@ def test_zh_negated_red_flags_do_not_fire(zh, text):
 @pytest.mark.parametrize("text", [
     "no chest pain", "I don't have trouble breathing", "denies suicidal thoughts", "not bleeding",
     "I do not have any chest pain", "without chest pain",
+    # session 8: a denial inside a longer breathing phrase, "wasnt" without its apostrophe, a denied "worst ever"
+    "kid has a cold, not breathing fast, no wheeze", "he hasn't stopped breathing or anything, he just snores",
+    "wasnt knocked out, no vomiting, walking and talking fine", "headache but not the worst ever, came on slowly",
 ])
 def test_en_negated_red_flags_do_not_fire(en, text):
     assert not assess(text, en).is_emergency
@@ -300,6 +303,10 @@ EXACT = [
     ("en", "crushing chest pain 20 mins not going", "emergency_ambulance"),
     ("en", "coke at party, chest pain, heart racing", "emergency_ambulance"),
     ("en", "chest pain when i cough, 2 days", "emergency"),
+    ("en", "she wasnt responding when i found her", "emergency_ambulance"),
+    ("en", "she werent breathing proper", "emergency_ambulance"),
+    ("en", "he wasnt breathing for a minute after we pulled him out of the pool", "emergency_ambulance"),
+    ("en", "he keeps saying he wishes he wouldnt wake up", "emergency"),
 ]
 
 
