@@ -287,3 +287,39 @@ def test_one_broken_pattern_is_one_problem_not_a_cascade(tmp_path: Path) -> None
     report = out.stdout + out.stderr
     assert out.returncode != 0 and "1 problem(s)" in report
     assert "acute.yml:" in report and "invalid regex" in report and "missing )" in report
+
+
+class _Head:
+    """A learned head that gives every message the same score (what the layer does with a score)."""
+
+    def __init__(self, p: float, threshold: float = 0.8, question: float = 0.7):
+        self.p, self.threshold, self.question = p, threshold, question
+
+    def cut(self, norm: str) -> tuple[float, float]:
+        return self.threshold, self.question
+
+    def read(self, feats) -> tuple[float, list]:
+        return self.p, []
+
+    def probability(self, feats) -> float:
+        return self.p
+
+
+class _Model:
+    def __init__(self, red: float, ambulance: float = 0.1):
+        self.heads = {"red_flag": _Head(red), "ambulance": _Head(ambulance, threshold=0.5)}
+
+
+@pytest.mark.parametrize("red, text, locale, level", [
+    # no rule saw anything: only a confident score raises (Screener.CONFIDENT), and then to emergency
+    (0.95, "chest like elephant sitting on it", "en", "emergency"),
+    (0.85, "chest like elephant sitting on it", "en", "consultation"),
+    # an age on its own is an introduction, whatever the score; the next message is read with it
+    (0.99, "my son is 6 weeks old", "en", "consultation"),
+    # nothing medical at all: no raise either
+    (0.99, "can you tell me the opening hours", "en", "consultation"),
+])
+def test_a_confident_score_raises_a_message_no_rule_saw(screener: Screener, red: float, text: str,
+                                                         locale: str, level: str) -> None:
+    model_screener = Screener(screener.rules, _Model(red))  # type: ignore[arg-type]
+    assert model_screener.screen(text, locale).assessment.level == level
