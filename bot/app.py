@@ -20,6 +20,7 @@ from bot.coord import Coord, make_coord
 from bot.engine.engine import Engine
 from bot.errors import ConfigError, ConfigProblem
 from bot.flow.content import Content, load_content, missing_by_locale
+from bot.flow.expr import MEMO
 from bot.flow.loader import FlowSet, load_flows
 from bot.group import GroupStage
 from bot.groups.policy import GroupPolicies, load_groups
@@ -136,6 +137,7 @@ def load_config(settings: Settings, root: Path | None = None) -> Config:
                                       "triage rules can raise an emergency, so someone must be on call: add "
                                       "on_call: {timezone: Asia/Shanghai, shifts: [{staff: d_wu, start: \"00:00\", "
                                       "end: \"00:00\"}]} (see docs/emergencies.md)"))
+    MEMO.save()  # templates compiled after the flows (guidance, intents), for the next start
     if problems:
         raise ConfigError(problems)
     assert content is not None and flows is not None

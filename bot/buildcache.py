@@ -91,6 +91,53 @@ def cached(kind: str, key: str, build: Callable[[], T], valid: Callable[[Any], b
     return value
 
 
+def load(kind: str, key: str) -> Any:
+    """The value stored under (kind, key), or None (no sound entry, or the cache is off)."""
+    directory = cache_dir()
+    return None if directory is None else _read(directory / f"{kind}-{key[:32]}.pickle", key)
+
+
+def store(kind: str, key: str, value: Any) -> None:
+    """Store `value` under (kind, key) (a cache that is off or cannot be written costs only the speed)."""
+    directory = cache_dir()
+    if directory is not None:
+        _write(directory / f"{kind}-{key[:32]}.pickle", kind, key, value)
+
+
+class Memo:
+    """What is derived from a piece of source text alone (a template's compiled code, the names it
+    reads), kept between starts: `get(item, make)` answers from the entry read at the first call, or
+    calls `make(item)` — whose exception propagates, unstored. `save()` writes what this process used
+    (so entries for text no longer loaded drop out) when anything was new. The entry's key covers
+    only the code that derives the values (`code`, `extra`): the items themselves are the dict's keys."""
+
+    def __init__(self, kind: str, code: Iterable[str], extra: Iterable[str] = ()):
+        self.kind, self._code, self._extra = kind, tuple(code), tuple(extra)
+        self._stored: dict[Any, Any] | None = None
+        self._used: dict[Any, Any] = {}
+        self._new = False
+
+    def _key(self) -> str:
+        return key_of(self.kind, (), self._code, self._extra)
+
+    def get(self, item: Any, make: Callable[[Any], T]) -> T:
+        if self._stored is None:
+            loaded = load(self.kind, self._key()) if cache_dir() is not None else None
+            self._stored = loaded if isinstance(loaded, dict) else {}
+        try:
+            value = self._stored[item]
+        except KeyError:
+            value = make(item)
+            self._new = True
+        self._used[item] = value
+        return value
+
+    def save(self) -> None:
+        if self._new:
+            store(self.kind, self._key(), self._used)
+            self._stored, self._new = dict(self._used), False
+
+
 def _read(path: Path, key: str) -> Any:
     try:
         data = path.read_bytes()

@@ -144,3 +144,63 @@ def test_models_through_the_cache_are_the_same_models(cache, name, load):
     assert load(path) == fresh  # read back
     assert pickle.loads(pickle.dumps(fresh)) == fresh
     assert len(list(cache.glob(f"model_{name}-*.pickle"))) == 1
+
+
+def test_a_memo_answers_from_the_stored_entry_and_keeps_only_what_was_used(cache):
+    made = []
+
+    def make(item):
+        made.append(item)
+        if item == "bad":
+            raise ValueError("does not compile")
+        return item.upper()
+
+    first = buildcache.Memo("memo", ("buildcache.py",))
+    assert first.get("a", make) == "A" and first.get("b", make) == "B"
+    with pytest.raises(ValueError):
+        first.get("bad", make)
+    first.save()
+    again = buildcache.Memo("memo", ("buildcache.py",))  # a new start
+    assert again.get("a", make) == "A"
+    assert made == ["a", "b", "bad"]  # read, not made again
+    with pytest.raises(ValueError):  # a failure is never kept
+        again.get("bad", make)
+    again.save()  # nothing new: the entry still holds a and b
+    third = buildcache.Memo("memo", ("buildcache.py",))
+    assert third.get("b", make) == "B" and made == ["a", "b", "bad", "bad"]
+    assert third.get("c", make) == "C"
+    third.save()  # only what this start used: b and c
+    stored = buildcache.load("memo", third._key())
+    assert set(stored) == {"b", "c"}
+    other = buildcache.Memo("memo", ("buildcache.py",), ("another version",))  # another key: built afresh
+    assert other.get("b", make) == "B" and made[-1] == "b"
+
+
+def test_templates_through_the_memo_render_as_freshly_compiled_ones(cache):
+    from jinja2 import TemplateSyntaxError
+
+    from bot.flow import expr
+    from bot.flow.names import read_names
+
+    source = "{% set n = slots.name %}Hello {{ n | default('you') }}, {{ care.price }} at {{ now.hour }}"
+    memo = expr.MEMO
+    expr.MEMO = buildcache.Memo("templates-test", ("flow/expr.py",))
+    try:
+        context = {"slots": {"name": "Li"}, "care": {"price": 30}, "now": {"hour": 9}}
+        fresh = expr.ENV.from_string(source).render(context)
+        assert fresh == "Hello Li, 30 at 9"
+        expr.compile_template.cache_clear()
+        assert expr.compile_template(source)(context) == fresh
+        expr.MEMO.save()
+        expr.MEMO = buildcache.Memo("templates-test", ("flow/expr.py",))  # the next start reads the code
+        expr.compile_template.cache_clear()
+        assert expr.compile_template(source)(context) == fresh
+        assert expr.MEMO._new is False
+        with pytest.raises(expr.ExprError, match="does not compile"):
+            expr.compile_template("{{ unclosed")
+        with pytest.raises(TemplateSyntaxError):
+            expr.MEMO.get(("code", "{{ unclosed"), expr._template_code)
+    finally:
+        expr.MEMO = memo
+        expr.compile_template.cache_clear()
+    assert read_names(source, False) == {"slots", "care", "now"}

@@ -19,6 +19,7 @@ from bot.errors import ConfigError, ConfigProblem
 from bot.flow import model as m
 from bot.flow.compiler import CompiledFlow, FlowCompiler
 from bot.flow.content import BUILTIN_DIR, Content
+from bot.flow.expr import MEMO
 from bot.yamlsrc import Source, data_loc, load_yaml
 
 REPAIR_FLOWS = ("cancel", "help", "restart", "human", "not_understood", "retries_exhausted", "error")
@@ -211,6 +212,7 @@ def load_flows(flow_dirs: list[Path], content: Content | None = None, root: Path
     problems.extend(_check_references(flowset, content))
     if not problems and known_names is not None:  # load_config passes the names set outside flows
         problems.extend(_check_names(flowset, content, known_names))
+    MEMO.save()  # templates compiled and names read, for the next start (what failed is never kept)
     if problems:
         raise ConfigError(problems)
     return flowset

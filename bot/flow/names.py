@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, meta
 
 from bot.flow import model as m
-from bot.flow.expr import ENV
+from bot.flow.expr import ENV, MEMO
 
 # what Turn.context gives every expression (bot/engine/engine.py), and Jinja's own globals
 TURN_NAMES = frozenset({"slots", "input", "locale", "now", "channel", "is_group", "tags", "mode", "triage_level",
@@ -26,10 +26,15 @@ CUTOFF = 0.75  # difflib ratio: `nw`/`now` 0.8, `complant`/`complaint` 0.94
 
 def read_names(source: str, condition: bool) -> set[str]:
     """The top-level names `source` reads (not those it sets itself with `{% set %}`)."""
+    return set(MEMO.get(("names", condition, source), _names))
+
+
+def _names(item: tuple[str, bool, str]) -> frozenset[str]:
+    _, condition, source = item
     try:
-        return set(meta.find_undeclared_variables(ENV.parse("{{ (%s) }}" % source if condition else source)))
+        return frozenset(meta.find_undeclared_variables(ENV.parse("{{ (%s) }}" % source if condition else source)))
     except TemplateSyntaxError:  # reported where the expression is compiled
-        return set()
+        return frozenset()
 
 
 def written_slots(flow: m.Flow) -> set[str]:
