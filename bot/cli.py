@@ -43,6 +43,9 @@ def _report(exc: ConfigError) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bot.runtime.gc_tuning import loading
+
+    loading()  # until the bot is ready (create_lazy_app's load calls tune_for_server)
     import uvicorn
 
     from bot.server import create_lazy_app

@@ -239,15 +239,18 @@ def create_lazy_app(build: Callable[[], CareBot], on_failure: Callable[[], None]
             carebot = await asyncio.to_thread(build)
             await carebot.start()
         except Exception as exc:  # a bad config: say why, then shut the server down
+            import gc
+
+            gc.enable()  # `carebot run` loads with collections off (gc_tuning.loading)
             holder.failed = f"{type(exc).__name__}: {exc}"
             log.error("carebot failed to start: %s", holder.failed)
             if on_failure is not None:
                 on_failure()
             return
-        holder.set(carebot)
         from bot.runtime.gc_tuning import tune_for_server
 
-        tune_for_server()
+        tune_for_server(collect=False)  # `carebot run` loaded with collections off: little garbage to find
+        holder.set(carebot)
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):  # SIGHUP: POSIX, main thread
             asyncio.get_running_loop().add_signal_handler(
                 signal.SIGHUP, lambda: carebot.handoff.spawn(carebot.reloads.here("signal")))
