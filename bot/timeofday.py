@@ -4,7 +4,7 @@ quiet hours and roster shifts (排班), which may cross midnight (20:00-08:00)."
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import Annotated, Callable
+from typing import Annotated, Callable, Iterable
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -77,12 +77,23 @@ def on_days(days: list[str] | tuple[str, ...], start: str, end: str, local: date
     return opened is not None and DAY_NAMES[opened.weekday()] in days
 
 
-def uncovered_week(covered: Callable[[datetime], bool]) -> list[str]:
+def uncovered_week(covered: Callable[[datetime], bool], changes: Iterable[str] | None = None) -> list[str]:
     """The stretches of a week (minute by minute, local time) for which `covered` is False, as
-    "Tue 02:00–08:00". A stretch that runs past Sunday midnight into Monday is one stretch."""
+    "Tue 02:00–08:00". A stretch that runs past Sunday midnight into Monday is one stretch.
+
+    `changes`: the clock times ("HH:MM") at which coverage can change besides midnight (the rosters'
+    starts and ends). Given them, `covered` is asked once per stretch between two of them, not for
+    each of the week's 10,080 minutes (which cost ~0.1 s of every start)."""
     monday = datetime(2024, 1, 1)  # any Monday: only weekday and clock time matter
     week = 7 * 24 * 60
-    gaps = [m for m in range(week) if not covered(monday + timedelta(minutes=m))]
+    clock = [time.fromisoformat(t) for t in changes] if changes is not None else []
+    if changes is None or any(t.second or t.microsecond for t in clock):
+        gaps = [m for m in range(week) if not covered(monday + timedelta(minutes=m))]
+    else:
+        cuts = sorted({0} | {t.hour * 60 + t.minute for t in clock})
+        starts = [day * 24 * 60 + cut for day in range(7) for cut in cuts]
+        gaps = [m for a, b in zip(starts, starts[1:] + [week])
+                if not covered(monday + timedelta(minutes=a)) for m in range(a, b)]
     if not gaps:
         return []
     runs: list[list[int]] = []

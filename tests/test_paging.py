@@ -18,6 +18,8 @@ from typing import Any, Iterator
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.testing.memory import MemoryAdapter
 from adapters.pager import PagerWebhookAdapter, verify
@@ -28,6 +30,8 @@ from bot.errors import ConfigError
 from bot.handoff.config import load_handoff
 from bot.handoff.tickets import EVENTS
 from bot.settings import Settings
+from bot.timeofday import DAY_NAMES as DAYS
+from bot.timeofday import on_days, uncovered_week
 from bot.store.migrate import upgrade
 from bot.store.store import AUDIT, OUTBOX, TICKET
 from tests.conftest import ROOT, T0
@@ -233,3 +237,17 @@ async def test_a_paged_emergency_stays_with_whom_it_was_paged_to(tmp_path, sqlit
             == [ticket.id]
     finally:
         await bot.stop()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sets(st.sampled_from(DAYS), min_size=1), st.integers(0, 24 * 60 - 1),
+                          st.integers(0, 24 * 60 - 1)), min_size=1, max_size=4))
+def test_the_gaps_from_the_rosters_changes_are_the_gaps_minute_by_minute(shifts) -> None:
+    """`uncovered_week` asks once per stretch between the rosters' starts and ends: the same answer
+    as asking for every minute of the week."""
+    hhmm = [(sorted(days), f"{a // 60:02d}:{a % 60:02d}", f"{b // 60:02d}:{b % 60:02d}") for days, a, b in shifts]
+
+    def covered(local) -> bool:
+        return any((DAYS[local.weekday()] in days) if a == b else on_days(days, a, b, local) for days, a, b in hhmm)
+
+    assert uncovered_week(covered, [t for _, a, b in hhmm for t in (a, b)]) == uncovered_week(covered)

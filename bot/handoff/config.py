@@ -116,7 +116,8 @@ class OnCall(_M):
 
     @model_validator(mode="after")
     def _covered(self) -> OnCall:
-        gaps = uncovered_week(lambda local: any(s.on_duty(local) for s in self.shifts))
+        gaps = uncovered_week(lambda local: any(s.on_duty(local) for s in self.shifts),
+                              [t for s in self.shifts for t in (s.start, s.end)])
         if gaps:
             raise ValueError("nobody is on call for emergencies " + ", ".join(gaps) + f" ({self.timezone}); "
                              "every hour of the week needs someone under on_call.shifts")
