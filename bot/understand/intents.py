@@ -27,7 +27,7 @@ adjust. The file is sectioned (content file · matching · results · the compon
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -575,11 +575,37 @@ def default_content_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "content"
 
 
-def load_intents(content_dir: str | Path, model: IntentModel | None | bool = True) -> Intents:
+_BUILT_BY = ("understand/intents.py", "understand/normalize.py", "understand/sounds.py",
+             "understand/data/zh_sounds.json", "understand/data/zh_sound_words.txt", "yamlsrc.py", "errors.py",
+             "buildcache.py")
+
+
+def load_intents(content_dir: str | Path, model: IntentModel | None | bool = True, cache: bool = True) -> Intents:
     """Read `understand/<locale>.yml` under `content_dir`; a ConfigError names file, line and field.
     `model`: the learned intent model asked where the cues do not route (True: the shipped one, when
-    present; False or None: cues only)."""
-    intents = Intents(model=shipped_intent_model() if model is True else (model or None))
+    present; False or None: cues only). With `cache`, the cue index an earlier start built from the
+    same files and code is reused (bot/buildcache.py; never written when a file has a problem)."""
+    chosen = shipped_intent_model() if model is True else (model or None)
+    intents = _cached_intents(Path(content_dir)) if cache else _load_intents(Path(content_dir))
+    return replace(intents, model=chosen)
+
+
+def _cached_intents(content_dir: Path) -> Intents:
+    from importlib.metadata import version
+
+    from bot import buildcache
+
+    try:
+        files = sorted((content_dir / "understand").glob("*.yml"))
+        key = buildcache.key_of("intents", files, _BUILT_BY, extra=(str(content_dir), version("OpenCC")))
+    except Exception:  # noqa: BLE001 - an unreadable file or package: load the files, which reports it
+        return _load_intents(content_dir)
+    return buildcache.cached("intents", key, lambda: _load_intents(content_dir),
+                             lambda value: isinstance(value, Intents) and value.model is None)
+
+
+def _load_intents(content_dir: Path) -> Intents:
+    intents = Intents()
     problems: list[ConfigProblem] = []
     for path in sorted((Path(content_dir) / "understand").glob("*.yml")):
         try:
