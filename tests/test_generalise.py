@@ -335,3 +335,43 @@ def test_round_8_red_flags_told_the_long_way(rules_only: Screener, text: str, le
 ])
 def test_round_8_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+# Session 9: the classes behind round 8's misses and false alarms (content/triage/en/second_look.yml and the
+# not_now readings of content/triage/en.yml), in our own words.
+@pytest.mark.parametrize(("text", "level"), [
+    ("my inhaler every 2 hours since last night and still wheezy", "emergency"),
+    ("needing my blue inhaler constantly today, asthma is awful", "emergency"),
+    ("his wheezing has gone quiet but he's struggling and his lips look grey", "emergency_ambulance"),
+    ("copd, the rescue pack steroids arent helping and i cant get upstairs without stopping", "emergency"),
+    ("all of us in the house have headaches, they lift when we go out, the boiler is old", "emergency_ambulance"),
+    ("our new carbon monoxide alarm is going off and the kids feel sick", "emergency_ambulance"),
+    ("back pain for days and now numb down below, can't feel the toilet paper", "emergency"),
+    ("keep having hypos today, 2.8 again even after juice", "emergency"),
+    ("4 month old, fever and the soft spot is bulging", "emergency"),
+    ("slipped with a knife, the cut is gaping and i can see fat", "emergency"),
+])
+def test_session_9_red_flags(rules_only: Screener, text: str, level: str) -> None:
+    assert _level(rules_only, text) == level
+
+
+@pytest.mark.parametrize("text", [
+    "my inhaler ran out, can I get a repeat prescription",
+    "his wheeze has gone quiet since the antibiotics, he's playing again",
+    "copd review booked, do I bring my inhalers",
+    "bought a carbon monoxide alarm for the boiler cupboard, where should it go",
+    "numb bum after a long cycle ride, normal?",
+    "had a hypo last week after the gym, now fine, should I eat more before",
+    "what does a bulging fontanelle look like, asking for my baby group",
+    "paper cut on my finger, it stings",
+    "got stretch marks when i was pregnant with my son, any creams",
+    "how to spot a stroke, we're making a poster at work",
+    "does a high cholesterol raise my risk of a heart attack",
+    "worried about a stroke because my mum had one, bp is normal",
+    "the internet says a headache is a brain tumour, i just have a cold",
+    "the kids' pond pump electrocuted the fish, who repairs these",
+    "how long should a fit last before you call an ambulance, my son is epileptic and away next month",
+    "grandad's old stroke left him a bit slow, can he get a blue badge",
+])
+def test_session_9_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
