@@ -307,3 +307,34 @@ def test_round8_levels_and_words(rules_only: Screener, text: str, level: str) ->
 ])
 def test_round8_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in RED
+
+
+# Session 9: the classes behind round 8's misses and false alarms (content/triage/zh-CN/second_look.yml and the
+# not_now readings of content/triage/zh-CN.yml), in our own words.
+@pytest.mark.parametrize("text, level", [
+    ("哮喘犯了 喷雾喷完管一会 没多久又喘 胸口紧", "emergency"),
+    ("我爸慢阻肺 制氧机调到4升了还是喘得厉害", "emergency"),
+    ("奶奶在厕所滑倒了 坐在地上 现在大腿根疼 站不起来", "emergency"),
+    ("孕囊不在宫腔里 医生让观察 今天右下腹疼 还有点出血", "emergency"),
+    ("儿子把自己反锁在卧室 门口有血 敲门没反应 他有刀片", "emergency_ambulance"),
+    ("同事发消息说这回是来真的 现在电话打不通", "emergency_ambulance"),
+    ("我妈下午有一阵说话词不达意 十几分钟后就好了", "emergency"),
+    ("刚满月的宝宝 腋下三十八度二", "emergency"),
+])
+def test_session_9_red_flags(rules_only: Screener, text: str, level: str) -> None:
+    assert _level(rules_only, text) == level
+
+
+@pytest.mark.parametrize("text", [
+    "孩子两岁半 说话还不太利索 正常吗",
+    "爷爷骨质疏松 要补钙吗 吃哪种好",
+    "哮喘喷雾快用完了 怎么续方",
+    "慢阻肺复查 要空腹吗",
+    "生老大的时候顺产 这胎能顺吗",
+    "脑梗前有啥信号 想给爸妈科普一下",
+    "心肺复苏到底怎么做 下周要考试",
+    "我家狗刚才抽搐了一下 附近有宠物医院吗",
+    "满月酒在哪家饭店办好",
+])
+def test_session_9_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in RED
