@@ -161,3 +161,16 @@ def test_shipped_conversation_tests_run_every_step_type_and_repair_flow(capsys):
     assert "coverage: step types not run: none" in out
     assert "coverage: repair flows not run: none" in out
     assert "coverage: flows not run: none" in out
+
+
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    """`carebot triage eval … | head`: when the reader goes away, no traceback, exit status 1."""
+    code = ("import sys; from bot import cli; "
+            "cli._main = lambda argv: (print('x' * 200_000), 0)[1]; sys.exit(cli.main([]))")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": python_path()},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first write
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err
