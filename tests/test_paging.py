@@ -191,6 +191,37 @@ async def test_nobody_reachable_on_call_tells_the_patient_to_call_120_at_once(tm
         await bot.stop()
 
 
+async def test_an_emergency_shown_to_a_doctor_who_was_not_paged_stays_theirs_to_open_and_take(tmp_path, sqlite_url):
+    """The ladder reached nobody; a dermatologist's console shows the alert, which makes it delivered and
+    the patient is told. The alert must not then vanish from her console: she may still read the ticket
+    and acknowledge it (before, `delivered` ended the 'reached nobody' state that let her see it)."""
+    bot, platform, clock = build(tmp_path, sqlite_url)
+    await bot.handoff.add_staff("d_wang", "王建国", "doctor", "password123", departments=["dermatology"])
+    await bot.start(background=False)
+    try:
+        await bot.runtime.handle(platform.inbound("p1", "my wife has crushing chest pain and is sweating", locale="en"))
+        await bot.settle()
+        ticket = await _ticket(bot)
+        assert ticket.paging == "unreachable"
+        wang = await bot.handoff.staff("d_wang")
+        await bot.handoff.paging.seen(ticket.id, wang)  # her console displayed the alert
+        await bot.settle()
+        ticket = await _ticket(bot)
+        assert ticket.paging == "delivered" and platform.sent[-1].outbound.key == "paging.delivered"
+        assert "d_wang" in await bot.handoff.paging.paged_staff(ticket.id)
+        assert [a["ticket"] for a in await bot.handoff.paging.open_alerts(wang)] == [ticket.id]  # still hers
+        assert bot.handoff.paging.may_acknowledge(wang, ticket, await bot.handoff.paging.paged_staff(ticket.id))
+        await bot.handoff.paging.seen(ticket.id, wang)  # a reload: no second "alerted" to the patient
+        await bot.settle()
+        assert [s.outbound.key for s in platform.sent].count("paging.delivered") == 1
+        assert await bot.handoff.paging.acknowledge(ticket.id, wang)
+        await bot.settle()
+        assert platform.sent[-1].outbound.key == "paging.acknowledged"
+        assert (await _ticket(bot)).assignee == "d_wang"
+    finally:
+        await bot.stop()
+
+
 async def test_an_unstaffed_roster_is_named_at_start_and_a_lost_emergency_shows_to_anyone_signed_in(
         tmp_path, sqlite_url, caplog):
     """A fresh install: the roster names d_sun, d_wu and d_zhou, only a dermatologist has an account.

@@ -230,16 +230,24 @@ class Paging:
                                                channel))
 
     async def seen(self, ticket_id: str, staff: StaffMember) -> None:
-        """A console displayed the alert to a paged staff member (the browser says so)."""
-        if not self.may_acknowledge(staff, await self.service.tickets.get(ticket_id), await self.paged_staff(ticket_id)):
+        """A console displayed the alert to a paged staff member (the browser says so). Someone shown an
+        emergency the ladder reached nobody with becomes one of its paged people: the alert stays theirs
+        to open and acknowledge once it counts as delivered (before, it vanished from their console)."""
+        ticket = await self.service.tickets.get(ticket_id)
+        paged = await self.paged_staff(ticket_id)
+        if not self.may_acknowledge(staff, ticket, paged):
             raise HandoffError("not_paged")
-        await self.delivered(ticket_id, staff.id, "console")
+        await self.delivered(ticket_id, staff.id, "console", join=staff.id not in paged)
 
-    async def delivered(self, ticket_id: str, who: str, channel: str) -> None:
+    async def delivered(self, ticket_id: str, who: str, channel: str, join: bool = False) -> None:
         ticket = await self.service.tickets.get(ticket_id)
         now = self.service.clock.now()
 
         def q(conn: Connection) -> bool:
+            if join:  # shown to them although not paged (the ladder reached nobody): now they are
+                detail = {"rung": "shown", "who": who, "channels": [channel]}
+                tickets.event(conn, ticket_id, now, "system", "paged", detail)
+                tickets.audit(conn, now, "page", ticket_id, detail)
             tickets.event(conn, ticket_id, now, "system", "page_delivered", {"who": who, "channel": channel})
             tickets.audit(conn, now, "page_delivered", ticket_id, {"who": who, "channel": channel})
             return conn.execute(TICKET.update().where(
