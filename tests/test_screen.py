@@ -89,6 +89,7 @@ def _brute_force(rules: TriageRules, monkeypatch: pytest.MonkeyPatch) -> None:
                         property(lambda self: {s.name: tuple(range(len(self.rules))) for s in self.symptoms}))
 
 
+@pytest.mark.timeout(600)  # every dev message (~9,000 a locale) twice, once with every regex: 140-200 s when busy
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 def test_the_prefilters_never_change_an_assessment(locale: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Aho-Corasick phrase scan, the literal-prefix gates and the rules-by-symptom index only skip

@@ -193,7 +193,7 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         return rules.quiet  # nothing medical in it ("好的", "7"): the default, at once
     not_now = rules.not_now
     if not_now is not None and not_now.hyperbole is not None and found:
-        shield = not_now.hyperbole.find(norm, hits)
+        shield = not_now.hyperbole.find(norm, hits, prefixes)
         if shield:
             found = {n: kept for n, spans in found.items() if (kept := [sp for sp in spans if not _overlaps(*sp, shield)])}
     term_spans = [sp for spans in found.values() for sp in spans] + pregnancy_spans
@@ -206,7 +206,8 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         if span is not None:
             present[name] = span
 
-    lowered = _not_now(norm, hits, rules, negation, present, found) if present and not_now is not None else None
+    lowered = _not_now(norm, hits, rules, negation, present, found, prefixes) \
+        if present and not_now is not None else None
 
     ages = tuple(_ages_in_text(norm, hits, rules.patient_in_text))
     if context.age_months is not None:
@@ -239,7 +240,7 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         fired.append((order, rule, span))
 
     if not_now is not None and not_now.passed is not None and any(r.passed_level for _, r, _ in fired):
-        fired = _passed(norm, hits, not_now, fired)
+        fired = _passed(norm, hits, not_now, fired, prefixes)
     fired.sort(key=lambda f: (-LEVEL_RANK[f[1].level], f[0]))
     level = fired[0][1].level if fired else rules.default_level
     top = [rule for _, rule, _ in fired if rule.level == level]
@@ -267,13 +268,14 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
     )
 
 
-def _passed(norm: str, hits: Hits, nn: NotNow, fired: list[tuple[int, Rule, str]]) -> list[tuple[int, Rule, str]]:
+def _passed(norm: str, hits: Hits, nn: NotNow, fired: list[tuple[int, Rule, str]],
+            prefixes: set[str] | None = None) -> list[tuple[int, Rule, str]]:
     """Rules with a `passed_level` take it when the message says the signs have passed and nothing says
     they are still there ("左手麻了二十来分钟就好了" is a TIA: emergency, not an ambulance)."""
     assert nn.passed is not None
-    if not (nn.passed.may_match(hits, norm) and nn.passed.find(norm, hits)):
+    if not (nn.passed.may_match(hits, norm, prefixes) and nn.passed.find(norm, hits, prefixes)):
         return fired
-    if nn.ongoing is not None and nn.ongoing.may_match(hits, norm) and nn.ongoing.find(norm, hits):
+    if nn.ongoing is not None and nn.ongoing.may_match(hits, norm, prefixes) and nn.ongoing.find(norm, hits, prefixes):
         return fired
     return [(order, replace(rule, level=rule.passed_level) if rule.passed_level
              and LEVEL_RANK[rule.passed_level] < LEVEL_RANK[rule.level] else rule, span)
@@ -281,7 +283,8 @@ def _passed(norm: str, hits: Hits, nn: NotNow, fired: list[tuple[int, Rule, str]
 
 
 def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,
-             present: dict[str, tuple[int, int]], found: dict[str, list[Span]]) -> Match | None:
+             present: dict[str, tuple[int, int]], found: dict[str, list[Span]],
+             prefixes: set[str] | None = None) -> Match | None:
     """Drop (in place) the symptoms said in a clause that is about the past or a disease in general, or
     in any clause of a message framed as no patient's now (a drill, homework, a joke), when the clause
     has no present cue ("2019年心梗过一次", "what are the signs of a stroke"); the Match that says so.
@@ -290,10 +293,11 @@ def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,
     nn = rules.not_now
     assert nn is not None
     cues = [(kind, span) for kind, d in (("past", nn.past), ("general", nn.general), ("frame", nn.frame))
-            if d is not None and d.may_match(hits, norm) for span in d.find(norm, hits)]
+            if d is not None and d.may_match(hits, norm, prefixes) for span in d.find(norm, hits, prefixes)]
     if not cues:
         return None
-    now = nn.present.find(norm, hits) if nn.present is not None and nn.present.may_match(hits, norm) else []
+    now = nn.present.find(norm, hits, prefixes) \
+        if nn.present is not None and nn.present.may_match(hits, norm, prefixes) else []
     # a present cue inside a not-now reading is part of it ("万一抽搐了怎么办", "是不是要马上洗胃")
     cue_spans = [span for _, span in cues]
     now = [(s, e) for s, e in now if not _overlaps(s, e, cue_spans)]
@@ -335,18 +339,14 @@ def _route(rules: TriageRules, hits: list[tuple[str, float, Span]], negation: _N
         scores[dept_id] = scores.get(dept_id, 0.0) + weight
     if not any(scores.values()):
         return "", 0.0
-    for dept in rules.departments.departments:
-        for condition, weight in dept.bonuses:
-            if condition.holds(ages, pregnant):
-                scores[dept.id] = scores.get(dept.id, 0.0) + weight
-    best = max(scores, key=lambda d: (scores[d], -_index(rules, d)))
+    for dept_id, condition, weight in rules.departments.bonuses:
+        if condition.holds(ages, pregnant):
+            scores[dept_id] = scores.get(dept_id, 0.0) + weight
+    order = rules.departments.order
+    best = max(scores, key=lambda d: (scores[d], -order[d]))
     share = scores[best] / sum(scores.values())
     saturation = min(1.0, scores[best] / rules.departments.full_confidence_score)
     return best, round(share * saturation, 3)
-
-
-def _index(rules: TriageRules, department_id: str) -> int:
-    return next(i for i, d in enumerate(rules.departments.departments) if d.id == department_id)
 
 
 _BENCH_TEXT = {

@@ -62,26 +62,33 @@ class Symptom:
             return True
         return not prefixes.isdisjoint(found) if found is not None else any(p in text for p in prefixes)
 
-    def may_match(self, hits: Hits, text: str) -> bool:
-        """False when neither a keyword was found nor any pattern can match (cheap: substring checks)."""
+    def may_match(self, hits: Hits, text: str, found: frozenset[str] | set[str] | None = None) -> bool:
+        """False when neither a keyword was found nor any pattern can match (cheap: substring checks,
+        or with `found`, the prefixes present, a set lookup)."""
         if self.keywords.key in hits:
             return True
-        return any(self._pattern_may_match(i, text, None) for i in range(len(self.patterns)))
+        return any(self._pattern_may_match(i, text, found) for i in range(len(self.patterns)))
 
     def find(self, text: str, hits: Hits, found: frozenset[str] | set[str] | None = None) -> list[Span]:
         """Spans of this symptom in normalized text (scanned into hits), in order of position.
         A pattern runs only when one of the literal prefixes its every match starts with is in the
         text (`literal_prefixes`; `found`, when given, is the set of prefixes present, from
         `TriageRules.candidates`): most of a locale's hundreds of regexes are skipped unrun."""
-        spans = list(self.keywords.spans(hits))
+        spans = list(hits.get(self.keywords.key, ()))  # `self.keywords.spans(hits)`, inlined: hot
         for pattern, prefixes in zip(self.patterns, self._prefixes):  # `_pattern_may_match`, inlined: hot
             if prefixes is None or (not prefixes.isdisjoint(found) if found is not None
                                     else any(p in text for p in prefixes)):
-                spans += [m.span() for m in pattern.finditer(text) if m.end() > m.start()]
-        if spans and self.exclude.phrases:
+                for m in pattern.finditer(text):
+                    start, end = m.span()
+                    if end > start:
+                        spans.append((start, end))
+        if not spans:
+            return spans
+        if self.exclude.phrases:
             blocked = self.exclude.spans(hits)
             spans = [s for s in spans if not any(b0 < s[1] and s[0] < b1 for b0, b1 in blocked)]
-        return sorted(spans)
+        spans.sort()
+        return spans
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,16 @@ class DepartmentLexicon:
                 index.setdefault(terms.key, []).append((dept.id, weight))
         return {k: tuple(v) for k, v in index.items()}
 
+    @cached_property
+    def order(self) -> dict[str, int]:
+        """Department id → its place in the lexicon (ties in the vote go to the earlier one)."""
+        return {d.id: i for i, d in reversed(list(enumerate(self.departments)))}
+
+    @cached_property
+    def bonuses(self) -> tuple[tuple[str, Any, float], ...]:
+        """Every department's (id, patient condition, weight) bonuses, flattened once."""
+        return tuple((d.id, condition, weight) for d in self.departments for condition, weight in d.bonuses)
+
     def get(self, department_id: str) -> Department | None:
         return next((d for d in self.departments if d.id == department_id), None)
 
@@ -244,11 +261,15 @@ class TriageRules:
                     break
                 for prefix in prefixes:
                     by_prefix.setdefault(prefix, set()).add(i)
-        # the pregnancy reading runs on every message: its prefixes are looked for in the same pass
-        pregnancy = self.patient_in_text.pregnant
-        for prefixes in pregnancy._prefixes if pregnancy is not None else ():
-            for prefix in prefixes or ():
-                by_prefix.setdefault(prefix, set())
+        # the pregnancy and not-now readings run on every message: their prefixes are looked for in the
+        # same pass (a reading's pattern runs when one of its prefixes is in the set `candidates` returns)
+        nn = self.not_now
+        readings = [self.patient_in_text.pregnant] + ([nn.past, nn.general, nn.hyperbole, nn.present, nn.passed,
+                                                        nn.ongoing, nn.frame] if nn is not None else [])
+        for reading in readings:
+            for prefixes in reading._prefixes if reading is not None else ():
+                for prefix in prefixes or ():
+                    by_prefix.setdefault(prefix, set())
         automaton = ahocorasick.Automaton()
         for prefix, ids in by_prefix.items():
             automaton.add_word(prefix, (prefix, tuple(ids)))
@@ -258,7 +279,8 @@ class TriageRules:
 
     def candidates(self, text: str, hits: Hits) -> tuple[list[Symptom], set[str]]:
         """The symptoms worth running on this message, in file order (most of hundreds are skipped),
-        and the pattern prefixes present in it (for `Symptom.find` of those and of the pregnancy reading)."""
+        and the pattern prefixes present in it (for `Symptom.find` of those, of the pregnancy reading
+        and of the not-now readings)."""
         by_key, automaton, always = self._symptom_index
         ids = set(always)
         for key in hits:
