@@ -289,6 +289,27 @@ def test_http_fallback_send_and_long_poll(chat: Chat) -> None:
     assert chat.client.get("/webchat/api/poll?after=99&wait=0", headers=auth).json() == {"messages": []}
 
 
+def test_an_over_long_message_that_tells_of_an_emergency_is_taken_not_refused(chat_factory: Any) -> None:
+    """A long story that ends with the emergency is screened and answered, never refused unread; an
+    over-long ordinary message is still refused (up to 6x the limit; beyond it, refused unread)."""
+    chat = chat_factory(max_text=50)
+    session = chat.client.post("/webchat/api/session", json={}).json()
+    auth = {"Authorization": f"Bearer {session['token']}"}
+    story = "we were at the park all afternoon and then had dinner, " \
+            "now my dad's face is drooping and he can't lift his arm"
+    assert 50 < len(story) <= 300
+    sent = chat.client.post("/webchat/api/send", json={"id": "e1", "text": story, "locale": "en"}, headers=auth)
+    assert sent.status_code == 200 and sent.json()["type"] == "ack"
+    polled = chat.client.get("/webchat/api/poll?after=0&wait=5", headers=auth).json()["messages"]
+    assert any(str(m.get("key", "")).startswith("triage.emergency") for m in polled)
+    ordinary = chat.client.post("/webchat/api/send", json={
+        "id": "e2", "text": "we were at the park all afternoon and then had a lovely dinner together", "locale": "en"},
+        headers=auth)
+    assert ordinary.status_code == 413 and ordinary.json()["code"] == "too_long"
+    way_too_long = chat.client.post("/webchat/api/send", json={"id": "e3", "text": story * 7, "locale": "en"}, headers=auth)
+    assert way_too_long.status_code == 413
+
+
 def test_chat_page_and_widget_are_served(chat: Chat) -> None:
     home = chat.client.get("/", follow_redirects=False)
     assert home.status_code in (302, 307) and home.headers["location"] == "/chat"

@@ -108,6 +108,9 @@ def media_frame(media: Media | StoredMedia | None) -> dict[str, Any] | None:
     return None
 
 
+LONG_EMERGENCY = 6  # an over-long message is still taken, up to this many times the limit, if it is an emergency
+
+
 class WebchatAdapter(Adapter):
     channel = CHANNEL
     capabilities = Capabilities(ops=frozenset({"say"}), buttons=True, max_buttons=12, media=True,
@@ -245,6 +248,28 @@ class WebchatAdapter(Adapter):
         if wait > 0:
             raise RateLimited(wait)
 
+    async def _long_emergency(self, visitor: Visitor, text: str, locale: str) -> bool:
+        """An over-long message is refused, unless it tells of an emergency: a long story that ends "now
+        his face is drooping" is taken whole (the safety stage answers it), never refused unread. Up to
+        LONG_EMERGENCY times the limit, and screened at the visitor's message rate (its own key)."""
+        if len(text) > self.config.max_text * LONG_EMERGENCY:
+            return False
+        try:
+            await self._limit(f"webchat:long:{visitor.session.visitor}", self.config.visitor_rate)
+        except RateLimited:
+            return False
+        return self._emergency(text, locale)
+
+    def _emergency(self, text: str, locale: str) -> bool:
+        """Does the triage screener read this message as an emergency?"""
+        from bot.safety import SafetyStage
+
+        assert self.runtime is not None
+        safety = next((s for s in self.runtime.pipeline.stages if isinstance(s, SafetyStage)), None)
+        if safety is None or safety.screener.rules_for(locale or safety.base_locale) is None:
+            return False
+        return safety.screener.screen(text.strip(), locale or safety.base_locale).assessment.is_emergency
+
     async def accept(self, visitor: Visitor, frame: dict[str, Any]) -> Frame:
         """One patient message from the widget → the runtime, its log entry written in the turn's
         transaction; then its echo (with its `client_id`) to every open widget of the conversation.
@@ -261,7 +286,9 @@ class WebchatAdapter(Adapter):
             return error("bad_request", client_id)
         if media_id is not None and len(media_id) > 64:
             return error("bad_media", client_id)
-        if len(text) > self.config.max_text:
+        locale = frame.get("locale")
+        locale = locale if isinstance(locale, str) and _LOCALE.fullmatch(locale) else ""
+        if len(text) > self.config.max_text and not await self._long_emergency(visitor, text, locale):
             return error("too_long", client_id, limit=self.config.max_text)
         if not text.strip() and value is None and not media_id:
             return error("empty", client_id)
@@ -274,8 +301,6 @@ class WebchatAdapter(Adapter):
         stored = await self.media.get(media_id) if media_id else None
         if media_id and (stored is None or stored.conversation_id != conv):
             return error("bad_media", client_id)
-        locale = frame.get("locale")
-        locale = locale if isinstance(locale, str) and _LOCALE.fullmatch(locale) else ""
         now = self.runtime.clock.now()
         key = f"webchat-in:{conv}:{client_id}"
         shown = {"text": text, "client_id": client_id, "media": media_frame(stored)}

@@ -175,6 +175,7 @@ def test_oversized_and_wrong_uploads_get_clear_errors(tmp_path: Path, page: Any)
 
         page.get_by_role("textbox").fill("x" * 2001)
         page.get_by_role("textbox").press("Enter")
+        page.locator('.cb-alert[data-code="too_long"]').wait_for()  # the server's answer now
         assert "too long" in alert.inner_text()
 
         page.get_by_role("button", name="中文").click()

@@ -548,7 +548,8 @@
     if (parts.value !== undefined) frame.value = parts.value;
     if (parts.question) frame.question = parts.question;
     if (parts.media) frame.media = parts.media;
-    if (frame.text.length > maxText) { showError("too_long", { limit: maxText }); return false; }
+    // over the limit, the server still takes a message that tells of an emergency (and refuses the rest)
+    if (frame.text.length > maxText * 6) { showError("too_long", { limit: maxText }); return false; }
     pending.push(frame);
     savePending();
     logBox.appendChild(pendingNode(frame));
