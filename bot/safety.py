@@ -31,6 +31,13 @@ SCREENED = frozenset({"text", "choice", "media", "command"})
 FALLBACK_REPLY = "triage.emergency"
 
 
+def signs_of(result: Assessment) -> list[str]:
+    """The patient's own words each fired rule matched ("face is drooping", "can't lift his arm"): what
+    the doctor reads on the ticket, in place of rule ids."""
+    return list(dict.fromkeys(part.strip() for m in result.matched if not m.rule.startswith("not_now:")
+                              for part in m.span.split(" + ") if part.strip()))
+
+
 def patient_context(state: State) -> PatientContext:
     """What the conversation already knows about the patient (from intake slots)."""
     slots = state.slots
@@ -105,7 +112,7 @@ class SafetyStage:
         if result.level not in ("self_care", "consultation"):
             ctx.effects.append(RecordEvent("triage", {
                 "level": result.level, "department": result.department,
-                "rules": [m.rule for m in result.matched], "layers": screening.explain()}))
+                "rules": [m.rule for m in result.matched], "signs": signs_of(result), "layers": screening.explain()}))
         state.triage_level = max_level(state.triage_level or "self_care", result.level)
         if result.is_emergency:
             self._emergency(ctx, result, screening, earlier + [text])
@@ -251,7 +258,7 @@ class SafetyStage:
             said = [e.outbound.text for e in ctx.effects[told:] if isinstance(e, Send) and e.outbound.text]
             ctx.effects.append(OpenTicket(
                 department=result.department or "emergency", priority="urgent", reason="red_flag",
-                summary={"triage_level": result.level, "rules": [m.rule for m in result.matched],
+                summary={"triage_level": result.level, "rules": [m.rule for m in result.matched], "signs": signs_of(result),
                          "layers": screening.explain(), "patient_words": words,
                          "slots": {k: v for k, v in state.slots.items() if not k.startswith("_")}},
                 transcript=tuple(("patient", w) for w in words) + tuple(("bot", t) for t in said)))

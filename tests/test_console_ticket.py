@@ -91,6 +91,23 @@ def test_an_emergency_summary_names_the_level_in_the_staff_language(clinic: Setu
     summary = page[page.index("cb-summary"):]
     assert "急症" in summary and "cb-alert-value" in summary and "胸口剧痛" in summary
     assert "emergency</dd>" not in summary
+    red_flags = summary[summary.index("危险信号"):summary.index("</dd>", summary.index("危险信号"))]
+    assert "“" in red_flags and "chest_pain" not in red_flags  # the patient's words, not rule ids
+
+
+def test_an_emergency_typed_into_an_open_ticket_is_what_its_summary_says(clinic: Setup) -> None:
+    """A patient waiting for a dermatologist types an emergency: the ticket is re-routed, and its clinical
+    summary says the emergency and the words that raised it, not the earlier 'no red flag'."""
+    ticket_id = clinic.hand_off("p7")
+    clinic.patient("p7", "我爸突然嘴歪了 右手抬不起来")
+    ticket = clinic.ticket_of("p7")
+    assert ticket.id == ticket_id and ticket.department == "emergency"
+    admin = Browser(clinic, locale="zh-CN")
+    admin.login("admin")
+    page = admin.get(f"/console/tickets/{ticket.id}").text
+    summary = page[page.index("cb-summary"):]
+    red_flags = summary[summary.index("危险信号"):summary.index("</dd>", summary.index("危险信号"))]
+    assert "救护车" in red_flags and "“" in red_flags and "嘴歪" in red_flags
 
 
 def test_a_photo_is_inline_through_the_audited_media_route(clinic: Setup) -> None:

@@ -63,10 +63,14 @@ def clinical_summary(ticket: Any, summary: dict[str, Any], slots: dict[str, Any]
     else:
         lines.append(Line(t("sum_consent"), t("consent_missing"), alert=True))
     level = str(summary.get("triage_level") or "")
-    rules = [str(r) for r in summary.get("rules") or []]
+    rules = [str(r) for r in summary.get("rules") or [] if not str(r).startswith("not_now:")]
+    signs = [str(w) for w in summary.get("signs") or []]
     if level or rules:
         text = t(f"level_{level}") if level in LEVELS else (level or "—")
-        lines.append(Line(t("sum_red_flags"), text + (f" · {', '.join(rules)}" if rules else ""),
+        # the patient's words that raised it ("face is drooping" + "can't lift his arm"), not rule ids;
+        # a ticket from before the words were kept shows its rule ids
+        said = " + ".join(f"“{w}”" for w in signs) if signs else ", ".join(rules)
+        lines.append(Line(t("sum_red_flags"), text + (f" · {said}" if said else ""),
                           alert=level in EMERGENCY_LEVELS or ticket.reason == "red_flag"))
     else:
         lines.append(Line(t("sum_red_flags"), t("none_found")))

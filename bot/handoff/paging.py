@@ -339,6 +339,13 @@ class Paging:
             why = {"why": "emergency during an open ticket", "from_department": ticket.department,
                    "from_priority": ticket.priority, "from_assignee": ticket.assignee,
                    "level": found.get("level", ""), "rules": found.get("rules", [])}
+            # the ticket's clinical summary says what the emergency is now (it held the earlier, ordinary
+            # consultation's "no red flag"); the words before it stay in the transcript
+            summary = json.loads(ticket.summary) if isinstance(ticket.summary, str) and ticket.summary else {}
+            summary.update({"triage_level": found.get("level", ""), "rules": found.get("rules", []),
+                            "signs": found.get("signs", [])})
+            conn.execute(TICKET.update().where(TICKET.c.id == ticket_id).values(
+                summary=json.dumps(summary, ensure_ascii=False, default=str)))
             tickets.event(conn, ticket_id, now, "system", "rerouted", why)
             tickets.audit(conn, now, "ticket_rerouted", ticket_id, why)
             clocks.cancel_sla(conn, ticket.conversation_id, ticket_id)
