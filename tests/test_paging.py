@@ -222,6 +222,29 @@ async def test_an_emergency_shown_to_a_doctor_who_was_not_paged_stays_theirs_to_
         await bot.stop()
 
 
+async def test_taking_an_emergency_answers_its_page(tmp_path, sqlite_url):
+    """A doctor who takes (抢单) an emergency whose page is still open has answered it: the ladder
+    stops and the alert leaves the consoles; before, the banner stayed until a separate Acknowledge."""
+    bot, platform, clock = build(tmp_path, sqlite_url)
+    await bot.start(background=False)
+    try:
+        await bot.runtime.handle(platform.inbound("p1", "胸口剧痛出冷汗", locale="zh-CN"))
+        await bot.settle()
+        ticket = await _ticket(bot)
+        assert ticket.paging == "unreachable" and ticket.department == "emergency"
+        await bot.handoff.add_staff("d_er", "急诊医生", "doctor", "password123", departments=["emergency"])
+        er = await bot.handoff.staff("d_er")
+        assert [a["ticket"] for a in await bot.handoff.paging.open_alerts(er)] == [ticket.id]
+        assert await bot.handoff.take(ticket.id, er)
+        await bot.settle()
+        ticket = await _ticket(bot)
+        assert ticket.paging == "acknowledged" and ticket.acknowledged_by == "d_er" and ticket.assignee == "d_er"
+        assert await bot.handoff.paging.open_alerts(er) == []
+        assert "acknowledged" in await _events(bot, ticket.id)
+    finally:
+        await bot.stop()
+
+
 async def test_an_unstaffed_roster_is_named_at_start_and_a_lost_emergency_shows_to_anyone_signed_in(
         tmp_path, sqlite_url, caplog):
     """A fresh install: the roster names d_sun, d_wu and d_zhou, only a dermatologist has an account.

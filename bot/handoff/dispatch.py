@@ -113,9 +113,23 @@ class Dispatch:
                 return False
             tickets.event(conn, ticket_id, now, staff.id, "taken", {})
             clocks.cancel_sla(conn, ticket.conversation_id, ticket_id, clocks.TAKEN)
+            # taking an emergency whose page is still open answers the page: the ladder stops and the
+            # alert leaves every console (before, only the separate Acknowledge did)
+            if conn.execute(TICKET.update().where(
+                    TICKET.c.id == ticket_id, TICKET.c.acknowledged_by == "",
+                    TICKET.c.paging.in_(("paging", "delivered", "unreachable"))).values(
+                    acknowledged_by=staff.id, acknowledged_at=now, paging="acknowledged")).rowcount == 1:
+                detail = {"by": "taking", "seconds": int((now - ticket.opened_at).total_seconds())}
+                tickets.event(conn, ticket_id, now, staff.id, "acknowledged", detail)
+                tickets.audit(conn, now, "page_acknowledged", ticket_id, detail, actor=f"staff:{staff.id}")
+                clocks.cancel(conn, ticket.conversation_id, clocks.ladder_name(ticket_id))
+                paged.append(True)
             return True
 
+        paged: list[bool] = []
         won = await s.store.write(q)
+        if won and paged:
+            await s.publish("page_acknowledged", ticket_id, ticket.department, ticket.priority, staff.id)
         if won:
             await s.publish("ticket_taken", ticket_id, ticket.department, ticket.priority, staff.id)
             await s.tell_patient(ticket.conversation_id, {"event": "assigned", "ticket_id": ticket_id,
