@@ -120,6 +120,13 @@ async def _ticket(bot: CareBot) -> Any:
     return await bot.store.read(lambda c: c.execute(sa.select(TICKET)).first())
 
 
+async def _emergency(bot: CareBot, platform: MemoryAdapter, text: str, locale: str) -> Any:
+    """A patient writes an emergency; the ticket it opened, once everything it started has settled."""
+    await bot.runtime.handle(platform.inbound("p1", text, locale=locale))
+    await bot.settle()
+    return await _ticket(bot)
+
+
 async def _events(bot: CareBot, ticket_id: str) -> list[str]:
     return await bot.store.read(lambda c: c.execute(sa.select(EVENTS.c.kind).where(
         EVENTS.c.ticket_id == ticket_id).order_by(EVENTS.c.id)).scalars().all())
@@ -199,9 +206,7 @@ async def test_an_emergency_shown_to_a_doctor_who_was_not_paged_stays_theirs_to_
     await bot.handoff.add_staff("d_wang", "王建国", "doctor", "password123", departments=["dermatology"])
     await bot.start(background=False)
     try:
-        await bot.runtime.handle(platform.inbound("p1", "my wife has crushing chest pain and is sweating", locale="en"))
-        await bot.settle()
-        ticket = await _ticket(bot)
+        ticket = await _emergency(bot, platform, "my wife has crushing chest pain and is sweating", "en")
         assert ticket.paging == "unreachable"
         wang = await bot.handoff.staff("d_wang")
         await bot.handoff.paging.seen(ticket.id, wang)  # her console displayed the alert
@@ -228,9 +233,7 @@ async def test_taking_an_emergency_answers_its_page(tmp_path, sqlite_url):
     bot, platform, clock = build(tmp_path, sqlite_url)
     await bot.start(background=False)
     try:
-        await bot.runtime.handle(platform.inbound("p1", "胸口剧痛出冷汗", locale="zh-CN"))
-        await bot.settle()
-        ticket = await _ticket(bot)
+        ticket = await _emergency(bot, platform, "胸口剧痛出冷汗", "zh-CN")
         assert ticket.paging == "unreachable" and ticket.department == "emergency"
         await bot.handoff.add_staff("d_er", "急诊医生", "doctor", "password123", departments=["emergency"])
         er = await bot.handoff.staff("d_er")
@@ -258,9 +261,7 @@ async def test_an_unstaffed_roster_is_named_at_start_and_a_lost_emergency_shows_
         assert await bot.handoff.paging.unstaffed() == ["d_sun", "d_wu", "d_zhou"]
         warned = [r.getMessage() for r in caplog.records if r.name == "carebot.paging"]
         assert len(warned) == 1 and "d_sun, d_wu, d_zhou" in warned[0] and "carebot staff add" in warned[0]
-        await bot.runtime.handle(platform.inbound("p1", "my dad's face is drooping and he can't talk", locale="en"))
-        await bot.settle()
-        ticket = await _ticket(bot)
+        ticket = await _emergency(bot, platform, "my dad's face is drooping and he can't talk", "en")
         assert ticket.paging == "unreachable"
         wang = await bot.handoff.staff("d_wang")
         assert not bot.handoff.can_view(wang, ticket)  # not her department ...
@@ -282,9 +283,7 @@ async def test_a_paged_emergency_stays_with_whom_it_was_paged_to(tmp_path, sqlit
     await bot.handoff.add_staff("d_wang", "王建国", "doctor", "password123", departments=["dermatology"])
     await bot.start(background=False)
     try:
-        await bot.runtime.handle(platform.inbound("p1", "胸口剧痛出冷汗", locale="zh-CN"))
-        await bot.settle()
-        ticket = await _ticket(bot)
+        ticket = await _emergency(bot, platform, "胸口剧痛出冷汗", "zh-CN")
         assert ticket.paging in ("paging", "delivered")
         assert await bot.handoff.paging.open_alerts(await bot.handoff.staff("d_wang")) == []
         assert [a["ticket"] for a in await bot.handoff.paging.open_alerts(await bot.handoff.staff("d_sun"))] \
