@@ -132,6 +132,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"OK: {len(config.flows.flows)} flows, messages {n_msgs}, "
           f"triage rules for {sorted(config.triage) or 'no locale'}, {len(config.groups.policies)} group policies "
           f"({len(config.groups.sets)} pattern sets, every example checked)")
+    homeless = sorted({d.id for rules in config.triage.values() for d in rules.departments.departments}
+                      - set(config.handoff.departments))
+    if homeless:  # not an error (the `default:` entry takes them), but no staff account can join them
+        print(f"note: content/departments suggests {', '.join(homeless)}, which content/handoff.yml does not name "
+              f"under departments:. Their tickets take the `default:` entry ({config.handoff.default.mode}, backup "
+              f"{config.handoff.default.backup or 'none'}) and no staff account can belong to them, so a doctor "
+              f"sees them only once their first-reply clock has run out and they escalate to the backup. Name "
+              f"them under departments: (with a backup) to staff them.", file=sys.stderr)
     return 0
 
 
