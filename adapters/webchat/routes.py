@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from adapters.webchat.adapter import RateLimited, Visitor, error
+from adapters.webchat.adapter import LONG_EMERGENCY, RateLimited, Visitor, error
 from adapters.webchat.hub import Listener
 from adapters.webchat.media import UploadRefused
 from adapters.webchat.tokens import BadToken
@@ -178,7 +178,9 @@ def webchat_routes(adapter: WebchatAdapter) -> list[Any]:
             "Cache-Control": "private, max-age=86400"})
 
     def limits() -> dict[str, int]:
-        return {"max_text": config.max_text, "max_upload": config.max_upload_bytes}
+        # max_emergency_text: how long a message the server still takes when it tells of an emergency
+        return {"max_text": config.max_text, "max_emergency_text": config.max_text * LONG_EMERGENCY,
+                "max_upload": config.max_upload_bytes}
 
     # -- the WebSocket ---------------------------------------------------------------------------------
 

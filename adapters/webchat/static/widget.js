@@ -96,7 +96,7 @@
 
   var locale = pickLocale();
   var token = load("token");
-  var maxText = 2000, maxUpload = 8 * 1024 * 1024;
+  var maxText = 2000, maxEmergencyText = 2000, maxUpload = 8 * 1024 * 1024;
   var seen = {};          // seq → true: each message is shown once
   var contiguous = 0;     // every seq up to this one is shown; a reconnect asks for what follows
   var pending = [];       // messages typed but not yet acknowledged (kept across reloads)
@@ -549,7 +549,7 @@
     if (parts.question) frame.question = parts.question;
     if (parts.media) frame.media = parts.media;
     // over the limit, the server still takes a message that tells of an emergency (and refuses the rest)
-    if (frame.text.length > maxText * 6) { showError("too_long", { limit: maxText }); return false; }
+    if (frame.text.length > maxEmergencyText) { showError("too_long", { limit: maxText }); return false; }
     pending.push(frame);
     savePending();
     logBox.appendChild(pendingNode(frame));
@@ -628,6 +628,7 @@
         token = frame.token;
         save("token", token);
         maxText = frame.max_text || maxText;
+        maxEmergencyText = frame.max_emergency_text || maxText;
         maxUpload = frame.max_upload || maxUpload;
         if (alertBox.getAttribute("data-code") === "offline") alertBox.hidden = true;
         pending.forEach(transmit);  // typed while offline, or never acknowledged: same ids, so never doubled
@@ -719,7 +720,8 @@
       live = false;
       everOpened = true;
       status.hidden = true;
-      handle({ type: "ready", token: res.token, max_text: res.max_text, max_upload: res.max_upload });
+      handle({ type: "ready", token: res.token, max_text: res.max_text, max_emergency_text: res.max_emergency_text,
+               max_upload: res.max_upload });
       poll();
     }, function () { setTimeout(startHttp, 3000); });
   }
