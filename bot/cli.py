@@ -135,11 +135,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     homeless = sorted({d.id for rules in config.triage.values() for d in rules.departments.departments}
                       - set(config.handoff.departments))
     if homeless:  # not an error (the `default:` entry takes them), but no staff account can join them
+        backup = config.handoff.default.backup
+        who = (f"they are shown at once to the doctors of the default's backup, {backup}, who may take them"
+               if backup else "with no backup under default:, no doctor sees them until an SLA escalation")
         print(f"note: content/departments suggests {', '.join(homeless)}, which content/handoff.yml does not name "
-              f"under departments:. Their tickets take the `default:` entry ({config.handoff.default.mode}, backup "
-              f"{config.handoff.default.backup or 'none'}) and no staff account can belong to them, so a doctor "
-              f"sees them only once their first-reply clock has run out and they escalate to the backup. Name "
-              f"them under departments: (with a backup) to staff them.", file=sys.stderr)
+              f"under departments:. Their tickets take the `default:` entry ({config.handoff.default.mode}) and no "
+              f"staff account can belong to them: {who}. Name them under departments: to staff them.",
+              file=sys.stderr)
     return 0
 
 

@@ -110,9 +110,8 @@ class Browser:
                                                               "password": password, "next": "/console/inbox"})
 
 
-@pytest.fixture
-def setup(make_bot: Callable[..., Any]) -> Iterator[Setup]:
-    bot, memory, clock = make_bot(shipped=True, secret="console-test-secret")
+def _setup(make_bot: Callable[..., Any], url: str | None = None) -> Iterator[Setup]:
+    bot, memory, clock = make_bot(shipped=True, secret="console-test-secret", url=url)
     console = ConsoleAdapter(bot.settings)
     bot.adapters.add(console)
     with TestClient(create_app(bot)) as client:
@@ -120,7 +119,24 @@ def setup(make_bot: Callable[..., Any]) -> Iterator[Setup]:
 
 
 @pytest.fixture
+def setup(make_bot: Callable[..., Any]) -> Iterator[Setup]:
+    yield from _setup(make_bot)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def derm_each_db(request: pytest.FixtureRequest, make_bot: Callable[..., Any]) -> Iterator[Setup]:
+    """`derm` on SQLite, then on PostgreSQL."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    for s in _setup(make_bot, url):
+        yield _derm(s)
+
+
+@pytest.fixture
 def derm(setup: Setup) -> Setup:
+    return _derm(setup)
+
+
+def _derm(setup: Setup) -> Setup:
     setup.staff("d_li", "Dr Li", title="Attending", departments=("dermatology",))
     setup.staff("d_ma", "Dr Ma", title="Chief physician", departments=("dermatology",))
     setup.staff("d_gu", "Dr Gu", title="Chief physician", departments=("gynaecology",))
@@ -314,6 +330,26 @@ def test_reply_reaches_the_patient_named_and_a_note_does_not(derm: Setup) -> Non
     assert "光线充足" in derm.memory.by_chat["p1"][-1].outbound.text  # the patient's language, zh-CN
 
 
+def test_an_offer_nobody_took_widens_to_the_backup_department(derm_each_db: Setup) -> None:
+    """Grab: after offer_timeout (10 min for dermatology) the backup's doctors see the ticket and may
+    take it; before, they may not."""
+    derm = derm_each_db
+    derm.staff("d_sun", "Dr Sun", title="Attending", departments=("internal_medicine",))
+    ticket = derm.hand_off("p1")
+    assert derm.ticket_of("p1").widened_to == ""
+    sun = Browser(derm)
+    sun.login("d_sun")
+    assert ticket not in sun.get("/console/inbox").text
+    assert sun.get(f"/console/tickets/{ticket}").status_code == 403
+    derm.clock.advance(timedelta(minutes=10, seconds=1))
+    derm.run(derm.bot.timers.tick)
+    derm.run(derm.bot.settle)
+    assert derm.ticket_of("p1").widened_to == "internal_medicine"
+    assert ticket in sun.get("/console/inbox").text
+    taken = sun.post(f"/console/tickets/{ticket}/take", csrf_from=f"/console/tickets/{ticket}", follow=True)
+    assert "You have the ticket" in flash(taken) and derm.ticket_of("p1").assignee == "d_sun"
+
+
 def test_take_by_two_doctors_the_second_is_told_who_has_it(derm: Setup) -> None:
     ticket = derm.hand_off("p1")
     li, ma = Browser(derm), Browser(derm, locale="zh-CN")
@@ -496,7 +532,7 @@ def test_the_event_stream_says_when_a_ticket_is_taken(derm: Setup) -> None:
         assert client.post(f"/console/tickets/{ticket}/take", data={"csrf": token}, follow_redirects=False).status_code == 303
         data = next(line for line in lines if line.startswith("data: "))
         assert json.loads(data[6:]) == {"type": "ticket_taken", "ticket": ticket, "department": "dermatology",
-                                        "priority": "normal", "staff": "d_li"}
+                                        "priority": "normal", "staff": "d_li", "also": ""}
         # the console adapter's one outbound, notify_staff, goes to the same feed
         outbound = Outbound(op="notify_staff", address=Address("console", "staff"), key="moderation.alert",
                             extra={"department": "dermatology", "ticket_id": ticket})

@@ -153,7 +153,8 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
             return True
         if event.get("type") == "complaint":
             return me.role == "customer_service"
-        return me.role == "customer_service" or event.get("department") in me.departments or event.get("staff") == me.id
+        concerned = (event.get("department"), event.get("also") or None)
+        return me.role == "customer_service" or any(d in me.departments for d in concerned) or event.get("staff") == me.id
 
     async def events(ctx: Ctx) -> Response:
         feed = ctx.carebot.coord.subscribe("console")

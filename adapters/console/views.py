@@ -106,7 +106,8 @@ def visible(staff: StaffMember) -> Any:
     """The SQL twin of `bot.handoff.staff.can_view`."""
     if staff.role in SEES_ALL:
         return sa.true()
-    return sa.or_(TICKET.c.department.in_(list(staff.departments)), TICKET.c.assignee == staff.id)
+    mine = list(staff.departments)
+    return sa.or_(TICKET.c.department.in_(mine), TICKET.c.widened_to.in_(mine), TICKET.c.assignee == staff.id)
 
 
 PREVIEW = 60

@@ -189,6 +189,14 @@ class HandoffSettings(_M):
     def department(self, department: str) -> Department:
         return self.departments.get(department, self.default)
 
+    def widened_at_dispatch(self, department: str) -> str:
+        """The department whose staff also see a new ticket of `department` from the start: the default's
+        backup when `departments:` does not name it (no staff account can join an unnamed department, so
+        nobody else would ever see the ticket), else nobody."""
+        if department in self.departments or not self.default.backup or self.default.backup == department:
+            return ""
+        return self.default.backup
+
     def sla_for(self, priority: str) -> Sla:
         return self.sla.get(priority if priority in PRIORITIES else "normal", self.sla["normal"])  # type: ignore[call-overload]
 

@@ -38,6 +38,7 @@ class Dispatch:
         now = s.clock.now()
         sla = s.settings.sla_for(ticket.priority)
         assignee, team = "", ""
+        widened = s.settings.widened_at_dispatch(ticket.department)
         if dept.mode == "roster":
             assignee = await self.least_loaded(s.settings.roster.on_duty(ticket.department, now))
         elif dept.mode == "team":
@@ -49,14 +50,15 @@ class Dispatch:
 
         def q(conn: Connection) -> bool:
             values: dict[str, Any] = dict(mode=dept.mode, team=team, first_response_due=first_due,
-                                          resolution_due=resolution_due)
+                                          resolution_due=resolution_due, widened_to=widened)
             if assignee:
                 values.update(status="assigned", assignee=assignee, assigned_at=now)
             done = conn.execute(TICKET.update().where(TICKET.c.id == ticket_id, TICKET.c.mode == "").values(**values))
             if done.rowcount != 1:
                 return False  # another worker dispatched it
             tickets.event(conn, ticket_id, now, "system", "assigned" if assignee else "offered",
-                          {"mode": dept.mode, "assignee": assignee, "team": team, "department": ticket.department})
+                          {"mode": dept.mode, "assignee": assignee, "team": team, "department": ticket.department,
+                           **({"widened_to": widened} if widened else {})})
             conv = ticket.conversation_id
             clocks.start_response_clocks(conn, conv, ticket_id, sla, first_due, resolution_due, now)
             if not assignee and ticket.reason != "red_flag":
@@ -69,7 +71,7 @@ class Dispatch:
 
         if not await s.store.write(q):
             return "already dispatched"
-        await s.publish("ticket_opened", ticket_id, ticket.department, ticket.priority)
+        await s.publish("ticket_opened", ticket_id, ticket.department, ticket.priority, also=widened)
         position = await s.tickets.queue_position(ticket_id) if not assignee else 0
         promise = await s.promises.promise(ticket.department, ticket.priority, now)
         event: dict[str, Any] = {"event": "assigned" if assignee else "queued", "ticket_id": ticket_id,

@@ -153,7 +153,9 @@ class HandoffService:
             kind="staff_event", address=conv["address"], message_id=f"handoff-{uuid.uuid4().hex}",
             received_at=now.astimezone(timezone.utc), payload=payload))
 
-    async def publish(self, kind: str, ticket_id: str, department: str, priority: str, staff: str = "") -> None:
-        """Live updates for the console (memory or Redis pub/sub). No patient data, only ids."""
+    async def publish(self, kind: str, ticket_id: str, department: str, priority: str, staff: str = "",
+                      also: str = "") -> None:
+        """Live updates for the console (memory or Redis pub/sub). No patient data, only ids. `also`: a
+        second department whose staff are concerned (the one a ticket was widened to)."""
         await self.coord.publish("console", json.dumps({"type": kind, "ticket": ticket_id, "department": department,
-                                                        "priority": priority, "staff": staff}))
+                                                        "priority": priority, "staff": staff, "also": also}))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from bot.handoff import clocks, tickets
+from bot.store.store import TICKET
 
 if TYPE_CHECKING:
     from bot.handoff.service import HandoffService
@@ -46,9 +47,16 @@ class SlaClocks:
             await s.store.write(lambda c: mark(c, "breached"))
             await s.escalate(ticket.id, None, f"sla_{kind}")
         elif kind == "reoffer" and not ticket.assignee:
-            await s.store.write(lambda c: mark(c, "reoffered"))
+            # the offer widens to the backup department: its staff see the ticket and may take it
             backup = s.settings.department(ticket.department).backup
-            await s.publish("ticket_reoffered", ticket.id, backup or ticket.department, ticket.priority)
+
+            def reoffer(conn: Connection) -> None:
+                mark(conn, "reoffered")
+                if backup and still_open:
+                    conn.execute(TICKET.update().where(TICKET.c.id == ticket.id).values(widened_to=backup))
+
+            await s.store.write(reoffer)
+            await s.publish("ticket_reoffered", ticket.id, ticket.department, ticket.priority, also=backup)
         elif kind == "patient_update" and not ticket.assignee:
             sla = s.settings.sla_for(ticket.priority)
 

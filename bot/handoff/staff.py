@@ -83,10 +83,13 @@ class StaffMember:
 
 
 def can_view(staff: StaffMember, ticket: Any) -> bool:
-    """Doctors and assistants see their departments' tickets and their own; the others all."""
+    """Doctors and assistants see their departments' tickets (the ticket's own, or the one it was widened
+    to: a backup after an offer nobody took) and their own; the others all."""
     if staff.role in SEES_ALL:
         return True
-    return ticket.assignee == staff.id or ticket.department in staff.departments
+    widened = getattr(ticket, "widened_to", "")
+    return (ticket.assignee == staff.id or ticket.department in staff.departments
+            or bool(widened) and widened in staff.departments)
 
 
 def hash_password(password: str) -> str:

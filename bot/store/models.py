@@ -171,6 +171,9 @@ class Ticket(SQLModel, table=True):
     paging: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
     acknowledged_by: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
     acknowledged_at: datetime | None = _ts(default=None)
+    # added by migration 0014: a second department whose staff also see the ticket (the backup after an
+    # offer nobody took; the default's backup when handoff.yml does not name the ticket's department)
+    widened_to: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
 
 
 class TicketMessage(SQLModel, table=True):
