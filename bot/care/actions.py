@@ -156,6 +156,25 @@ def register_handoff_actions(registry: ActionRegistry, handoff: Any) -> None:
             handoff.spawn(handoff.abandon(ticket_id, "patient_erased_data"))
         return ActionResult()
 
-    for name, fn in (("care.complaint", complaint), ("care.forget", forget), ("care.reply_time", reply_time)):
+    async def leave_queue(ctx: ActionContext) -> ActionResult:
+        """`care.leave_queue`: the patient withdraws their request for a doctor. Sets `leave_status`:
+        `nothing` (no open ticket), `emergency` (a red-flag ticket: the team keeps it; never withdrawn
+        from the chat) or `open`; with `confirmed: true` the open ticket ends as withdrawn (abandoned,
+        reason `patient_withdrew`, no survey) — after this turn, as `care.forget` does."""
+        if ctx.store is None:
+            return ActionResult(ok=False, error="no store")
+        rows = await ctx.store.read(lambda c: c.execute(sa.select(TICKET.c.id, TICKET.c.reason).where(
+            TICKET.c.conversation_id == ctx.conversation_id, TICKET.c.status.in_(OPEN))).all())
+        if not rows:
+            return ActionResult(slots={"leave_status": "nothing"})
+        if any(r.reason == "red_flag" for r in rows):
+            return ActionResult(slots={"leave_status": "emergency"})
+        if ctx.args.get("confirmed") is True:
+            for row in rows:
+                handoff.spawn(handoff.abandon(row.id, "patient_withdrew"))
+        return ActionResult(slots={"leave_status": "open"})
+
+    for name, fn in (("care.complaint", complaint), ("care.forget", forget), ("care.reply_time", reply_time),
+                     ("care.leave_queue", leave_queue)):
         if name not in registry.names():
             registry.register(name, fn)

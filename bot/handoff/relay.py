@@ -7,6 +7,8 @@ own messages become ticket messages while the conversation's mode is `human`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.engine.engine import Engine
 from bot.pipeline import PATIENT_INPUT, Next, TurnContext
 from bot.types import Outbound, Send, UpdateTicket
@@ -24,6 +26,8 @@ class RelayStage:
             "transferred": "handoff.transferred",
             # emergency paging (bot/handoff/paging.py): said only once it has happened
             "paged": "paging.delivered", "acknowledged": "paging.acknowledged", "unreachable": "paging.unreachable"}
+
+    LEAVE = "leave_queue"  # flows/leave_queue.yml: the patient withdraws their request
 
     AFTER_HOURS = {"handoff.queued": "handoff.queued_after_hours", "handoff.waiting": "handoff.waiting_after_hours"}
 
@@ -66,8 +70,20 @@ class RelayStage:
                 await call_next(ctx)
                 return
             flow = self.engine.trigger_for(inbound)
+            if flow == "cancel" and self.LEAVE in self.engine.flows.flows:
+                # 取消 / cancel while the thread is with the care team means the request for a doctor
+                ctx.inbound = replace(inbound, kind="choice", payload={"value": self.LEAVE})
+                await call_next(ctx)
+                return
             if flow is not None and self.engine.flows.get(flow).flow.during_handoff:
                 await call_next(ctx)
+                return
+            if flow is not None and not state.slots.get(STAFFED_SLOT):
+                # the menu, /start, help … while still in the queue: say where they are rather than
+                # relay a command to a doctor who has not taken the thread yet
+                ctx.effects.append(Send(Outbound(
+                    op="say", address=state.address, key="handoff.still_waiting",
+                    text=self.engine.content.render("handoff.still_waiting", state.locale, {}))))
                 return
             top = state.top  # the answer to a question such a flow asked (forget me? yes)
             if top is not None and top.wait and self.engine.flows.get(top.flow).flow.during_handoff:
