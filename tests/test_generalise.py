@@ -375,3 +375,25 @@ def test_session_9_red_flags(rules_only: Screener, text: str, level: str) -> Non
 ])
 def test_session_9_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "had a febrile fit in childhood, does that matter for my driving licence",
+    "i was diagnosed after a bad asthma attack at 12, now 30 and want to review my inhalers",
+    "our dog keeps having fits, any idea where an out of hours vet is",
+    "student nurse here, doing a case study on sepsis, can i quote your leaflet",
+    "there's a heat warning on the weather app this weekend, is the pharmacy open",
+    "watched a film where the mum has a stroke and it scared me, anyway can i book a bp check",
+    "baby proofing the kitchen, which cleaning products are most dangerous if swallowed",
+])
+def test_session_10_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "my dog is fine but my son keeps having fits this morning, 3 so far",
+    "watching a film and suddenly my face dropped on one side and my arm is weak",
+    "i was diagnosed with diabetes last year and now i'm vomiting and breathing fast, ketones 4",
+])
+def test_session_10_present_red_flags_in_the_same_words_still_fire(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in ("emergency", "emergency_ambulance")

@@ -139,3 +139,27 @@ def test_round8_not_now_classes_stay_ordinary(rules_only: Screener, text: str) -
 ])
 def test_round8_present_red_flags_still_fire(rules_only: Screener, text: str) -> None:
     assert _screen(rules_only, text).level in RED
+
+
+@pytest.mark.parametrize("text", [
+    # session 10: a state "so much that" (hyperbole), walking counted in steps, an adult's arm that will not lift
+    "下午面试 紧张得快窒息了 怎么放松",
+    "加班累得快死了 周末想去做个按摩",
+    "期末复习多的想死 就发发牢骚",
+    "爬了一天山 腿都快断了 明天会不会更酸",
+    "昨天陪孩子逛动物园走了两万多步 膝盖有点疼",
+    "左胳膊疼了一个月 洗头都抬不起来 是不是肩周炎",
+    "老公最近总不理人 是不是压力太大",
+])
+def test_session10_not_now_classes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level not in RED
+
+
+@pytest.mark.parametrize("text", [
+    "我喘不上气 快窒息了 嘴唇发紫",
+    "今晚就走了 药都攒好了",
+    "宝宝软趴趴的 叫她不理人",
+    "从楼梯上摔下来 腿断了 动不了",
+])
+def test_session10_present_red_flags_still_fire(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level in RED
