@@ -546,3 +546,18 @@ def test_the_event_stream_says_when_a_ticket_is_taken(derm: Setup) -> None:
 def test_the_event_stream_needs_a_session(setup: Setup) -> None:
     response = Browser(setup).get("/console/events", headers={"Accept": "text/event-stream"})
     assert response.status_code == 401
+
+
+def test_the_history_reads_as_words_not_json(derm: Setup) -> None:
+    """A ticket's history names why it ended and whom it reached, in the console's language."""
+    ticket = derm.hand_off("p1")
+    derm.patient("p1", "取消咨询", "是")
+    assert derm.ticket_of("p1").status == "abandoned"
+    admin = Browser(derm)
+    admin.login("admin")
+    page = admin.get(f"/console/tickets/{ticket}").text
+    assert "reason: the patient withdrew the request" in page
+    assert '{"reason"' not in page and "&#34;reason&#34;" not in page and "{&#34;" not in page
+    zh = Browser(derm, locale="zh-CN")
+    zh.login("admin")
+    assert "原因: 患者取消咨询" in zh.get(f"/console/tickets/{ticket}").text

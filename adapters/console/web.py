@@ -99,6 +99,42 @@ class Ctx:
     def departments(self) -> list[str]:
         return list(self.carebot.config.handoff.departments)
 
+    # what a history line shows of its event's detail, in this order; people and departments by name
+    EVENT_FIELDS = ("reason", "rung", "who", "channels", "to_department", "to_staff", "to", "widened_to",
+                    "department", "mode", "assignee", "team", "level", "by", "seconds", "after", "clock",
+                    "previous_assignee")
+    PEOPLE = frozenset({"who", "to_staff", "previous_assignee", "assignee"})
+    PLACES = frozenset({"to_department", "widened_to", "to", "department"})
+
+    def event_detail(self, detail: Any, names: dict[str, str], kind: str = "") -> str:
+        """A ticket event's detail as a short readable line ("reason: the patient withdrew the request ·
+        also offered to: Internal medicine"), never raw JSON; empty when there is nothing to say."""
+        try:
+            data = json.loads(detail) if isinstance(detail, str) else dict(detail or {})
+        except (ValueError, TypeError):
+            return ""
+        if not isinstance(data, dict):
+            return ""
+        parts = []
+        for key in self.EVENT_FIELDS:
+            value = data.get(key)
+            if value in (None, "", [], {}) or (key == "department" and kind not in ("offered", "assigned")):
+                continue
+            if isinstance(value, list):
+                shown = ", ".join(names.get(str(v), str(v)) for v in value)
+            elif key in self.PEOPLE:
+                shown = names.get(str(value), str(value))
+            elif key in self.PLACES:
+                shown = self.department(str(value)) if str(value) not in names else names[str(value)]
+            else:
+                text = str(value)
+                for prefix in ("reason_", "rung_", "by_", "level_"):
+                    if f"{prefix}{text}" in STRINGS and key == prefix[:-1]:
+                        text = self.t(f"{prefix}{text}")
+                shown = text
+            parts.append(f"{self.t('evd_' + key)}: {shown}")
+        return " · ".join(parts)
+
     def when(self, moment: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
         return moment.astimezone(self.web.tz).strftime(fmt) if moment else "—"
 
