@@ -324,3 +324,19 @@ def test_a_confident_score_raises_a_message_no_rule_saw(screener: Screener, red:
                                                          locale: str, level: str) -> None:
     model_screener = Screener(screener.rules, _Model(red))  # type: ignore[arg-type]
     assert model_screener.screen(text, locale).assessment.level == level
+
+
+@pytest.mark.parametrize("ambulance, text, locale, level, reply", [
+    # the rules' emergency rises to an ambulance only on a confident ambulance score (TO_AMBULANCE)
+    (0.75, "my son swallowed some of my tablets an hour ago, seems fine", "en", "emergency_ambulance",
+     "triage.emergency_ambulance"),
+    (0.65, "my son swallowed some of my tablets an hour ago, seems fine", "en", "emergency", "triage.emergency"),
+    # a reply of its own (the suicide reply, with the crisis line) stays when the level rises
+    (0.75, "最近总想死 活着没意思", "zh-CN", "emergency_ambulance", "triage.suicide"),
+])
+def test_a_confident_ambulance_score_raises_the_rules_emergency(screener: Screener, ambulance: float, text: str,
+                                                                locale: str, level: str, reply: str) -> None:
+    assert screener.screen(text, locale).assessment.level == "emergency"  # the rules alone
+    raised = Screener(screener.rules, _Model(0.1, ambulance)).screen(text, locale)  # type: ignore[arg-type]
+    assert (raised.assessment.level, raised.assessment.reply_key) == (level, reply)
+    assert raised.assessment.emergency_numbers == screener.screen(text, locale).assessment.emergency_numbers
