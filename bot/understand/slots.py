@@ -204,7 +204,8 @@ _EN_SUBJECT = re.compile(r"^my\s+(?:(?:\d+\s*(?:-\s*)?(?:year|yr|month|week|day)
                          r"older|younger|baby|teenage|teen|eldest|youngest)\s+)*(\w+)(?:'s)?\b"
                          r"(?:\s+(?:\w+\s+){0,2}?(has|have|had|is|was|got|gets|keeps|kept|can't|cant|cannot|"
                          r"can|feels|felt|fell|been|won't|wont|is|seems|started|woke|hurt|hurts|threw|vomited|"
-                         r"developed|complains|says|'s))?")
+                         r"developed|complains|says|wants|wanted|tried|took|cut|cuts|talks|talked|is\s+talking|keeps\s+talking|"
+                         r"texted|messaged|posted|threatened|threatens|'s))?")
 _EN_AGE_ONLY = re.compile(r"^my\s+\d+\s*(?:-\s*)?(?:year|yr|month|week)s?\s*(?:-\s*)?old\b")
 
 
