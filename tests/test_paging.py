@@ -25,6 +25,7 @@ from bot.testing.memory import MemoryAdapter
 from adapters.pager import PagerWebhookAdapter, verify
 from bot.app import CareBot, load_config
 from bot.clock import ManualClock
+from bot.handoff.tickets import EVENTS
 from bot.coord import MemoryCoord
 from bot.errors import ConfigError
 from bot.handoff.config import load_handoff
@@ -219,7 +220,16 @@ async def test_an_emergency_shown_to_a_doctor_who_was_not_paged_stays_theirs_to_
         await bot.handoff.paging.seen(ticket.id, wang)  # a reload: no second "alerted" to the patient
         await bot.settle()
         assert [s.outbound.key for s in platform.sent].count("paging.delivered") == 1
+        events = await bot.store.read(lambda c: c.execute(sa.select(EVENTS.c.kind).where(
+            EVENTS.c.ticket_id == ticket.id)).scalars().all())
+        assert events.count("page_delivered") == 1  # nor a second history line per page load
+        # ... and it did not leave every other console: a second doctor, of another department and not on
+        # call, still sees the alert the ladder could give nobody, until someone acknowledges it
+        await bot.handoff.add_staff("d_gu", "顾医生", "doctor", "password123", departments=["gynaecology"])
+        gu = await bot.handoff.staff("d_gu")
+        assert [a["ticket"] for a in await bot.handoff.paging.open_alerts(gu)] == [ticket.id]
         assert await bot.handoff.paging.acknowledge(ticket.id, wang)
+        assert await bot.handoff.paging.open_alerts(gu) == []
         await bot.settle()
         assert platform.sent[-1].outbound.key == "paging.acknowledged"
         assert (await _ticket(bot)).assignee == "d_wang"

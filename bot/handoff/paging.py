@@ -234,9 +234,11 @@ class Paging:
         emergency the ladder reached nobody with becomes one of its paged people: the alert stays theirs
         to open and acknowledge once it counts as delivered (before, it vanished from their console)."""
         ticket = await self.service.tickets.get(ticket_id)
-        paged = await self.paged_staff(ticket_id)
-        if not self.may_acknowledge(staff, ticket, paged):
+        paged, broadcast = await self.page_facts(ticket_id)
+        if not self.may_acknowledge(staff, ticket, paged, broadcast):
             raise HandoffError("not_paged")
+        if staff.id in await self.delivered_to(ticket_id):
+            return  # shown again (another page load): already counted, nothing new to tell anyone
         await self.delivered(ticket_id, staff.id, "console", join=staff.id not in paged)
 
     async def delivered(self, ticket_id: str, who: str, channel: str, join: bool = False) -> None:
@@ -258,22 +260,34 @@ class Paging:
             await self.service.tell_patient(ticket.conversation_id, {"event": "paged", "ticket_id": ticket_id,
                                                                      "numbers": self.ambulance})
 
-    def may_acknowledge(self, staff: StaffMember, ticket: Any, paged: list[str]) -> bool:
+    def may_acknowledge(self, staff: StaffMember, ticket: Any, paged: list[str], broadcast: bool = False) -> bool:
         """Paged to them, on call now, a ticket they may see anyway, or an emergency the ladder reached
-        nobody with (then whoever is signed in may take it: better than no one)."""
-        return staff.id in paged or staff.id in {p.staff for p in self.on_call_now()} or \
+        nobody with (then whoever is signed in may take it: better than no one). `broadcast`: the ladder
+        ran out at some point — the alert stays everyone's until acknowledged, even once one console
+        has shown it (before, the first console to show it took it from every other one)."""
+        return staff.id in paged or staff.id in {p.staff for p in self.on_call_now()} or broadcast or \
             getattr(ticket, "paging", "") == "unreachable" or can_view(staff, ticket)
 
     async def paged_staff(self, ticket_id: str) -> list[str]:
+        return (await self.page_facts(ticket_id))[0]
+
+    async def page_facts(self, ticket_id: str) -> tuple[list[str], bool]:
+        """Who was paged, and whether the ladder ran out (reached nobody) at some point."""
+        rows = await self.service.store.read(lambda c: c.execute(sa.select(EVENTS.c.kind, EVENTS.c.detail).where(
+            EVENTS.c.ticket_id == ticket_id, EVENTS.c.kind.in_(("paged", "page_ladder_exhausted")))).all())
+        paged = sorted({json.loads(r.detail).get("who", "") for r in rows if r.kind == "paged"})
+        return paged, any(r.kind == "page_ladder_exhausted" for r in rows)
+
+    async def delivered_to(self, ticket_id: str) -> set[str]:
         rows = await self.service.store.read(lambda c: c.execute(sa.select(EVENTS.c.detail).where(
-            EVENTS.c.ticket_id == ticket_id, EVENTS.c.kind == "paged")).scalars().all())
-        return sorted({json.loads(d).get("who", "") for d in rows})
+            EVENTS.c.ticket_id == ticket_id, EVENTS.c.kind == "page_delivered")).scalars().all())
+        return {json.loads(d).get("who", "") for d in rows}
 
     async def acknowledge(self, ticket_id: str, staff: StaffMember) -> bool:
         """A paged person (or anyone who may see the ticket) acknowledges: the ladder stops, the
         ticket becomes theirs, the patient is told who has seen the message. First one wins."""
         ticket = await self.service.tickets.get(ticket_id)
-        if not self.may_acknowledge(staff, ticket, await self.paged_staff(ticket_id)):
+        if not self.may_acknowledge(staff, ticket, *await self.page_facts(ticket_id)):
             raise HandoffError("not_paged")
         now = self.service.clock.now()
 
@@ -306,8 +320,8 @@ class Paging:
             TICKET.c.status.in_(OPEN)).order_by(TICKET.c.opened_at)).all())
         alerts = []
         for row in rows:
-            paged = await self.paged_staff(row.id)
-            if staff.role in MANAGERS or self.may_acknowledge(staff, row, paged):
+            paged, broadcast = await self.page_facts(row.id)
+            if staff.role in MANAGERS or self.may_acknowledge(staff, row, paged, broadcast):
                 alerts.append({"ticket": row.id, "department": row.department, "opened_at": row.opened_at,
                                "paging": row.paging, "paged": paged})
         return alerts

@@ -31,6 +31,10 @@
   }
   function showAlerts() {
     var forms = document.querySelectorAll(".cb-alert[data-seen]");
+    if (document.visibilityState === "hidden") {  // a tab in the background has shown nobody anything
+      if (forms.length) document.addEventListener("visibilitychange", showAlerts, { once: true });
+      return;
+    }
     forms.forEach(function (form) {
       if (form.getAttribute("data-told")) return;
       form.setAttribute("data-told", "1");
