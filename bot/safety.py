@@ -142,8 +142,11 @@ class SafetyStage:
         if value in (CALLED_YES, CALLED_NO) or said.strip(" 。.!！") in CALLED_WORDS or \
                 any(w in said for w in ROUTE_WORDS) or any(n and n in said for n in self._numbers(locale)):
             return False  # about the emergency itself ("救护车要多久"): the emergency follow-up answers
-        if self.requests(state, inbound) is None:
+        flow = self.requests(state, inbound)
+        if flow is None:
             return False
+        if flow == "leave_queue":  # its own answer is about the emergency ticket: no "first, your question"
+            return True
         values = {"numbers": " / ".join(self._numbers(locale))}
         ctx.effects.append(Send(Outbound(
             op="say", address=state.address, key="triage.route_kept",

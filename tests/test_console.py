@@ -551,6 +551,8 @@ def test_the_event_stream_needs_a_session(setup: Setup) -> None:
 def test_the_history_reads_as_words_not_json(derm: Setup) -> None:
     """A ticket's history names why it ended and whom it reached, in the console's language."""
     ticket = derm.hand_off("p1")
+    derm.clock.advance(timedelta(minutes=1))
+    derm.patient("p1", "手背起了红疹 三天了")
     derm.patient("p1", "取消咨询", "是")
     assert derm.ticket_of("p1").status == "abandoned"
     admin = Browser(derm)
@@ -558,6 +560,22 @@ def test_the_history_reads_as_words_not_json(derm: Setup) -> None:
     page = admin.get(f"/console/tickets/{ticket}").text
     assert "reason: the patient withdrew the request" in page
     assert '{"reason"' not in page and "&#34;reason&#34;" not in page and "{&#34;" not in page
+    assert "ended by the patient" in page and "— <strong>met</strong>" not in page  # withdrawn, not resolved
     zh = Browser(derm, locale="zh-CN")
     zh.login("admin")
     assert "原因: 患者取消咨询" in zh.get(f"/console/tickets/{ticket}").text
+    rows = zh.get("/console/inbox?status=closed").text
+    assert ticket in rows and "未回复" in rows and "已回复" not in rows
+    assert "手背起了红疹 三天了" in rows  # the row's preview: the patient's first message, with no complaint slot
+    assert "手背起了红疹 三天了 (患者的第一条留言)" in zh.get(f"/console/tickets/{ticket}").text
+
+
+def test_cancelling_while_an_emergency_waits_gets_one_answer(setup: Setup) -> None:
+    """取消咨询 after an emergency: the emergency ticket stays, and the patient gets that one answer —
+    not "first, your question:" (the route kept beside an ordinary request) followed by it."""
+    setup.patient("p9", "你好", "我爸胸口压着疼 一直出冷汗")
+    assert setup.ticket_of("p9").reason == "red_flag"
+    before = len(setup.memory.sent)
+    setup.patient("p9", "取消咨询")
+    assert [s.outbound.key for s in setup.memory.sent[before:]] == ["handoff.leave_emergency"]
+    assert setup.ticket_of("p9").status in ("pending", "assigned")

@@ -53,7 +53,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "apply": ("筛选", "Apply"),
     "ticket": ("工单", "Ticket"),
     "tickets": ("工单", "Tickets"),
-    "assignee": ("接诊人", "Assignee"),
+    "assignee": ("接诊医生", "Assignee"),
     "opened": ("创建", "Opened"),
     "no_tickets": ("没有符合条件的工单。", "No tickets match."),
     "red_flag": ("急症", "red flag"),
@@ -73,6 +73,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "st_escalated": ("已升级", "escalated"),
     "st_resolved": ("已结束", "resolved"),
     "st_abandoned": ("患者离开", "abandoned"),
+    "never_answered": ("未回复", "not answered"),
+    "first_message": ("患者的第一条留言", "the patient's first message"),
+    "sla_ended": ("患者已离开", "ended by the patient"),
     # thread
     "mode_grab": ("抢单", "grab"),
     "mode_roster": ("排班", "roster"),
@@ -151,6 +154,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "ev_breached": ("超时", "breached"),
     "ev_closed": ("结束", "closed"),
     "ev_abandoned": ("患者离开", "abandoned"),
+    "actor_system": ("系统", "system"),
     # a history line's details (thread.html: Ctx.event_detail)
     "evd_rung": ("呼叫级别", "rung"), "evd_who": ("对象", "to"), "evd_channels": ("渠道", "via"),
     "evd_after": ("等待", "after"), "evd_seconds": ("距创建(秒)", "seconds after opening"),

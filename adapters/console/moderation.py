@@ -39,7 +39,7 @@ STRINGS.update({
     "done": ("实际处理", "done"),
     "fallback": ("降级原因", "fallback"),
     "excerpt": ("消息摘录", "excerpt"),
-    "assignee": ("值班管理员", "moderator"),
+    "moderator": ("值班管理员", "moderator"),
     "decide_actioned": ("已处理", "Actioned"),
     "decide_dismissed": ("驳回举报", "Dismiss"),
     "decide_upheld": ("维持处理", "Uphold"),

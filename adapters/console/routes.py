@@ -214,7 +214,7 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         paging = ctx.carebot.handoff.paging
         if paging is None or ticket.reason != "red_flag":
             return False
-        return paging.may_acknowledge(ctx.me, ticket, await paging.paged_staff(ticket.id))
+        return paging.may_acknowledge(ctx.me, ticket, *await paging.page_facts(ticket.id))
 
     async def thread_values(ctx: Ctx, ticket: Any, part: str) -> dict[str, Any]:
         thread = await ctx.carebot.store.read(lambda c: views.thread(c, ticket, ctx.now))
@@ -224,8 +224,9 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         canned = {code: texts.get(locale) or texts.get(ctx.locale) or next(iter(texts.values()), "")
                   for code, texts in ctx.carebot.config.handoff.canned.items()}
         slots = thread.state.get("slots", {})
+        first = next((m.body for m in thread.messages if m.who == "patient" and not m.before_handoff and m.body), "")
         summary = clinical_summary(ticket, thread.summary, slots, ctx.carebot.config.care.consent.version,
-                                   ctx.t, ctx.department)
+                                   ctx.t, ctx.department, first_message=first)
         return {"th": thread, "names": {m.id: m.signature for m in staff}, "canned": canned, "summary": summary,
                 "colleagues": [m for m in staff if m.id != ctx.me.id and m.role not in ("customer_service",)],
                 "consent_current": ctx.carebot.config.care.consent.version,

@@ -20,12 +20,14 @@ class Line:
 
 
 def clinical_summary(ticket: Any, summary: dict[str, Any], slots: dict[str, Any], consent_current: str,
-                     t: Callable[..., str], department: Callable[[str], str]) -> list[Line]:
+                     t: Callable[..., str], department: Callable[[str], str], first_message: str = "") -> list[Line]:
     """`summary` is the ticket's (slots as they were at the hand-off); `slots` the conversation's now
-    (consent may have changed since)."""
+    (consent may have changed since). `first_message`: the patient's first message on the ticket, the
+    complaint when the hand-off carried none (a patient who asked for a person and then wrote)."""
     s = {**slots, **summary.get("slots", {})}
     words = summary.get("patient_words") or []
-    complaint = str(s.get("complaint") or "") or " / ".join(str(w) for w in words)
+    complaint = str(s.get("complaint") or "") or " / ".join(str(w) for w in words) or (
+        f"{first_message} ({t('first_message')})" if first_message else "")
     lines = [Line(t("sum_complaint"), complaint or t("not_given"))]
     if s.get("need"):
         lines.append(Line(t("sum_need"), _choice(t, "need", s["need"])))

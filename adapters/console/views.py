@@ -66,7 +66,7 @@ class InboxRow:
 
     @property
     def next_due(self) -> datetime | None:
-        pending = [c.due for c in self.clocks if c.state != "met"]
+        pending = [c.due for c in self.clocks if c.state not in ("met", "ended")]
         return min(pending) if pending else None
 
 
@@ -90,7 +90,9 @@ def clocks(ticket: Any, now: datetime) -> list[Clock]:
                             ("resolution", ticket.resolution_due, ticket.closed_at)):
         if due is None:
             continue
-        if done is not None:
+        if name == "resolution" and ticket.status == "abandoned":
+            state = "ended"  # the patient left or withdrew: nothing was resolved, nor breached
+        elif done is not None:
             state = "met" if done <= due else "breached"
         elif not is_open:
             continue
@@ -130,12 +132,13 @@ def inbox(conn: Connection, staff: StaffMember, now: datetime, *, department: st
     query = query.order_by(TICKET.c.opened_at.desc()).limit(limit)
     tickets = conn.execute(query).all()
     unread = _unread(conn, [t.id for t in tickets])
+    first = _first_words(conn, [t.id for t in tickets])
     rows = []
     for t in tickets:
         summary = _json(t.summary)
         slots = summary.get("slots") if isinstance(summary.get("slots"), dict) else {}
         words = summary.get("patient_words") or []
-        complaint = str(slots.get("complaint") or (words[0] if words else ""))
+        complaint = str(slots.get("complaint") or (words[0] if words else "") or first.get(t.id, ""))
         preview = complaint if len(complaint) <= PREVIEW else complaint[:PREVIEW - 1] + "…"
         rows.append(InboxRow(t, clocks(t, now), patient_label(t.conversation_id, slots), preview,
                              unread.get(t.id, 0), (str(slots.get("sex") or ""), str(slots.get("age") or ""))))
@@ -157,6 +160,18 @@ def patient_label(conversation_id: str, slots: dict[str, Any]) -> str:
         if slots.get(name):
             return str(slots[name])[:40]
     return "#" + hashlib.blake2s(conversation_id.encode(), digest_size=3).hexdigest()
+
+
+def _first_words(conn: Connection, ticket_ids: list[str]) -> dict[str, str]:
+    """Per ticket: the patient's first message on it (the row's preview when the hand-off had no complaint)."""
+    if not ticket_ids:
+        return {}
+    first = (sa.select(TICKET_MSG.c.ticket_id, sa.func.min(TICKET_MSG.c.id).label("id"))
+             .where(TICKET_MSG.c.ticket_id.in_(ticket_ids), TICKET_MSG.c.author == "patient", TICKET_MSG.c.body != "")
+             .group_by(TICKET_MSG.c.ticket_id).subquery())
+    rows = conn.execute(sa.select(TICKET_MSG.c.ticket_id, TICKET_MSG.c.body).join(
+        first, TICKET_MSG.c.id == first.c.id)).all()
+    return {r.ticket_id: r.body for r in rows}
 
 
 def _unread(conn: Connection, ticket_ids: list[str]) -> dict[str, int]:

@@ -94,10 +94,22 @@ class Ctx:
             return content.render(f"dept.{department}", self.locale, {})
         if f"dept_{department}" in STRINGS:  # departments no patient picks (emergency)
             return self.t(f"dept_{department}")
+        for rules in self.carebot.config.triage.values():  # the intake's lexicon names the others (心内科)
+            for dept in rules.departments.departments:
+                if dept.id == department and dept.names:
+                    return dept.names.get(self.locale) or next(iter(dept.names.values()))
         return department or "—"
 
     def departments(self) -> list[str]:
         return list(self.carebot.config.handoff.departments)
+
+    def every_department(self) -> list[str]:
+        """The inbox filter's choices: handoff.yml's departments, then every one the intake can suggest
+        (their tickets reach the default's backup, named by their own department)."""
+        ids = dict.fromkeys(self.departments())
+        for rules in self.carebot.config.triage.values():
+            ids.update(dict.fromkeys(d.id for d in rules.departments.departments))
+        return list(ids)
 
     # what a history line shows of its event's detail, in this order; people and departments by name
     EVENT_FIELDS = ("reason", "rung", "who", "channels", "to_department", "to_staff", "to", "widened_to",
@@ -128,7 +140,7 @@ class Ctx:
                 shown = self.department(str(value)) if str(value) not in names else names[str(value)]
             else:
                 text = str(value)
-                for prefix in ("reason_", "rung_", "by_", "level_"):
+                for prefix in ("reason_", "rung_", "by_", "level_", "mode_"):
                     if f"{prefix}{text}" in STRINGS and key == prefix[:-1]:
                         text = self.t(f"{prefix}{text}")
                 shown = text

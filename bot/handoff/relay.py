@@ -14,6 +14,7 @@ from bot.pipeline import PATIENT_INPUT, Next, TurnContext
 from bot.types import Outbound, Send, UpdateTicket
 
 STAFFED_SLOT = "_staffed_by"  # a person took the thread (assigned, or replied); cleared when it closes
+PASSED_SLOT = "_passed_told"  # the ticket whose waiting patient was told their added words reached it
 
 
 class RelayStage:
@@ -91,6 +92,13 @@ class RelayStage:
                 return
             ctx.effects.append(UpdateTicket(message=inbound.text or str(inbound.payload.get("value", "")),
                                             media=inbound.media))
+            if not state.slots.get(STAFFED_SLOT) and state.slots.get(PASSED_SLOT) != state.ticket_id:
+                # the first thing they add while nobody has the thread yet: say it reached the ticket (once
+                # per ticket — after hours the wait is long, and silence reads as lost)
+                state.slots[PASSED_SLOT] = state.ticket_id
+                ctx.effects.append(Send(Outbound(
+                    op="say", address=state.address, key="handoff.message_passed",
+                    text=self.engine.content.render("handoff.message_passed", state.locale, {}))))
             return
         await call_next(ctx)
 
