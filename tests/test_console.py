@@ -246,6 +246,8 @@ def test_the_paged_on_call_doctor_reads_the_emergency_before_acknowledging_it(de
     on_call.login("d_sun")
     page = on_call.get(f"/console/tickets/{ticket.id}")
     assert page.status_code == 200 and "我爸胸口压着疼 一直出冷汗" in page.text and "120" in page.text
+    # the inbox's alert already says what it is, in the patient's words
+    assert re.search(r'<q class="cb-alert-words">[^<]*胸口压着疼', on_call.get("/console/inbox").text)
     gyn = Browser(derm)
     gyn.login("d_gu")  # neither paged nor on call: still refused
     assert gyn.get(f"/console/tickets/{ticket.id}").status_code == 403

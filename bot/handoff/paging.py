@@ -323,7 +323,7 @@ class Paging:
             paged, broadcast = await self.page_facts(row.id)
             if staff.role in MANAGERS or self.may_acknowledge(staff, row, paged, broadcast):
                 alerts.append({"ticket": row.id, "department": row.department, "opened_at": row.opened_at,
-                               "paging": row.paging, "paged": paged})
+                               "paging": row.paging, "paged": paged, "words": _alert_words(row.summary)})
         return alerts
 
     # -- an emergency inside an open ticket ----------------------------------------------------------
@@ -385,3 +385,15 @@ class Paging:
 
     async def _audit(self, ticket_id: str, action: str, detail: dict[str, Any]) -> None:
         await self.service.store.audit(self.service.clock.now(), "system", action, ticket_id, detail)
+
+
+def _alert_words(summary: Any, limit: int = 80) -> str:
+    """What the alert says the emergency is: the signs the rules matched in the patient's own words,
+    else their first words (a doctor should not have to open the ticket to know it is chest pain)."""
+    try:
+        data = json.loads(summary) if isinstance(summary, str) and summary else {}
+    except ValueError:
+        return ""
+    signs = [str(s) for s in data.get("signs") or [] if s]
+    words = " · ".join(signs) or next((str(w) for w in data.get("patient_words") or [] if w), "")
+    return words if len(words) <= limit else words[:limit - 1] + "…"
