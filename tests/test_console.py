@@ -581,3 +581,20 @@ def test_cancelling_while_an_emergency_waits_gets_one_answer(setup: Setup) -> No
     setup.patient("p9", "取消咨询")
     assert [s.outbound.key for s in setup.memory.sent[before:]] == ["handoff.leave_emergency"]
     assert setup.ticket_of("p9").status in ("pending", "assigned")
+
+
+def test_a_normal_ticket_opened_after_hours_starts_its_clocks_when_the_clinic_opens(derm: Setup) -> None:
+    """The patient is told a doctor replies after 08:00; the staff clocks say the same, so the ticket is
+    not breached and escalated in the night before anyone is there."""
+    from zoneinfo import ZoneInfo
+    shanghai = ZoneInfo("Asia/Shanghai")
+    evening = derm.clock.now().astimezone(shanghai).replace(hour=21, minute=0, second=0, microsecond=0)
+    derm.clock.set(evening)
+    derm.hand_off("p1")
+    row = derm.ticket_of("p1")
+    opens = (evening + timedelta(days=1)).replace(hour=8)
+    assert row.first_response_due.astimezone(shanghai) == opens + timedelta(hours=2)  # normal: 2 h
+    derm.clock.advance(timedelta(hours=6))  # 03:00: nothing breached, nothing escalated
+    derm.run(derm.bot.timers.tick)
+    derm.run(derm.bot.settle)
+    assert derm.ticket_of("p1").escalations == 0

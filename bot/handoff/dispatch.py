@@ -45,8 +45,15 @@ class Dispatch:
             team = dept.team or ticket.department
             members = s.settings.teams.get(team)
             assignee = await self.least_loaded(list(members.members)) if members else ""
-        first_due = now + timedelta(seconds=sla.seconds("first_response"))
-        resolution_due = ticket.opened_at + timedelta(seconds=sla.seconds("resolution"))
+        # the staff clocks start when the department opens, as the patient was told ("after the clinic opens
+        # at 08:00"): a normal ticket opened at night is not breached and escalated before anyone is there
+        start = now
+        if ticket.priority != "urgent" and ticket.reason != "red_flag":
+            open_at = await s.promises.opening_rule(ticket.department)
+            if not open_at(now):
+                start = s.promises.opens_at(open_at, now) or now
+        first_due = start + timedelta(seconds=sla.seconds("first_response"))
+        resolution_due = ticket.opened_at + (start - now) + timedelta(seconds=sla.seconds("resolution"))
 
         def q(conn: Connection) -> bool:
             values: dict[str, Any] = dict(mode=dept.mode, team=team, first_response_due=first_due,
