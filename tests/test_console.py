@@ -294,6 +294,17 @@ def test_customer_service_reads_tickets_and_complaints_but_cannot_act(derm: Setu
 
 # -- working a thread ---------------------------------------------------------------------------------
 
+def test_after_a_reply_the_doctor_is_back_at_the_reply_box(derm: Setup) -> None:
+    ticket = derm.hand_off("p1")
+    li = Browser(derm)
+    li.login("d_li")
+    li.post(f"/console/tickets/{ticket}/take", csrf_from=f"/console/tickets/{ticket}")
+    sent = li.post(f"/console/tickets/{ticket}/reply", {"text": "您好，我是李医生，请问红疹有多大？"},
+                   csrf_from=f"/console/tickets/{ticket}")
+    assert sent.status_code == 303 and sent.headers["location"] == f"/console/tickets/{ticket}#cb-actions"
+    assert 'id="cb-actions"' in li.get(f"/console/tickets/{ticket}").text
+
+
 def test_reply_reaches_the_patient_named_and_a_note_does_not(derm: Setup) -> None:
     ticket = derm.hand_off("p1")
     derm.patient("p1", "<script>alert(1)</script> 手背上起了红疹，很痒")

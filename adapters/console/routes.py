@@ -292,8 +292,11 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
                 await service.close(ticket.id, me, str(form.get("reason", "")) or "resolved")
                 message = ctx.t("closed")
         except HandoffError as exc:
-            return web.redirect(ctx, back, ("error", exc.text(ctx.locale)))
-        return web.redirect(ctx, back, ("ok", message))
+            return web.redirect(ctx, back + ("#cb-actions" if action in ("reply", "note") else ""),
+                                ("error", exc.text(ctx.locale)))
+        # after a reply or a note, back where the doctor was: the newest messages and the reply box (on a
+        # long transcript the top of the page is screens away)
+        return web.redirect(ctx, back + ("#cb-actions" if action in ("reply", "note") else ""), ("ok", message))
 
     # -- a patient -----------------------------------------------------------------------------------
 
