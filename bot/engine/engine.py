@@ -86,6 +86,10 @@ class Turn:
         return ctx
 
 
+# a message that only greets (你好, hello …): at a question it is answered with a greeting and the question
+_GREETING = re.compile(r"(?:你好|您好|你好呀|您好呀|哈喽|嗨|在吗|在不在|医生你好|医生您好|hi|hello|hey|hiya|"
+                       r"good morning|good afternoon|good evening)[\s!！。.,，~～?？]*")
+
 class Engine:
     def __init__(self, flows: FlowSet, content: Content, start_flow: str = "start",
                  constants: dict[str, Any] | None = None, intents: Intents | None = None):
@@ -579,6 +583,11 @@ class Engine:
             except Invalid as bad:
                 if routable and spec.type != "yes_no" and \
                         self._route(turn, inbound.text, mid_flow=True, spec=spec):
+                    return
+                if _GREETING.fullmatch(inbound.text.strip().lower()):
+                    # "你好" at a question is a greeting, not a wrong answer: greet back, ask again, no retry spent
+                    self._say(turn, "repair.greeting", turn.context())
+                    self._prompt(turn, spec)
                     return
                 frame.retries += 1
                 if frame.retries > spec.retries:
