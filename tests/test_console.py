@@ -565,6 +565,7 @@ def test_the_history_reads_as_words_not_json(derm: Setup) -> None:
     """A ticket's history names why it ended and whom it reached, in the console's language."""
     ticket = derm.hand_off("p1")
     derm.clock.advance(timedelta(minutes=1))
+    derm.patient("p1", "主菜单")  # answered by the relay ("still waiting"): never the complaint
     derm.patient("p1", "手背起了红疹 三天了")
     derm.patient("p1", "取消咨询", "是")
     assert derm.ticket_of("p1").status == "abandoned"

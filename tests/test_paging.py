@@ -213,13 +213,13 @@ async def test_an_emergency_shown_to_a_doctor_who_was_not_paged_stays_theirs_to_
         await bot.handoff.paging.seen(ticket.id, wang)  # her console displayed the alert
         await bot.settle()
         ticket = await _ticket(bot)
-        assert ticket.paging == "delivered" and platform.sent[-1].outbound.key == "paging.delivered"
+        assert ticket.paging == "delivered" and platform.sent[-1].outbound.key == "paging.seen_after_unreachable"
         assert "d_wang" in await bot.handoff.paging.paged_staff(ticket.id)
         assert [a["ticket"] for a in await bot.handoff.paging.open_alerts(wang)] == [ticket.id]  # still hers
         assert bot.handoff.paging.may_acknowledge(wang, ticket, await bot.handoff.paging.paged_staff(ticket.id))
         await bot.handoff.paging.seen(ticket.id, wang)  # a reload: no second "alerted" to the patient
         await bot.settle()
-        assert [s.outbound.key for s in platform.sent].count("paging.delivered") == 1
+        assert [s.outbound.key for s in platform.sent].count("paging.seen_after_unreachable") == 1
         events = await bot.store.read(lambda c: c.execute(sa.select(EVENTS.c.kind).where(
             EVENTS.c.ticket_id == ticket.id)).scalars().all())
         assert events.count("page_delivered") == 1  # nor a second history line per page load
@@ -233,6 +233,13 @@ async def test_an_emergency_shown_to_a_doctor_who_was_not_paged_stays_theirs_to_
         await bot.settle()
         assert platform.sent[-1].outbound.key == "paging.acknowledged"
         assert (await _ticket(bot)).assignee == "d_wang"
+        # no reply within the urgent first-response clock (5 min): escalated, but the emergency
+        # department has no backup, so it stays hers — it must not drop out of every inbox
+        clock.advance(timedelta(minutes=6))
+        await bot.timers.tick()
+        await bot.settle()
+        after = await _ticket(bot)
+        assert after.escalations == 1 and after.assignee == "d_wang" and after.status == "assigned"
     finally:
         await bot.stop()
 

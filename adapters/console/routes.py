@@ -224,7 +224,8 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
         canned = {code: texts.get(locale) or texts.get(ctx.locale) or next(iter(texts.values()), "")
                   for code, texts in ctx.carebot.config.handoff.canned.items()}
         slots = thread.state.get("slots", {})
-        first = next((m.body for m in thread.messages if m.who == "patient" and not m.before_handoff and m.body), "")
+        # what the patient added to the ticket (never a command the relay answered itself, e.g. 主菜单)
+        first = (await ctx.carebot.store.read(lambda c: views.first_words(c, [ticket.id]))).get(ticket.id, "")
         summary = clinical_summary(ticket, thread.summary, slots, ctx.carebot.config.care.consent.version,
                                    ctx.t, ctx.department, first_message=first)
         return {"th": thread, "names": {m.id: m.signature for m in staff}, "canned": canned, "summary": summary,

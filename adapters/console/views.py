@@ -132,7 +132,7 @@ def inbox(conn: Connection, staff: StaffMember, now: datetime, *, department: st
     query = query.order_by(TICKET.c.opened_at.desc()).limit(limit)
     tickets = conn.execute(query).all()
     unread = _unread(conn, [t.id for t in tickets])
-    first = _first_words(conn, [t.id for t in tickets])
+    first = first_words(conn, [t.id for t in tickets])
     rows = []
     for t in tickets:
         summary = _json(t.summary)
@@ -162,7 +162,7 @@ def patient_label(conversation_id: str, slots: dict[str, Any]) -> str:
     return "#" + hashlib.blake2s(conversation_id.encode(), digest_size=3).hexdigest()
 
 
-def _first_words(conn: Connection, ticket_ids: list[str]) -> dict[str, str]:
+def first_words(conn: Connection, ticket_ids: list[str]) -> dict[str, str]:
     """Per ticket: the patient's first message on it (the row's preview when the hand-off had no complaint)."""
     if not ticket_ids:
         return {}

@@ -52,7 +52,8 @@ class Moves:
 
     async def escalate(self, ticket_id: str, actor: StaffMember | None, reason: str) -> None:
         """Team: to the expert. Otherwise to the department's backup (its pool, or whoever is on
-        shift there). Priority rises one step."""
+        shift there); with no backup (emergency) it stays with whoever has it — an acknowledged
+        emergency must not drop out of its doctor's inbox. Priority rises one step."""
         s = self.service
         ticket = await s.tickets.get(ticket_id)
         if actor is not None and not can_view(actor, ticket):
@@ -69,6 +70,8 @@ class Moves:
             department = dept.backup
             if s.settings.department(dept.backup).mode == "roster":
                 assignee = await s.dispatcher.least_loaded(s.settings.roster.on_duty(dept.backup, now))
+        else:
+            assignee = ticket.assignee  # nowhere further to go: whoever has it keeps it
         priority = {"normal": "high", "high": "urgent"}.get(ticket.priority, ticket.priority)
 
         def q(conn: Connection) -> None:

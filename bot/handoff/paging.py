@@ -257,8 +257,10 @@ class Paging:
                 TICKET.c.paging.in_(("paging", "unreachable"))).values(paging="delivered")).rowcount == 1
 
         if await self.service.store.write(q) and ticket.status in OPEN:
-            await self.service.tell_patient(ticket.conversation_id, {"event": "paged", "ticket_id": ticket_id,
-                                                                     "numbers": self.ambulance})
+            # after "no one can be reached", the news is an update, not a second, contradicting first word
+            await self.service.tell_patient(ticket.conversation_id, {
+                "event": "paged", "ticket_id": ticket_id, "numbers": self.ambulance,
+                "update": getattr(ticket, "paging", "") == "unreachable"})
 
     def may_acknowledge(self, staff: StaffMember, ticket: Any, paged: list[str], broadcast: bool = False) -> bool:
         """Paged to them, on call now, a ticket they may see anyway, or an emergency the ladder reached
@@ -394,6 +396,9 @@ def _alert_words(summary: Any, limit: int = 80) -> str:
         data = json.loads(summary) if isinstance(summary, str) and summary else {}
     except ValueError:
         return ""
+    # the patient's own sentence reads better than the matched fragments ("半边身子没力 · 突然"), which
+    # are the fallback, without one that another contains
     signs = [str(s) for s in data.get("signs") or [] if s]
-    words = " · ".join(signs) or next((str(w) for w in data.get("patient_words") or [] if w), "")
+    signs = [s for s in dict.fromkeys(signs) if not any(s != o and s in o for o in signs)]
+    words = next((str(w) for w in data.get("patient_words") or [] if w), "") or " · ".join(signs)
     return words if len(words) <= limit else words[:limit - 1] + "…"

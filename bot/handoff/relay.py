@@ -62,7 +62,9 @@ class RelayStage:
             if event == "assigned":
                 state.slots[STAFFED_SLOT] = str(inbound.payload.get("staff_name", "") or "staff")
             if event in self.NEWS and state.mode == "human":
-                self._news(ctx, self.NEWS[event], inbound.payload)
+                key = "paging.seen_after_unreachable" if event == "paged" and inbound.payload.get("update") \
+                    else self.NEWS[event]
+                self._news(ctx, key, inbound.payload)
             return
         if state.mode == "human" and inbound.kind in PATIENT_INPUT:
             if ctx.bot_answers:  # an ordinary request after an emergency: the team sees it, the bot answers it
