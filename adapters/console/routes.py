@@ -56,6 +56,8 @@ SSE_LIFETIME = 600.0  # the browser reconnects (and the session is checked again
 SSE_PING = 15.0
 
 
+AT_REPLY_BOX = frozenset({"take", "reply", "note"})  # actions after which the page opens at the reply box
+
 def _safe_next(target: str) -> str:
     """Only somewhere in the console: never an open redirect."""
     if target.startswith(PREFIX) and not target.startswith("//") and "\\" not in target and "\n" not in target:
@@ -293,11 +295,11 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
                 await service.close(ticket.id, me, str(form.get("reason", "")) or "resolved")
                 message = ctx.t("closed")
         except HandoffError as exc:
-            return web.redirect(ctx, back + ("#cb-actions" if action in ("reply", "note") else ""),
+            return web.redirect(ctx, back + ("#cb-actions" if action in AT_REPLY_BOX else ""),
                                 ("error", exc.text(ctx.locale)))
-        # after a reply or a note, back where the doctor was: the newest messages and the reply box (on a
-        # long transcript the top of the page is screens away)
-        return web.redirect(ctx, back + ("#cb-actions" if action in ("reply", "note") else ""), ("ok", message))
+        # after taking, replying or a note: the newest messages and the reply box (on a long transcript
+        # the top of the page is screens away)
+        return web.redirect(ctx, back + ("#cb-actions" if action in AT_REPLY_BOX else ""), ("ok", message))
 
     # -- a patient -----------------------------------------------------------------------------------
 
