@@ -581,7 +581,9 @@ def test_the_history_reads_as_words_not_json(derm: Setup) -> None:
     rows = zh.get("/console/inbox?status=closed").text
     assert ticket in rows and "未回复" in rows and "已回复" not in rows
     assert "手背起了红疹 三天了" in rows  # the row's preview: the patient's first message, with no complaint slot
-    assert "手背起了红疹 三天了 (患者的第一条留言)" in zh.get(f"/console/tickets/{ticket}").text
+    thread = zh.get(f"/console/tickets/{ticket}").text
+    assert "手背起了红疹 三天了 (患者的第一条留言)" in thread
+    assert "未发现 · 建议咨询" in thread  # an ordinary level is no red flag
 
 
 def test_cancelling_while_an_emergency_waits_gets_one_answer(setup: Setup) -> None:

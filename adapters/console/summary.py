@@ -66,8 +66,12 @@ def clinical_summary(ticket: Any, summary: dict[str, Any], slots: dict[str, Any]
         lines.append(Line(t("sum_consent"), t("consent_missing"), alert=True))
     level = str(summary.get("triage_level") or "")
     rules = [str(r) for r in summary.get("rules") or [] if not str(r).startswith("not_now:")]
-    signs = [str(w) for w in summary.get("signs") or []]
-    if level or rules:
+    signs = [str(w) for w in summary.get("signs") or [] if w]
+    signs = [w for w in dict.fromkeys(signs) if not any(w != o and w in o for o in signs)]  # no repeats
+    if level and level not in EMERGENCY_LEVELS and not rules and not signs:
+        # an ordinary level is no red flag: say none was found, and the level beside it
+        lines.append(Line(t("sum_red_flags"), f"{t('none_found')} · {t(f'level_{level}') if level in LEVELS else level}"))
+    elif level or rules:
         text = t(f"level_{level}") if level in LEVELS else (level or "—")
         # the patient's words that raised it ("face is drooping" + "can't lift his arm"), not rule ids;
         # a ticket from before the words were kept shows its rule ids
