@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from bot.triage.engine import Assessment, PatientContext, assess, max_level
 from bot.triage.model import EMERGENCY_LEVELS, LEVEL_RANK, TriageRules
-from bot.understand.learned import MODELS_DIR, LearnedModel, features, load_model, long_enough
+from bot.understand.learned import MODELS_DIR, Head, LearnedModel, features, load_model, long_enough
 from bot.understand.normalize import canonical
 
 
@@ -44,10 +44,29 @@ class Screening:
 
     def explain(self) -> list[dict]:
         """Which layer said what: the JSON shape in `carebot triage --json` and in the doctor's ticket."""
-        # fresh lists: a screening is shared by every message with the same text (Screener remembers it)
+        # fresh lists: a screening is shared by every message with the same text (Screener remembers it);
+        # a callable is a part worked out only when explained (the learned layer's top features)
         return [{"layer": layer.name, "level": layer.level,
-                 **{k: list(v) if isinstance(v, list) else v for k, v in layer.detail.items()}}
+                 **{k: v() if callable(v) else list(v) if isinstance(v, list) else v for k, v in layer.detail.items()}}
                 for layer in self.layers]
+
+
+class _TopFeatures:
+    """A head's top features for a message, worked out only when the screening is explained (sorting
+    them cost a third of the learned layer, on every message, for an explanation most never need)."""
+
+    __slots__ = ("head", "feats")
+
+    def __init__(self, head: Head, feats: set[str]):
+        self.head, self.feats = head, feats
+
+    def __call__(self) -> list[tuple[str, float]]:
+        return self.head.top_features(self.feats)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _TopFeatures) and self.head is other.head and self.feats == other.feats
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 REMEMBERED = 4096  # screenings a Screener remembers (a few MB at most)
@@ -82,6 +101,11 @@ class Screener:
         # what counts as a present symptom for `alone`: a rule's trigger, not a modifier ("son", "6 weeks
         # old", "pregnant" on their own are not symptoms)
         self._triggers = {name: frozenset(s for rule in r.rules for s in rule.symptoms) for name, r in rules.items()}
+        # each locale's rules, then every other rule set (the conversation's own rules first: ties keep
+        # its department and reply); and the one screening of a message with nothing to read in it
+        self._others = {r.locale: tuple((n, o) for n, o in rules.items() if o is not r) for r in rules.values()}
+        self._quiet = {r.locale: Screening(r.quiet, (Layer(f"rules:{r.locale}", r.quiet.level, {"matched": []}),))
+                       for r in rules.values()}
         # (rule id, its extra number lists) of every rule that names some, in the order `_numbers` reads them
         self._rule_numbers = tuple((rule.id, rule.numbers) for r in rules.values() for rule in r.rules if rule.numbers)
         self.region = region  # the deployment's numbers (content/care.yml region); else each file's own
@@ -98,32 +122,29 @@ class Screener:
         own = self.rules_for(locale)
         if own is None:
             raise LookupError(f"no triage rules for {locale!r} nor the base locale {self.base_locale!r}")
-        layers: list[Layer] = []
-        best: Assessment | None = None
-        symptoms: set[str] = set()
-        for name, rules in self._ordered(own):
-            if rules is own:
-                result = assess(text, rules, context)
-            else:
-                foreign = _own_script(text, name)
-                if not _HAS_LETTERS.search(foreign):
-                    continue  # nothing in that language's script to read
-                result = assess(foreign, rules, context)
+        result = assess(text, own, context)
+        others = self._others[own.locale]
+        if result is own.quiet and not any(_HAS_LETTERS.search(_own_script(text, name)) for name, _ in others) \
+                and (self.model is None or not long_enough(canonical(text))):
+            return self._quiet[own.locale]  # nothing at all to read in it ("是", "7", "ok"): one shared screening
+        layers = [Layer(f"rules:{own.locale}", result.level, {"matched": [m.rule for m in result.matched]})]
+        best = result
+        symptoms = {s for s in result.symptoms if s in self._triggers[own.locale]}
+        for name, rules in others:
+            foreign = _own_script(text, name)
+            if not _HAS_LETTERS.search(foreign):
+                continue  # nothing in that language's script to read
+            result = assess(foreign, rules, context)
             symptoms.update(s for s in result.symptoms if s in self._triggers[name])
-            if result.matched or rules is own:
+            if result.matched:
                 layers.append(Layer(f"rules:{name}", result.level, {"matched": [m.rule for m in result.matched]}))
-            if best is None or LEVEL_RANK[result.level] > LEVEL_RANK[best.level]:
+            if LEVEL_RANK[result.level] > LEVEL_RANK[best.level]:  # ties keep the conversation's own
                 best = result
-        assert best is not None
-        if best.is_emergency and best is not None:
+        if best.is_emergency:
             best = replace(best, emergency_numbers=self._numbers(own, best))
         if self.model is not None and best.level != "emergency_ambulance" and long_enough(norm := canonical(text)):
             best = self._learned(norm, best, own, layers, bool(symptoms))
         return Screening(best, tuple(layers))
-
-    def _ordered(self, own: TriageRules) -> list[tuple[str, TriageRules]]:
-        """The conversation's own rules first (ties keep its department and reply), then the others."""
-        return [(own.locale, own)] + [(n, r) for n, r in self.rules.items() if r is not own]
 
     def number_lists(self, own: TriageRules) -> dict[str, tuple[str, ...]]:
         """The region's number lists (content/care.yml), else the conversation's own rules file's."""
@@ -166,7 +187,7 @@ class Screener:
         feats = features(norm)
         red, amb = self.model.heads["red_flag"], self.model.heads["ambulance"]
         t_red, question = red.cut(norm)  # the cut-offs chosen for this script (zh / en)
-        (p_red, top), p_amb = red.read(feats), amb.probability(feats)
+        p_red, p_amb = red.probability(feats), amb.probability(feats)
         level = best.level
         # The rules' own emergency level stands (their exact level is the better-measured one); the
         # model raises only a message the rules did not see as an emergency.
@@ -187,7 +208,8 @@ class Screener:
             level = "emergency_ambulance"
         layers.append(Layer("learned", level if level != best.level else "-", {
             "red_flag": round(p_red, 3), "ambulance": round(p_amb, 3),
-            "thresholds": [t_red, amb.threshold], "question": question, "top_features": top}))
+            "thresholds": [t_red, amb.threshold], "question": question,
+            "top_features": _TopFeatures(red, feats)}))
         if level == best.level:
             return best
         if best.is_emergency:  # its numbers and its own reply (a crisis line, the suicide reply) stay

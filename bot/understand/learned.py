@@ -84,16 +84,6 @@ class Head:
         z = self.bias + scale * sum(map(self.weights.get, feats, repeat(0.0, len(feats))))
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
-    def read(self, feats: set[str], k: int = 5) -> tuple[float, list[tuple[str, float]]]:
-        """`probability(feats)` and `top_features(feats, k)` with one weight lookup per feature."""
-        if not feats:
-            return self.probability(feats), []
-        weights = list(map(self.weights.get, feats, repeat(0.0, len(feats))))
-        z = self.bias + 1.0 / math.sqrt(len(feats)) * sum(weights)
-        scored = sorted(((f[1:], w) for f, w in zip(feats, weights) if w > 0), key=lambda fw: -fw[1])
-        return (1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))),
-                [(f, round(w, 2)) for f, w in scored[:k]])
-
     def top_features(self, feats: set[str], k: int = 5) -> list[tuple[str, float]]:
         """The features that pushed this score up most (for the explanation)."""
         scored = sorted(((f[1:], self.weights[f]) for f in feats if self.weights.get(f, 0.0) > 0),
