@@ -397,3 +397,30 @@ def test_session_10_look_alikes_stay_ordinary(rules_only: Screener, text: str) -
 ])
 def test_session_10_present_red_flags_in_the_same_words_still_fire(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "tension headache again, like a tight band around my head for 3 hours, paracetamol helps",
+    "just double checking the dose of calpol for a 2 year old",
+    "im not having a heart attack lol, just pulled something in my chest at the gym",
+    "got an icd after my cardiac arrest 5 years ago, can i use an induction hob",
+    "old self harm scars on my arm, can laser help",
+    "since my friend had a heart attack i keep checking my blood pressure, 125/80 ok?",
+    "whats an anaphylactic reaction exactly",
+    "if a student tells me they're suicidal what should i say, i'm a new teacher",
+    "the hospital hold music makes me want to kill myself, can i rebook online",
+    "my gran nearly had a fit when she saw my piercing, is it infected if it's a bit red",
+    "how do co alarms work, where should we put one",
+])
+def test_session_11_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "crushing chest pain like a tight band for an hour, sweating",
+    "i think i'm having a heart attack, my left arm and jaw ache and i feel sick",
+    "co alarm going off and we all have headaches and feel sick, we're outside now",
+    "my friend just told me she has taken all her pills and wants to die",
+])
+def test_session_11_present_red_flags_in_the_same_words_still_fire(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in ("emergency", "emergency_ambulance")

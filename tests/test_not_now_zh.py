@@ -163,3 +163,30 @@ def test_session10_not_now_classes_stay_ordinary(rules_only: Screener, text: str
 ])
 def test_session10_present_red_flags_still_fire(rules_only: Screener, text: str) -> None:
     assert _screen(rules_only, text).level in RED
+
+
+@pytest.mark.parametrize("text", [
+    # session 11: a hypothetical after its subject, "if one meets it", learning how, a job that meets it daily,
+    # a ward's patients, last time, a past stay in hospital, a burden, a queue, a course's homework
+    "孩子一岁多 如果吃东西噎住了 正确的处理方法是什么",
+    "万一遇到老人被汤圆噎住了该怎么办",
+    "公司让我们都学会心脏骤停了怎么处理",
+    "我是护士 天天接触心梗病人 最近自己失眠",
+    "想咨询一下你们医院胸痛病人的绿色通道在哪",
+    "上次生孩子大出血 这次孕检一切正常 要注意啥",
+    "前年住了半个月院 出院以后一直挺好 想复查一下",
+    "车贷压得我喘不过气 晚上睡不着",
+    "排队排了两小时 我真的要心梗了",
+    "急救培训课的作业 要画一张窒息急救的图",
+])
+def test_session11_not_now_classes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level not in RED
+
+
+@pytest.mark.parametrize("text", [
+    "跟上次一样 胸口压着疼 出冷汗",
+    "孩子吃葡萄噎住了 脸都紫了 怎么办",
+    "上次住院是心衰 刚才突然喘不上气 嘴唇发紫",
+])
+def test_session11_present_red_flags_still_fire(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level in RED
