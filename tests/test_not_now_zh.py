@@ -190,3 +190,9 @@ def test_session11_not_now_classes_stay_ordinary(rules_only: Screener, text: str
 ])
 def test_session11_present_red_flags_still_fire(rules_only: Screener, text: str) -> None:
     assert _screen(rules_only, text).level in RED
+
+
+def test_session11_dka_with_drowsiness_is_an_ambulance(rules_only: Screener) -> None:
+    """RED-FLAGS.md: diabetic emergencies are E, A if drowsy ("说困 想睡觉" beside a sugar the meter cannot read)."""
+    assert _screen(rules_only, "一型糖尿病 一直吐 血糖仪显示HI 现在说困 想睡觉").level == "emergency_ambulance"
+    assert _screen(rules_only, "一型糖尿病 一直吐 血糖仪显示HI").level == "emergency"
