@@ -382,6 +382,35 @@ def _main(argv: list[str] | None) -> int:
         return int(args.fn(args) or 0)
     except ConfigError as exc:
         return _report(exc)
+    except Exception as exc:
+        said = _unreachable_database(exc, getattr(args, "database_url", None) or os.environ.get("DATABASE_URL", ""))
+        if said is None:
+            raise
+        print(said, file=sys.stderr)
+        return 2
+
+
+def _unreachable_database(exc: BaseException, url: str) -> str | None:
+    """The operator's sentence for a database that cannot be reached or named (a wrong DATABASE_URL, a
+    database not created yet, the server down), instead of a driver traceback; None for anything else."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # imported already if the error came from SQLAlchemy
+    other_kind = isinstance(exc, ModuleNotFoundError) and url.split(":", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql")
+    if not other_kind and (sa_exc is None or not isinstance(
+            exc, (sa_exc.OperationalError, sa_exc.ArgumentError, sa_exc.NoSuchModuleError))):
+        return None
+    shown = url or "sqlite:///carebot.db (the default)"
+    try:
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(url).render_as_string(hide_password=True) if url else shown
+    except Exception:  # not even a URL: say it as given, without what could be a password
+        shown = url.split("@")[-1] if "@" in url else url
+    reason = "carebot runs on SQLite or PostgreSQL only" if other_kind else \
+        str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return (f"carebot: cannot use the database {shown}: {reason}\n"
+            "  Set DATABASE_URL (or --database-url) to a database that exists, e.g. sqlite:///carebot.db or "
+            "postgresql://USER@HOST:5432/NAME;\n  create a PostgreSQL database with `createdb NAME` "
+            "(docs/deploy.md).")
 
 
 if __name__ == "__main__":

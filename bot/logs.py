@@ -137,3 +137,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
         server_log = logging.getLogger(name)  # their own handlers would bypass the redaction
         server_log.handlers[:] = []
         server_log.propagate = True
+    # the migrations' own steps stay ("Running upgrade 0013 -> 0014"); alembic's plugin set-up and
+    # dialect notes, seven lines before every start, say nothing to an operator
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))

@@ -177,3 +177,15 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_a_database_that_cannot_be_reached_is_one_sentence_not_a_traceback(capsys):
+    """`carebot db/run/staff/bench` with a database not created yet, a server not there or a kind carebot
+    does not run on: exit 2 with the URL (password hidden), the reason and what would be valid."""
+    url = "postgresql://postgres:s3cret@127.0.0.1:5432/carebot_no_such_database"
+    assert main(["db", "upgrade", "--database-url", url]) == 2
+    err = capsys.readouterr().err
+    assert "cannot use the database postgresql://postgres:***@127.0.0.1:5432/carebot_no_such_database" in err
+    assert "does not exist" in err and "createdb" in err and "s3cret" not in err and "Traceback" not in err
+    assert main(["db", "upgrade", "--database-url", "mysql://someone@db/care"]) == 2
+    assert "SQLite or PostgreSQL only" in capsys.readouterr().err
