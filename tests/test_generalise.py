@@ -424,3 +424,28 @@ def test_session_11_look_alikes_stay_ordinary(rules_only: Screener, text: str) -
 ])
 def test_session_11_present_red_flags_in_the_same_words_still_fire(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "my savings account just had a heart attack after christmas",
+    "deadlines are suffocating me, any tips for sleep",
+    "my mother in law is suffocating me with advice about teething",
+    "writing a crime novel where a character goes into anaphylaxis, what would guests see",
+    "nursing student, our assignment is a triage scenario of a choking toddler, can you check it",
+    "heart attack grill burgers, has anyone tried one",
+    "type 2, stable, do i need to worry about hypos if i start running?",
+    "my mum had postnatal psychosis after she had me and has been fine ever since, am i at risk",
+    "our cat had a couple of seizures last year and takes tablets, are they dangerous for kids",
+    "saw on the local news that a family had carbon monoxide poisoning, should we get an alarm",
+])
+def test_session_11_round_11_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "the smoke is suffocating me i can't breathe, stuck in the flat",
+    "my husband had a stroke an hour ago, face drooping and can't lift his arm",
+    "saw on the news about sepsis and now my dad is confused, mottled skin and breathing fast",
+])
+def test_session_11_round_11_red_flags_in_the_same_words_still_fire(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in ("emergency", "emergency_ambulance")

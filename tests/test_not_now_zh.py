@@ -196,3 +196,30 @@ def test_session11_dka_with_drowsiness_is_an_ambulance(rules_only: Screener) -> 
     """RED-FLAGS.md: diabetic emergencies are E, A if drowsy ("说困 想睡觉" beside a sugar the meter cannot read)."""
     assert _screen(rules_only, "一型糖尿病 一直吐 血糖仪显示HI 现在说困 想睡觉").level == "emergency_ambulance"
     assert _screen(rules_only, "一型糖尿病 一直吐 血糖仪显示HI").level == "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    # session 11 (round 11): a story from long ago told up to "now", smoking again, a queue, a novel's character,
+    # a negated numbness in a crash-like context, a child hard to wake in the morning, a swallowed eraser
+    "初中上体育课晕倒过一次 查了说是低血糖 后来再没犯 现在想考驾照 体检要写吗",
+    "五年前做了心脏支架 当时胸口疼得厉害 现在每年复查都正常 想问能不能坐飞机",
+    "我爸抽烟二十年 戒了半年 过年又开始抽了 怎么劝",
+    "排队挂号排得我快晕倒了",
+    "在写小说 主角被毒蛇咬了 想问写成当场昏迷合理吗",
+    "骑电动车送快递 腰有点疼 腿不麻 贴膏药行吗",
+    "孩子早上总叫不起来 上学老迟到 是不是缺觉",
+    "孩子把一小块橡皮咽下去了 玩得好好的",
+    "万一老人突然中风 有什么早期信号能发现",
+])
+def test_session11_round11_not_now_classes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level not in RED
+
+
+@pytest.mark.parametrize("text", [
+    "五年前做了心脏支架 今天又胸口压着疼 出冷汗",
+    "小时候有哮喘 现在喘不上气 嘴唇发紫",
+    "孩子刚才突然开始抽 叫不醒",
+    "孩子把纽扣电池咽下去了",
+])
+def test_session11_round11_present_red_flags_still_fire(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level in RED
