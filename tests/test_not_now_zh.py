@@ -223,3 +223,22 @@ def test_session11_round11_not_now_classes_stay_ordinary(rules_only: Screener, t
 ])
 def test_session11_round11_present_red_flags_still_fire(rules_only: Screener, text: str) -> None:
     assert _screen(rules_only, text).level in RED
+
+
+@pytest.mark.parametrize("text", [
+    # session 11 (round 11): levels RED-FLAGS.md gives A — heavy bleeding in pregnancy, a venomous bite swelling,
+    # a road accident getting worse, a head injury growing drowsy, pink froth after breathing in water
+    "怀孕三十周 出血很多",
+    "被竹叶青咬了 手肿起来了",
+    "出车祸了 腰被撞了 越来越疼 脸发白",
+    "孩子摔到头 越来越想睡 叫好几遍才应",
+    "游泳呛了水 晚上咳出粉红色的泡沫",
+    # and writing a novel is no frame when the writing went on till late and the chest hurts now
+    "写小说写到凌晨 胸口压着疼 出冷汗",
+])
+def test_session11_round11_levels_by_red_flags_md(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level == "emergency_ambulance"
+
+
+def test_session11_a_novel_about_a_snake_bite_is_no_emergency(rules_only: Screener) -> None:
+    assert _screen(rules_only, "在写一本悬疑小说 被银环蛇咬了多久会没命").level not in RED
