@@ -7,6 +7,7 @@ pipeline ends there. The conversation's triage level only ever goes up until the
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -63,6 +64,17 @@ CALLED_WORDS = frozenset({"打了", "已经打了", "打过了", "拨了", "已�
 # words about the emergency route itself: such a message is never an "ordinary request" after an emergency
 ROUTE_WORDS = ("救护车", "急救", "急诊", "120", "ambulance", "paramedic", "emergency", "a&e")
 CHECK_SLOT = "_safety_check"  # the question asked and the message it was about
+# "已经打了120了，救护车还没到", "救护车说10分钟到", "we called 999, they're on the way": the call was made
+_CALLED = re.compile(r"(已经|刚|刚刚|早就|早)?(打了|拨了|叫了|打过了|拨过了)(120|急救|救护车|电话)?|救护车(来了|到了|在路上|快到了|马上到|说[^，。,.!！?？]{0,8}到)"
+                     r"|\b(i|we|i've|we've|ive|weve|have|already|just)\s+(\w+\s+)?called\b|\b(ambulance|paramedics?)\s+(is|are|'s|s)\s+"
+                     r"(on\s+(the|their|its)\s+way|coming|here)\b|\bon\s+(the|their)\s+way\b", re.I)
+_NOT_CALLED = re.compile(r"没打|没拨|没叫|还没打|不敢打|要不要打|\b(not yet|haven'?t|didn'?t|should i|shall i)\b", re.I)
+
+
+def said_called(text: str) -> bool:
+    """The message says the emergency number was called (not "should I call?", not "haven't yet")."""
+    said = canonical(text).strip(" 。.!！")
+    return said in CALLED_WORDS or (bool(_CALLED.search(said)) and not _NOT_CALLED.search(said))
 
 
 class SafetyStage:
@@ -113,10 +125,16 @@ class SafetyStage:
             ctx.effects.append(RecordEvent("triage", {
                 "level": result.level, "department": result.department,
                 "rules": [m.rule for m in result.matched], "signs": signs_of(result), "layers": screening.explain()}))
+        already = state.mode == "human" and state.triage_level in EMERGENCY_LEVELS and not signs_of(result) and \
+            LEVEL_RANK[result.level] <= LEVEL_RANK[state.triage_level]
         state.triage_level = max_level(state.triage_level or "self_care", result.level)
-        if result.is_emergency:
+        if result.is_emergency and not already:
             self._emergency(ctx, result, screening, earlier + [text])
             return
+        # an emergency read by the model alone, at no higher level, while one is open ("好的，已经打了，救护车说
+        # 10分钟到"): not the alarm again over the doctor's replies — the message goes to the urgent ticket, and
+        # while nobody has the thread yet the emergency follow-up answers it (below). A sign a rule names
+        # ("嘴唇发紫 叫不醒了") is the alarm again, with its guidance.
         if self._partial(screening) and state.mode != "human":
             self._ask_check(ctx, text, locale)
             return
@@ -139,7 +157,7 @@ class SafetyStage:
             return True
         value = str(inbound.payload.get("value", "")) if isinstance(inbound.payload, dict) else ""
         said = canonical(inbound.text)
-        if value in (CALLED_YES, CALLED_NO) or said.strip(" 。.!！") in CALLED_WORDS or \
+        if value in (CALLED_YES, CALLED_NO) or said_called(inbound.text) or \
                 any(w in said for w in ROUTE_WORDS) or any(n and n in said for n in self._numbers(locale)):
             return False  # about the emergency itself ("救护车要多久"): the emergency follow-up answers
         flow = self.requests(state, inbound)
@@ -161,7 +179,7 @@ class SafetyStage:
         said = canonical(ctx.inbound.text).strip(" 。.!！")
         try:
             if value in (CALLED_YES, CALLED_NO) or said:
-                called = value == CALLED_YES or said in CALLED_WORDS or (
+                called = value == CALLED_YES or said_called(ctx.inbound.text) or (
                     value != CALLED_NO and parse_yes_no(ctx.inbound.text, value))
                 key, buttons = ("triage.after_called", ()) if called else ("triage.after_not_called", buttons)
                 if called:

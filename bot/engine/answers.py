@@ -9,12 +9,14 @@ from typing import Any
 from bot.flow.compiler import AskSpec
 from bot.understand.normalize import zh_number
 
-YES = {"yes", "y", "yeah", "yep", "yes please", "ok", "okay", "sure", "agree", "i agree", "i do", "true", "1",
-       "是", "是的", "是啊", "对", "对的", "对啊", "好", "好的", "好啊", "嗯", "嗯嗯", "行", "可以", "同意", "我同意",
-       "确认", "要", "需要", "有", "有的", "看过", "去过", "做过"}
+YES = {"yes", "y", "yeah", "yep", "yup", "yes please", "ok", "okay", "sure", "agree", "i agree", "agreed", "i accept",
+       "accept", "i do", "true", "1", "of course", "sounds good", "correct", "that's right", "thats right", "definitely",
+       "是", "是的", "是啊", "是呀", "对", "对的", "对啊", "对呀", "好", "好的", "好啊", "好呀", "嗯", "嗯嗯", "嗯呢", "行",
+       "行的", "可以", "可以的", "同意", "我同意", "同意的", "没问题", "当然", "确认", "要", "需要", "有", "有的", "看过",
+       "去过", "做过"}
 NO = {"no", "n", "nope", "nah", "not", "no thanks", "no thank you", "not really", "disagree", "false", "0",
       "否", "不", "不是", "不是的", "不对", "不要", "不用", "不用了", "不需要", "没有", "没有的", "没", "无", "不同意",
-      "算了", "没看过", "没去过", "没做过", "没有看过", "没有去过"}
+      "算了", "没看过", "没去过", "没做过", "没有看过", "没有去过", "不行", "不可以", "no way", "not at all"}
 SKIP = {"skip", "pass", "跳过", "略过", "不想说", "不知道"}
 
 _PUNCT = re.compile(r"[\s。.!！?？,，、~～]+$")
@@ -44,13 +46,38 @@ def parse_number(text: str) -> float:
     return float(n)
 
 
-def parse_yes_no(text: str, payload: str = "") -> bool:
+# a reply that opens with a yes or a no and goes on ("yes, I agree", "是的，我同意", "不是，我35岁", "yep sounds
+# good") is that yes or no — unless the rest turns it round or asks for something else
+_LEAD = re.compile(r"^\s*([^\s,，、.。!！?？;；:：]+)[\s,，、.。!！?？;；:：]+(.+)$", re.S)
+_TURNS = re.compile(r"\b(but|not|no|don'?t|do not|never|withdraw|revoke|cancel|stop|undo|take back|however|unless)\b"
+                    r"|但|可是|不过|只是|不|没|别|撤|取消|收回|反悔|除非")
+
+
+def parse_yes_no(text: str, payload: str = "", exact: bool = False) -> bool:
+    """A yes or a no. With `exact` (consent), a reply that goes on counts only when the rest says the same
+    in so many words ("yes, I agree", "是的，我同意"; not "是的 孙子才六岁")."""
     value = (payload or clean(text)).lower()
     if value in YES:
         return True
     if value in NO:
         return False
+    lead = _LEAD.match(value)
+    if lead is not None and not _TURNS.search(lead.group(2)):
+        if lead.group(1) in YES and (not exact or clean(lead.group(2)) in YES):
+            return True
+        if lead.group(1) in NO and (not exact or clean(lead.group(2)) in NO):
+            return False
+    # Chinese runs on without a break: "是的我同意", "好的谢谢", "不是我自己" (never a question: "需要去医院吗")
+    for word, meaning in _ZH_LEADS:
+        rest = value[len(word):]
+        if value.startswith(word) and rest and not _TURNS.search(rest) and not rest.endswith(("吗", "么", "嘛")) \
+                and (not exact or clean(rest) in (YES if meaning else NO)):
+            return meaning
     raise Invalid("yes_no")
+
+
+_ZH_LEADS = (("是的", True), ("好的", True), ("可以", True), ("同意", True), ("对的", True), ("没问题", True),
+             ("不是", False), ("不用", False), ("不要", False), ("不需要", False))
 
 
 def exact_choice(spec: AskSpec, text: str, labels: dict[str, str]) -> str | None:
@@ -183,7 +210,7 @@ def read_answer(spec: AskSpec, kind: str, text: str, payload: str, media: Any,
     if spec.type == "choice":
         return match_choice(spec, text, payload, labels)
     if spec.type == "yes_no":
-        return parse_yes_no(text, payload)
+        return parse_yes_no(text, payload, exact=spec.exact)
     if spec.type in ("number", "scale"):
         n = parse_number(payload or text)
         if (v.integer or spec.type == "scale") and n != int(n):

@@ -7,14 +7,21 @@ own messages become ticket messages while the conversation's mode is `human`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
+from bot.engine.answers import clean
 from bot.engine.engine import Engine
+from bot.flow.loader import normalize
 from bot.pipeline import PATIENT_INPUT, Next, TurnContext
 from bot.types import Outbound, Send, UpdateTicket
 
 STAFFED_SLOT = "_staffed_by"  # a person took the thread (assigned, or replied); cleared when it closes
 PASSED_SLOT = "_passed_told"  # the ticket whose waiting patient was told their added words reached it
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_WORDS = re.compile(r"[\s,，。.!！?？;；:：、]+")
 
 
 class RelayStage:
@@ -73,6 +80,8 @@ class RelayStage:
                 await call_next(ctx)
                 return
             flow = self.engine.trigger_for(inbound)
+            if flow is None and not state.slots.get(STAFFED_SLOT) and self._withdraws(inbound.text):
+                flow = "cancel"  # "不想等了，取消吧": the leave flow asks to confirm before anything is withdrawn
             if flow == "cancel" and self.LEAVE in self.engine.flows.flows:
                 # 取消 / cancel while the thread is with the care team means the request for a doctor
                 ctx.inbound = replace(inbound, kind="choice", payload={"value": self.LEAVE})
@@ -103,6 +112,23 @@ class RelayStage:
                     text=self.engine.content.render("handoff.message_passed", state.locale, {}))))
             return
         await call_next(ctx)
+
+    def _withdraws(self, text: str) -> bool:
+        """While the request waits for a person: a message that says to cancel it in more words than an
+        exact keyword ("不想等了，取消吧", "actually never mind, please cancel") — one of leave_queue's or
+        the cancel flow's words anywhere in it (Chinese anywhere, English as whole words)."""
+        t = normalize(clean(text))
+        if not t or t.startswith("/"):
+            return False
+        tokens = set(_WORDS.split(t))
+        for rule in self.engine.flows.keywords:
+            if rule.flow not in (self.LEAVE, "cancel"):
+                continue
+            for word in rule.words:
+                if (_CJK.search(word) and word in t) or (" " in word and re.search(rf"\b{re.escape(word)}\b", t)) \
+                        or word in tokens:
+                    return True
+        return False
 
     def _news(self, ctx: TurnContext, key: str, payload: dict) -> None:  # type: ignore[type-arg]
         content = self.engine.content
