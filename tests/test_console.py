@@ -253,6 +253,24 @@ def test_the_paged_on_call_doctor_reads_the_emergency_before_acknowledging_it(de
     assert gyn.get(f"/console/tickets/{ticket.id}").status_code == 403
 
 
+def test_the_paged_doctor_reads_the_emergency_only_until_a_colleague_has_it(derm: Setup) -> None:
+    """The read grant of being paged ends when the emergency is taken by someone whose department it is
+    (found by the session 11 walkthrough: a doctor paged out of department kept reading the thread)."""
+    derm.staff("d_sun", "Dr Sun", title="Attending", departments=("internal_medicine",))
+    derm.patient("p9", "你好", "我爸胸口压着疼 一直出冷汗")
+    ticket = derm.ticket_of("p9")
+    owner = ticket.department
+    assert owner != "internal_medicine"  # Dr Sun reads it only as the doctor on call
+    derm.staff("d_er", "Dr Er", title="Attending", departments=(owner,))
+    on_call, er = Browser(derm), Browser(derm)
+    on_call.login("d_sun")
+    er.login("d_er")
+    assert on_call.get(f"/console/tickets/{ticket.id}").status_code == 200
+    assert er.post(f"/console/tickets/{ticket.id}/take").status_code in (200, 303)
+    assert derm.ticket_of("p9").assignee == "d_er"
+    assert on_call.get(f"/console/tickets/{ticket.id}").status_code == 403
+
+
 def test_every_view_of_patient_data_is_audited(derm: Setup) -> None:
     ticket = derm.hand_off("p1")
     doctor = Browser(derm)

@@ -212,9 +212,13 @@ def console_routes(adapter: ConsoleAdapter) -> list[Any]:
 
     async def _paged_to(ctx: Ctx, ticket: Any) -> bool:
         """An emergency paged to this person (or to whoever is on call now) may be read before it is
-        acknowledged: nobody should have to accept an emergency blind."""
+        acknowledged: nobody should have to accept an emergency blind. Only then: once a colleague has
+        it, or it is closed, it is theirs and their department's to read (a dermatologist paged because
+        nobody else answered does not keep the chest-pain thread for ever)."""
         paging = ctx.carebot.handoff.paging
-        if paging is None or ticket.reason != "red_flag":
+        if paging is None or ticket.reason != "red_flag" or ticket.status not in views.OPEN:
+            return False
+        if ticket.assignee and ticket.assignee != ctx.me.id:
             return False
         return paging.may_acknowledge(ctx.me, ticket, *await paging.page_facts(ticket.id))
 
