@@ -630,3 +630,28 @@ def test_a_normal_ticket_opened_after_hours_starts_its_clocks_when_the_clinic_op
     derm.run(derm.bot.timers.tick)
     derm.run(derm.bot.settle)
     assert derm.ticket_of("p1").escalations == 0
+
+
+def test_an_emergency_reads_as_its_signs_and_words_not_an_earlier_complaint(derm: Setup) -> None:
+    """Found by the session 11 walkthrough: an emergency ticket's row and summary showed a sore ankle the
+    patient had withdrawn before, and a long message's red flag (at its end) was cut off the row."""
+    long = "我最近一直觉得很累，睡不好，" * 12 + "今天胸口压着疼 一直出冷汗"
+    derm.patient("p7", "你好", long)
+    ticket = derm.ticket_of("p7")
+    assert ticket.reason == "red_flag"
+    derm.staff("d_er", "Dr Er", title="Attending", departments=(ticket.department,))
+    doctor = Browser(derm)
+    doctor.login("d_er")
+    inbox = doctor.get("/console/inbox").text
+    previews = re.findall(r'<div class="cb-preview">(.*?)</div>', inbox)
+    # the signs first, then the words, cut (the alert's words come from the same function)
+    assert any(re.search(r"(出冷汗 · 胸口压着疼|胸口压着疼 · 出冷汗) — 我最近", p) for p in previews)
+    assert re.search(r'<q class="cb-alert-words">(出冷汗 · 胸口压着疼|胸口压着疼 · 出冷汗) — 我最近', inbox)
+    from bot.handoff.paging import emergency_words
+    assert emergency_words({"signs": ["胸口压着", "胸口压着疼"], "patient_words": ["我爸胸口压着疼"]}) == "我爸胸口压着疼"
+    from adapters.console.summary import clinical_summary
+    summary = {"slots": {"complaint": "脚踝有点肿，昨天开始"}, "patient_words": ["跟上次一样 胸口压着疼 出冷汗"],
+               "signs": ["胸口压着", "出冷汗"]}
+    lines = clinical_summary(ticket, summary, {}, "", lambda key, **_: key, lambda d: d)
+    assert lines[0].value == "跟上次一样 胸口压着疼 出冷汗"
+

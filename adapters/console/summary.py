@@ -26,8 +26,10 @@ def clinical_summary(ticket: Any, summary: dict[str, Any], slots: dict[str, Any]
     complaint when the hand-off carried none (a patient who asked for a person and then wrote)."""
     s = {**slots, **summary.get("slots", {})}
     words = summary.get("patient_words") or []
-    complaint = str(s.get("complaint") or "") or " / ".join(str(w) for w in words) or (
-        f"{first_message} ({t('first_message')})" if first_message else "")
+    said = " / ".join(str(w) for w in words)
+    # an emergency is what raised it: never an earlier complaint left in the intake slots
+    complaint = (said if getattr(ticket, "reason", "") == "red_flag" else "") or str(s.get("complaint") or "") or \
+        said or (f"{first_message} ({t('first_message')})" if first_message else "")
     lines = [Line(t("sum_complaint"), complaint or t("not_given"))]
     if s.get("need"):
         lines.append(Line(t("sum_need"), _choice(t, "need", s["need"])))

@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from adapters.console import transcript
 from bot.handoff.models import Complaint, Review, Staff, TicketEvent
+from bot.handoff.paging import emergency_words
 from bot.handoff.staff import SEES_ALL, StaffMember
 from bot.handoff.tickets import OPEN, PRIORITY_RANK
 from bot.store.store import AUDIT, CONV, EVENT, TICKET, TICKET_MSG
@@ -138,7 +139,10 @@ def inbox(conn: Connection, staff: StaffMember, now: datetime, *, department: st
         summary = _json(t.summary)
         slots = summary.get("slots") if isinstance(summary.get("slots"), dict) else {}
         words = summary.get("patient_words") or []
-        complaint = str(slots.get("complaint") or (words[0] if words else "") or first.get(t.id, ""))
+        # an emergency is what raised it, in the patient's words: never an earlier complaint from the intake
+        # slots (a sore ankle withdrawn before the chest pain)
+        complaint = emergency_words(summary, PREVIEW) if t.reason == "red_flag" and words else \
+            str(slots.get("complaint") or (words[0] if words else "") or first.get(t.id, ""))
         preview = complaint if len(complaint) <= PREVIEW else complaint[:PREVIEW - 1] + "…"
         rows.append(InboxRow(t, clocks(t, now), patient_label(t.conversation_id, slots), preview,
                              unread.get(t.id, 0), (str(slots.get("sex") or ""), str(slots.get("age") or ""))))

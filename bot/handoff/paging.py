@@ -390,15 +390,23 @@ class Paging:
 
 
 def _alert_words(summary: Any, limit: int = 80) -> str:
-    """What the alert says the emergency is: the signs the rules matched in the patient's own words,
-    else their first words (a doctor should not have to open the ticket to know it is chest pain)."""
+    """What the alert says the emergency is (see `emergency_words`)."""
     try:
         data = json.loads(summary) if isinstance(summary, str) and summary else {}
     except ValueError:
         return ""
-    # the patient's own sentence reads better than the matched fragments ("半边身子没力 · 突然"), which
-    # are the fallback, without one that another contains
-    signs = [str(s) for s in data.get("signs") or [] if s]
+    return emergency_words(data if isinstance(data, dict) else {}, limit)
+
+
+def emergency_words(summary: dict[str, Any], limit: int = 80) -> str:
+    """What an emergency is, for a line that has `limit` characters (the alert, the inbox row): the
+    patient's own sentence when it fits — it reads better than the matched fragments — else the signs
+    the rules matched first (a long message's red flag is often at its end: "…睡不好 今天胸口压着疼"),
+    then the sentence, cut. Signs contained in another sign are left out."""
+    signs = [str(s) for s in summary.get("signs") or [] if s]
     signs = [s for s in dict.fromkeys(signs) if not any(s != o and s in o for o in signs)]
-    words = next((str(w) for w in data.get("patient_words") or [] if w), "") or " · ".join(signs)
+    words = " / ".join(str(w) for w in summary.get("patient_words") or [] if w)
+    if signs and len(words) > limit:
+        words = f"{' · '.join(signs)} — {words}"
+    words = words or " · ".join(signs)
     return words if len(words) <= limit else words[:limit - 1] + "…"
