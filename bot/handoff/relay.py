@@ -14,6 +14,7 @@ from bot.engine.answers import clean
 from bot.engine.engine import Engine
 from bot.flow.loader import normalize
 from bot.pipeline import PATIENT_INPUT, Next, TurnContext
+from bot.triage.model import EMERGENCY_LEVELS
 from bot.types import Outbound, Send, UpdateTicket
 
 STAFFED_SLOT = "_staffed_by"  # a person took the thread (assigned, or replied); cleared when it closes
@@ -57,13 +58,16 @@ class RelayStage:
         if inbound.kind == "staff_event":
             event = inbound.payload.get("event")
             if event == "closed":
+                # no "how likely are you to recommend us?" after an emergency: the family has other things
+                # on their mind (found by the session 11 walkthrough); its quality is reviewed by staff
+                emergency = state.triage_level in EMERGENCY_LEVELS
                 state.mode = "bot"
                 state.last_ticket_id = state.ticket_id or str(inbound.payload.get("ticket_id", ""))
                 state.ticket_id = ""
                 state.triage_level = ""
                 state.episode.clear()
                 state.slots.pop(STAFFED_SLOT, None)
-                if inbound.payload.get("status", "resolved") == "resolved":
+                if inbound.payload.get("status", "resolved") == "resolved" and not emergency:
                     await call_next(ctx)  # the engine runs the handoff_closed flow (the survey)
                 return
             if event == "assigned":
