@@ -22,6 +22,11 @@ PASSED_SLOT = "_passed_told"  # the ticket whose waiting patient was told their 
 
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
+QUEUE_NEWS_SLOT = "_queue_news"  # the last position / expected wait the queue told the patient
+# "还要等多久？", "什么时候轮到我", "how long will it be", "any idea when": a question about the wait
+_ASKS_WAIT = re.compile(r"(还要|要|得)?等(多久|多长时间|到什么时候|到啥时候)|多久(才|能|轮到|有人)|什么时候(轮到|能|才|有人|回复)|"
+                        r"啥时候(轮到|能|才|有人)|排到第几|前面还有几|轮到我|\bhow\s+(long|much\s+longer)\b|\bwhen\s+will\b|"
+                        r"\bany\s+(idea|update)\b|\bstill\s+waiting\b|\bwhere\s+am\s+i\s+in\s+the\s+queue\b", re.I)
 _WORDS = re.compile(r"[\s,，。.!！?？;；:：、]+")
 
 
@@ -107,6 +112,12 @@ class RelayStage:
                 return
             ctx.effects.append(UpdateTicket(message=inbound.text or str(inbound.payload.get("value", "")),
                                             media=inbound.media))
+            news = state.slots.get(QUEUE_NEWS_SLOT)
+            if not state.slots.get(STAFFED_SLOT) and isinstance(news, dict) and _ASKS_WAIT.search(inbound.text or ""):
+                # "还要等多久？": the last word the queue gave (position, expected time), said again — never a
+                # new promise the queue did not make
+                self._say(ctx, str(news.get("key", "handoff.still_waiting")), news.get("values") or {})
+                return
             if not state.slots.get(STAFFED_SLOT) and state.slots.get(PASSED_SLOT) != state.ticket_id:
                 # the first thing they add while nobody has the thread yet: say it reached the ticket (once
                 # per ticket — after hours the wait is long, and silence reads as lost)
@@ -135,9 +146,15 @@ class RelayStage:
         return False
 
     def _news(self, ctx: TurnContext, key: str, payload: dict) -> None:  # type: ignore[type-arg]
-        content = self.engine.content
         values = {**payload, "minutes": payload.get("minutes", ""), "position": payload.get("position", "")}
         if payload.get("reply_basis") == "after_hours" and key in self.AFTER_HOURS:
             key = self.AFTER_HOURS[key]  # one promise: when staff are back, never "within N minutes" too
+        if key.startswith(("handoff.queued", "handoff.waiting")):  # what "how long?" is answered with
+            ctx.state.slots[QUEUE_NEWS_SLOT] = {"key": key, "values": {k: v for k, v in values.items()
+                                                                       if isinstance(v, (str, int, float))}}
+        self._say(ctx, key, values)
+
+    def _say(self, ctx: TurnContext, key: str, values: dict) -> None:  # type: ignore[type-arg]
         ctx.effects.append(Send(Outbound(
-            op="say", address=ctx.state.address, key=key, text=content.render(key, ctx.state.locale, values))))
+            op="say", address=ctx.state.address, key=key,
+            text=self.engine.content.render(key, ctx.state.locale, values))))
