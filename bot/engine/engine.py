@@ -70,6 +70,7 @@ class Turn:
     effects: list[Effect] = field(default_factory=list)
     ops: int = 0
     constants: dict[str, Any] = field(default_factory=dict)
+    locale_at_start: str = ""  # the conversation's language when the step began (a flow may change it)
 
     def context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         s = self.state
@@ -109,7 +110,7 @@ class Engine:
         return State.new(inbound.address, self.content.normalize_locale(inbound.locale or ""))
 
     def step(self, state: State, inbound: Inbound, now: datetime) -> tuple[State, list[Effect]]:
-        turn = Turn(state.clone(), inbound, now, constants=self.constants)
+        turn = Turn(state.clone(), inbound, now, constants=self.constants, locale_at_start=state.locale)
         try:
             self._dispatch(turn)
         except Exception as exc:  # a step failed: apologise, offer a human, stay usable
@@ -420,7 +421,13 @@ class Engine:
             below.interrupted = False
             if below.wait == "ask":  # we came back to an open question: ask it again
                 below_cf = self.flows.get(below.flow)
-                self._prompt(turn, below_cf.code[self._pc(below_cf, below)].a["spec"])
+                at = self._pc(below_cf, below)
+                before = below_cf.code[at - 1] if at > 0 else None
+                if turn.state.locale != turn.locale_at_start and before is not None and before.op == "say":
+                    # the language changed under the question: what it refers to ("the terms above") is
+                    # shown again, in the new language, before it is asked again
+                    self._op_say(turn, below_cf, below, before, at - 1)
+                self._prompt(turn, below_cf.code[at].a["spec"])
         return None
 
     def _op_end(self, turn: Turn, cf: CompiledFlow, frame: Frame, ins: Instr, pc: int) -> None:
