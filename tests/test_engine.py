@@ -288,6 +288,23 @@ def test_everyday_answers_are_understood():
     assert match_choice(spec, "it's for me", "", labels) == "self"
     with pytest.raises(Invalid):
         match_choice(spec, "nobody", "", labels)
+    # session 11 walkthrough: a reply that opens with a yes or a no and goes on; a good part of one label
+    for yes in ("yes, I agree", "是的，我同意", "yep sounds good", "可以的", "是的我同意"):
+        assert parse_yes_no(yes) is True
+    for no in ("不是，我35岁", "no, it's for my son", "不行"):
+        assert parse_yes_no(no) is False
+    for unclear in ("yes but I want to withdraw", "是的 但是现在好多了", "需要去医院吗"):
+        with pytest.raises(Invalid):
+            parse_yes_no(unclear)
+    assert parse_yes_no("是的，我同意", exact=True) is True
+    with pytest.raises(Invalid):
+        parse_yes_no("是的 孙子才六岁", exact=True)
+    need = AskSpec("q", "need", "choice", [Choice(value="quick", label="l.quick"), Choice(value="visit", label="l.visit")],
+                   Validation(), 2, None, False)
+    need_labels = {"quick": "有个问题想尽快问问医生", "visit": "想预约线下看诊"}
+    assert match_choice(need, "想尽快问问医生", "", need_labels) == "quick"
+    with pytest.raises(Invalid):
+        match_choice(need, "医生", "", need_labels)  # too short to mean one of them
 
 
 def test_a_typed_request_at_a_yes_no_question_starts_its_flow_unless_the_flow_is_not_interruptible(tmp_path):

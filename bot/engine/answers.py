@@ -105,6 +105,12 @@ def match_choice(spec: AskSpec, text: str, payload: str, labels: dict[str, str])
         for word in (labels.get(choice.value, ""), *choice.match):
             if word and len(word) >= 2 and _contains(t, word.lower()):
                 return choice.value
+    # … or a good part of one label typed on its own ("想尽快问问医生" for "有个问题想尽快问问医生"): only when
+    # it is long enough to mean something and no other label holds it
+    if len(t) >= 4 and (_CJK_CHAR.search(t) or len(t.split()) >= 2):
+        holding = [c.value for c in spec.choices if t in labels.get(c.value, "").lower()]
+        if len(holding) == 1:
+            return holding[0]
     raise Invalid("choice")
 
 
