@@ -46,11 +46,17 @@ def patient_context(state: State) -> PatientContext:
     if months is None and isinstance(slots.get("age"), (int, float)):
         months = int(slots["age"] * 12)
     pregnant = slots.get("pregnant")
+    sex = slots.get("sex")
+    if months is None and sex is None and pregnant is None:
+        return _NOBODY_KNOWN  # most messages: one shared context (it is hashed into every screening's key)
     return PatientContext(
         age_months=int(months) if isinstance(months, (int, float)) else None,
-        sex=slots.get("sex") if isinstance(slots.get("sex"), str) else None,
+        sex=sex if isinstance(sex, str) else None,
         pregnant=pregnant if isinstance(pregnant, bool) else None,
     )
+
+
+_NOBODY_KNOWN = PatientContext()
 
 
 EPISODE_WINDOW = timedelta(hours=6)  # earlier messages that still count with the new one
@@ -108,16 +114,19 @@ class SafetyStage:
         if inbound.kind not in SCREENED or not text or text.startswith("/") or self.screener.rules_for(locale) is None:
             await call_next(ctx)
             return
-        screening = self.screener.screen(text, locale, patient_context(state))
+        patient = patient_context(state)
+        screening = self.screener.screen(text, locale, patient)
+        asks = self._partial(screening, rules_needed=False)  # the learned layer at its question level
         earlier: list[str] = []
-        if self._says_something(screening, text):
+        if self._says_something(screening, text, asks):
             # read it together with the episode's earlier medical messages ("宝宝两个月" … "发烧了")
             earlier = self._window(state, ctx.now)
             if earlier:
-                joined = self.screener.screen("\n".join(earlier + [text]), locale, patient_context(state))
+                joined = self.screener.screen("\n".join(earlier + [text]), locale, patient)
                 before = LEVEL_RANK[max_level(state.triage_level or "self_care", screening.assessment.level)]
                 if LEVEL_RANK[joined.assessment.level] > before:  # the messages together say more
                     screening = joined
+                    asks = self._partial(screening, rules_needed=False)
             state.episode = state.episode[-EPISODE_MESSAGES:] + [[ctx.now.isoformat(), text]]
         result = screening.assessment
         waiting = state.mode == "human" and state.triage_level in EMERGENCY_LEVELS and not state.slots.get(STAFFED_SLOT)
@@ -135,7 +144,9 @@ class SafetyStage:
         # 10分钟到"): not the alarm again over the doctor's replies — the message goes to the urgent ticket, and
         # while nobody has the thread yet the emergency follow-up answers it (below). A sign a rule names
         # ("嘴唇发紫 叫不醒了") is the alarm again, with its guidance.
-        if self._partial(screening) and state.mode != "human":
+        # the safety question: the learned layer at its question level, and a rule or a department word saw
+        # something medical (`Screener.wants_question` with evidence, from the reading above)
+        if asks and self.screener.medical(screening) and state.mode != "human":
             self._ask_check(ctx, text, locale)
             return
         if waiting:  # after an emergency, until a person takes over, no message goes unanswered
@@ -193,10 +204,10 @@ class SafetyStage:
             buttons=tuple(Button(self.content.render(k, locale, {}), v, k) for k, v in buttons),
             extra={"priority": "emergency"})))
 
-    def _says_something(self, screening: Screening, text: str) -> bool:
+    def _says_something(self, screening: Screening, text: str, asks: bool) -> bool:
         """A message worth keeping for the episode: a rule saw a symptom, the learned layer is at least
         at its question level, or it carries a value (an age, a temperature…). "好的", "7" are not."""
-        if screening.assessment.matched or self._partial(screening, rules_needed=False):
+        if screening.assessment.matched or asks:
             return True
         return _carries_value(text)
 

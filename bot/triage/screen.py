@@ -157,6 +157,11 @@ class Screener:
         lists = self.number_lists(own)
         return tuple(dict.fromkeys(num for n in names for num in lists.get(n, ())))
 
+    @staticmethod
+    def medical(screening: Screening) -> bool:
+        """A rule or a department word saw something medical in the message."""
+        return bool(screening.assessment.matched or screening.assessment.department)
+
     def wants_question(self, screening: Screening, evidence_needed: bool = True) -> bool:
         """A partial signal worth one yes/no safety question: no emergency, the learned red-flag score
         at least at its question level, and (unless told otherwise) a rule or a department word saw
@@ -164,8 +169,7 @@ class Screener:
         learned = next((layer for layer in screening.layers if layer.name == "learned"), None)
         if learned is None or self.model is None or screening.assessment.is_emergency:
             return False
-        medical = bool(screening.assessment.matched or screening.assessment.department)
-        if evidence_needed and not medical:
+        if evidence_needed and not self.medical(screening):
             return False
         question = learned.detail.get("question", self.model.heads["red_flag"].question)
         return float(learned.detail.get("red_flag", 0.0)) >= float(question)
