@@ -449,3 +449,27 @@ def test_session_11_round_11_look_alikes_stay_ordinary(rules_only: Screener, tex
 ])
 def test_session_11_round_11_red_flags_in_the_same_words_still_fire(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "this flu is killing me, cant breathe through my nose at night, any spray that works",
+    "our hens are coughing, do you know a vet",
+    "first aid homework: describe the steps for an adult having a seizure, can you check it",
+    "there's a scene where someone has a stroke in the play, how would a doctor react",
+    "does aspirin help in a heart attack or is that a myth",
+    "what's the right thing to do for a bee sting these days",
+    "the traffic was so bad i nearly had a heart attack, can i move my appointment",
+    "a twinge in my chest when i sneezed, gone straight away",
+    "my friend has diabetes, i want to know in case she has a hypo when we travel",
+])
+def test_session_11_round_12_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "i cant breathe, lips going blue",
+    "my son is choking on a grape and can't cough",
+    "crushing chest pain for an hour, sweating and sick",
+])
+def test_session_11_round_12_red_flags_still_fire(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in ("emergency", "emergency_ambulance")

@@ -242,3 +242,36 @@ def test_session11_round11_levels_by_red_flags_md(rules_only: Screener, text: st
 
 def test_session11_a_novel_about_a_snake_bite_is_no_emergency(rules_only: Screener) -> None:
     assert _screen(rules_only, "在写一本悬疑小说 被银环蛇咬了多久会没命").level not in RED
+
+
+@pytest.mark.parametrize("text", [
+    # session 11 (round 12): 前几年, a plate after a crash, 第一时间该咋办, 怎么判断是X还是Y, a bitter medicine,
+    # a death wish laughed off, 气出心梗, a fear of bleeding, sore muscles after the gym, a hand slept on,
+    # a drill's scenario, a pet shocked, a documentary, an exam, xswl
+    "前几年试过轻生 现在都挺好的 想问问能不能停药",
+    "骨折打的钢板什么时候能取",
+    "被马蜂蜇了第一时间该咋办 下周去爬山",
+    "怎么判断是普通头疼还是脑出血",
+    "这药苦得我想死 有没有胶囊的",
+    "带娃带得我想死 哈哈哈",
+    "被熊孩子气出心梗了 能开点降压药吗",
+    "吃着阿司匹林 要拔牙 怕出血止不住 要停药吗",
+    "昨天练胸 今天胸口肌肉酸疼",
+    "早上右手麻 昨晚压着胳膊睡的 一会就好了",
+    "公司搞急救演练 模拟有人突然倒地 想请医生来讲课",
+    "我家猫咬电线被电了一下 现在没事",
+    "看了个讲心梗的纪录片 有点害怕",
+    "电工证考试要考触电急救 有资料吗",
+    "xswl 我爸说他被蚊子咬得快不行了",
+])
+def test_session11_round12_not_now_classes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level not in RED
+
+
+@pytest.mark.parametrize("text", [
+    "胸口压着疼 出冷汗 半小时了 不是肌肉酸",
+    "前几年做过支架 今天又胸口压着疼 出冷汗",
+    "刚才突然右手麻 说话不清楚",
+])
+def test_session11_round12_present_red_flags_still_fire(rules_only: Screener, text: str) -> None:
+    assert _screen(rules_only, text).level in RED
