@@ -264,7 +264,7 @@ class SafetyStage:
         state.slots.pop(CALLED_SLOT, None)  # a new emergency: ask again whether the ambulance was called
         numbers = list(result.emergency_numbers)
         key = result.reply_key if self.content.has(result.reply_key) else FALLBACK_REPLY
-        locale = state.locale or self.base_locale
+        locale = self._said_in(screening, state.locale or self.base_locale, key)
         reply_ctx: dict[str, Any] = {"numbers": " / ".join(numbers), "emergency_numbers": numbers,
                                      "level": result.level, **state.slots}
         # "my father has crushing chest pain": the advice is about him, not the sender ("your father…")
@@ -278,7 +278,7 @@ class SafetyStage:
             op="say", address=state.address, key=key,
             text=self.content.render(key, locale, reply_ctx),
             extra={"priority": "emergency", "call": numbers})))  # call: tap-to-call, ambulance first
-        self._guidance(ctx, result)
+        self._guidance(ctx, result, locale)
         for frame in state.stack:  # no more intake questions: the emergency comes first
             if frame.timer:
                 ctx.effects.append(CancelTimer(frame.timer))
@@ -296,11 +296,24 @@ class SafetyStage:
                 transcript=tuple(("patient", w) for w in words) + tuple(("bot", t) for t in said)))
             state.mode = "human"
 
-    def _guidance(self, ctx: TurnContext, result: Assessment) -> None:
+    def _said_in(self, screening: Screening, locale: str, key: str) -> str:
+        """The language the emergency reply is said in: the conversation's, unless only another language's
+        rules saw the emergency ("my husband collapsed and he's not breathing" in a Chinese conversation) —
+        then that language, which the writer reads (found by the session 11 walkthrough). The numbers stay
+        the region's."""
+        own = self.screener.rules_for(locale)
+        levels = {layer.name.split(":", 1)[1]: layer.level for layer in screening.layers if layer.name.startswith("rules:")}
+        if own is None or levels.get(own.locale) in EMERGENCY_LEVELS:
+            return locale
+        best = screening.assessment.level
+        other = next((name for name, level in levels.items() if level == best and name != own.locale), None)
+        return other if other is not None and key in self.content.messages.get(other, {}) else locale
+
+    def _guidance(self, ctx: TurnContext, result: Assessment, locale: str = "") -> None:
         """What to do while waiting (content/guidance), for the kinds of red flag that fired."""
         if self.guidance is None:
             return
-        locale = ctx.state.locale or self.base_locale
+        locale = locale or ctx.state.locale or self.base_locale
         label = self.content.lookup("common.source", locale)
         for kind in self.guidance.kinds_for(m.rule for m in result.matched):
             text = self.guidance.render(kind, locale, self.region_numbers, label.source if label else "Source")
