@@ -12,7 +12,7 @@ from bot.understand.normalize import zh_number
 YES = {"yes", "y", "yeah", "yep", "yup", "yes please", "ok", "okay", "sure", "agree", "i agree", "agreed", "i accept",
        "accept", "i do", "true", "1", "of course", "sounds good", "correct", "that's right", "thats right", "definitely",
        "是", "是的", "是啊", "是呀", "对", "对的", "对啊", "对呀", "好", "好的", "好啊", "好呀", "嗯", "嗯嗯", "嗯呢", "行",
-       "行的", "可以", "可以的", "同意", "我同意", "同意的", "没问题", "当然", "确认", "要", "需要", "有", "有的", "看过",
+       "行的", "可以", "可以的", "同意", "我同意", "同意的", "没问题", "当然", "确认", "确定", "确定的", "要", "需要", "有", "有的", "看过",
        "去过", "做过"}
 NO = {"no", "n", "nope", "nah", "not", "no thanks", "no thank you", "not really", "disagree", "false", "0",
       "否", "不", "不是", "不是的", "不对", "不要", "不用", "不用了", "不需要", "没有", "没有的", "没", "无", "不同意",
