@@ -77,6 +77,10 @@ _CALLED = re.compile(r"(已经|刚|刚刚|早就|早)?(打了|拨了|叫了|打�
 _NOT_CALLED = re.compile(r"没打|没拨|没叫|还没打|不敢打|要不要打|\b(not yet|haven'?t|didn'?t|should i|shall i)\b", re.I)
 
 
+_HAN = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
 def said_called(text: str) -> bool:
     """The message says the emergency number was called (not "should I call?", not "haven't yet")."""
     said = canonical(text).strip(" 。.!！")
@@ -264,7 +268,11 @@ class SafetyStage:
         state.slots.pop(CALLED_SLOT, None)  # a new emergency: ask again whether the ambulance was called
         numbers = list(result.emergency_numbers)
         key = result.reply_key if self.content.has(result.reply_key) else FALLBACK_REPLY
-        locale = self._said_in(screening, state.locale or self.base_locale, key)
+        locale = self._said_in(screening, state.locale or self.base_locale, key, words[-1] if words else "")
+        if locale != (state.locale or self.base_locale):
+            # written wholly in the other language: the rest of the emergency (paging news, "have you called?")
+            # is said in it too — the conversation's language becomes the writer's
+            state.locale = locale
         reply_ctx: dict[str, Any] = {"numbers": " / ".join(numbers), "emergency_numbers": numbers,
                                      "level": result.level, **state.slots}
         # "my father has crushing chest pain": the advice is about him, not the sender ("your father…")
@@ -296,12 +304,15 @@ class SafetyStage:
                 transcript=tuple(("patient", w) for w in words) + tuple(("bot", t) for t in said)))
             state.mode = "human"
 
-    def _said_in(self, screening: Screening, locale: str, key: str) -> str:
-        """The language the emergency reply is said in: the conversation's, unless only another language's
-        rules saw the emergency ("my husband collapsed and he's not breathing" in a Chinese conversation) —
-        then that language, which the writer reads (found by the session 11 walkthrough). The numbers stay
-        the region's."""
+    def _said_in(self, screening: Screening, locale: str, key: str, text: str) -> str:
+        """The language the emergency reply is said in: the conversation's, unless the message is written
+        wholly in another language and only that language's rules saw the emergency ("my husband collapsed
+        and he's not breathing" in a Chinese conversation) — then that language, which the writer reads
+        (found by the session 11 walkthrough). Mixed text ("我爸 heart attack") keeps the conversation's.
+        The numbers stay the region's."""
         own = self.screener.rules_for(locale)
+        if own is not None and (_HAN if own.locale.split("-")[0] in ("zh", "ja", "ko") else _LATIN).search(text):
+            return locale  # some of it is in the conversation's own script
         levels = {layer.name.split(":", 1)[1]: layer.level for layer in screening.layers if layer.name.startswith("rules:")}
         if own is None or levels.get(own.locale) in EMERGENCY_LEVELS:
             return locale
