@@ -21,7 +21,7 @@ from bot.pipeline import Next, TurnContext
 from bot.triage import Assessment, PatientContext, max_level
 from bot.triage.model import EMERGENCY_LEVELS, LEVEL_RANK
 from bot.triage.guidance import Guidance
-from bot.triage.screen import Screener, Screening
+from bot.triage.screen import Screener, Screening, has_script_of
 from bot.care.actions import patient_ref
 from bot.understand.normalize import canonical
 from bot.understand.slots import RELATIONS, relation
@@ -77,10 +77,6 @@ _CALLED = re.compile(r"(已经|刚|刚刚|早就|早)?(打了|拨了|叫了|打�
 _NOT_CALLED = re.compile(r"没打|没拨|没叫|还没打|不敢打|要不要打|\b(not yet|haven'?t|didn'?t|should i|shall i)\b", re.I)
 
 
-_HAN = re.compile(r"[\u3400-\u9fff]")
-_LATIN = re.compile(r"[A-Za-z]")
-
-
 def said_called(text: str) -> bool:
     """The message says the emergency number was called (not "should I call?", not "haven't yet")."""
     said = canonical(text).strip(" 。.!！")
@@ -120,7 +116,7 @@ class SafetyStage:
             return
         patient = patient_context(state)
         screening = self.screener.screen(text, locale, patient)
-        asks = self._partial(screening, rules_needed=False)  # the learned layer at its question level
+        asks = self.screener.wants_question(screening, evidence_needed=False)  # the learned layer at its question level
         earlier: list[str] = []
         if self._says_something(screening, text, asks):
             # read it together with the episode's earlier medical messages ("宝宝两个月" … "发烧了")
@@ -130,7 +126,7 @@ class SafetyStage:
                 before = LEVEL_RANK[max_level(state.triage_level or "self_care", screening.assessment.level)]
                 if LEVEL_RANK[joined.assessment.level] > before:  # the messages together say more
                     screening = joined
-                    asks = self._partial(screening, rules_needed=False)
+                    asks = self.screener.wants_question(screening, evidence_needed=False)
             state.episode = state.episode[-EPISODE_MESSAGES:] + [[ctx.now.isoformat(), text]]
         result = screening.assessment
         waiting = state.mode == "human" and state.triage_level in EMERGENCY_LEVELS and not state.slots.get(STAFFED_SLOT)
@@ -138,16 +134,16 @@ class SafetyStage:
             ctx.effects.append(RecordEvent("triage", {
                 "level": result.level, "department": result.department,
                 "rules": [m.rule for m in result.matched], "signs": signs_of(result), "layers": screening.explain()}))
+        # an emergency read by the model alone, at no higher level, while one is open ("好的，已经打了，救护车说
+        # 10分钟到"): not the alarm again over the doctor's replies — the message goes to the urgent ticket, and
+        # while nobody has the thread yet the emergency follow-up answers it (below). A sign a rule names
+        # ("嘴唇发紫 叫不醒了") is the alarm again, with its guidance.
         already = state.mode == "human" and state.triage_level in EMERGENCY_LEVELS and not signs_of(result) and \
             LEVEL_RANK[result.level] <= LEVEL_RANK[state.triage_level]
         state.triage_level = max_level(state.triage_level or "self_care", result.level)
         if result.is_emergency and not already:
             self._emergency(ctx, result, screening, earlier + [text])
             return
-        # an emergency read by the model alone, at no higher level, while one is open ("好的，已经打了，救护车说
-        # 10分钟到"): not the alarm again over the doctor's replies — the message goes to the urgent ticket, and
-        # while nobody has the thread yet the emergency follow-up answers it (below). A sign a rule names
-        # ("嘴唇发紫 叫不醒了") is the alarm again, with its guidance.
         # the safety question: the learned layer at its question level, and a rule or a department word saw
         # something medical (`Screener.wants_question` with evidence, from the reading above)
         if asks and self.screener.medical(screening) and state.mode != "human":
@@ -218,9 +214,6 @@ class SafetyStage:
     def _window(self, state: State, now: datetime) -> list[str]:
         since = now - EPISODE_WINDOW
         return [t for at, t in state.episode if _parse(at) >= since]
-
-    def _partial(self, screening: Screening, rules_needed: bool = True) -> bool:
-        return self.screener.wants_question(screening, rules_needed)
 
     def _numbers(self, locale: str) -> list[str]:
         rules = self.screener.rules_for(locale)
@@ -311,7 +304,7 @@ class SafetyStage:
         (found by the session 11 walkthrough). Mixed text ("我爸 heart attack") keeps the conversation's.
         The numbers stay the region's."""
         own = self.screener.rules_for(locale)
-        if own is not None and (_HAN if own.locale.split("-")[0] in ("zh", "ja", "ko") else _LATIN).search(text):
+        if own is not None and has_script_of(text, own.locale):
             return locale  # some of it is in the conversation's own script
         levels = {layer.name.split(":", 1)[1]: layer.level for layer in screening.layers if layer.name.startswith("rules:")}
         if own is None or levels.get(own.locale) in EMERGENCY_LEVELS:

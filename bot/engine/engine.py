@@ -60,6 +60,16 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _WORD_SPLIT = re.compile(r"[\s,，。.!！?？;；:：、]+")
 
 
+def mentions(text: str, word: str, words: set[str] | None = None) -> bool:
+    """A keyword in a normalised message, as `whole_word` triggers read it: Chinese anywhere, Latin
+    words whole (one word among the message's `words`, a phrase on word boundaries)."""
+    if _CJK.search(word):
+        return word in text
+    if " " in word:
+        return re.search(rf"\b{re.escape(word)}\b", text) is not None
+    return word in (words if words is not None else set(_WORD_SPLIT.split(text)))
+
+
 @dataclass
 class Turn:
     """The working set of one step: the state being changed and the effects produced so far."""
@@ -272,12 +282,9 @@ class Engine:
                 if rule.match == "first_word":
                     if t.startswith(w) and (_CJK.match(w[-1]) or t[len(w):len(w) + 1] in (" ", ",", "，")):
                         return rule.flow
-                elif _CJK.search(w):
-                    if w in t:
-                        return rule.flow
                 else:
                     words = words if words is not None else set(_WORD_SPLIT.split(t))
-                    if w in words or (" " in w and re.search(rf"\b{re.escape(w)}\b", t)):
+                    if mentions(t, w, words):
                         return rule.flow
         return None
 

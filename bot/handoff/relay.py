@@ -11,7 +11,7 @@ import re
 from dataclasses import replace
 
 from bot.engine.answers import clean
-from bot.engine.engine import Engine
+from bot.engine.engine import Engine, mentions
 from bot.flow.loader import normalize
 from bot.pipeline import PATIENT_INPUT, Next, TurnContext
 from bot.triage.model import EMERGENCY_LEVELS
@@ -21,13 +21,11 @@ STAFFED_SLOT = "_staffed_by"  # a person took the thread (assigned, or replied);
 PASSED_SLOT = "_passed_told"  # the ticket whose waiting patient was told their added words reached it
 
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
 QUEUE_NEWS_SLOT = "_queue_news"  # the last position / expected wait the queue told the patient
 # "还要等多久？", "什么时候轮到我", "how long will it be", "any idea when": a question about the wait
 _ASKS_WAIT = re.compile(r"(还要|要|得)?等(多久|多长时间|到什么时候|到啥时候)|多久(才|能|轮到|有人)|什么时候(轮到|能|才|有人|回复)|"
                         r"啥时候(轮到|能|才|有人)|排到第几|前面还有几|轮到我|\bhow\s+(long|much\s+longer)\b|\bwhen\s+will\b|"
                         r"\bany\s+(idea|update)\b|\bstill\s+waiting\b|\bwhere\s+am\s+i\s+in\s+the\s+queue\b", re.I)
-_WORDS = re.compile(r"[\s,，。.!！?？;；:：、]+")
 
 
 class RelayStage:
@@ -135,15 +133,8 @@ class RelayStage:
         t = normalize(clean(text))
         if not t or t.startswith("/"):
             return False
-        tokens = set(_WORDS.split(t))
-        for rule in self.engine.flows.keywords:
-            if rule.flow not in (self.LEAVE, "cancel"):
-                continue
-            for word in rule.words:
-                if (_CJK.search(word) and word in t) or (" " in word and re.search(rf"\b{re.escape(word)}\b", t)) \
-                        or word in tokens:
-                    return True
-        return False
+        return any(mentions(t, word) for rule in self.engine.flows.keywords if rule.flow in (self.LEAVE, "cancel")
+                   for word in rule.words)
 
     def _news(self, ctx: TurnContext, key: str, payload: dict) -> None:  # type: ignore[type-arg]
         values = {**payload, "minutes": payload.get("minutes", ""), "position": payload.get("position", "")}

@@ -81,6 +81,12 @@ def _own_script(text: str, locale: str) -> str:
     return _LATIN.sub(" ", text) if locale.split("-")[0] in ("zh", "ja", "ko") else _HAN.sub(" ", text)
 
 
+def has_script_of(text: str, locale: str) -> bool:
+    """Whether the text has anything in that language's script (Chinese characters for zh, Latin
+    letters for en)."""
+    return _HAS_LETTERS.search(_own_script(text, locale)) is not None
+
+
 class Screener:
     CONFIDENT = 0.9  # the red-flag score that raises a message no rule recognised (see `_learned`)
     # the ambulance score that raises the rules' `emergency` to `emergency_ambulance` (see `_learned`)
@@ -124,17 +130,16 @@ class Screener:
             raise LookupError(f"no triage rules for {locale!r} nor the base locale {self.base_locale!r}")
         result = assess(text, own, context)
         others = self._others[own.locale]
-        if result is own.quiet and not any(_HAS_LETTERS.search(_own_script(text, name)) for name, _ in others) \
+        if result is own.quiet and not any(has_script_of(text, name) for name, _ in others) \
                 and (self.model is None or not long_enough(canonical(text))):
             return self._quiet[own.locale]  # nothing at all to read in it ("是", "7", "ok"): one shared screening
         layers = [Layer(f"rules:{own.locale}", result.level, {"matched": [m.rule for m in result.matched]})]
         best = result
         symptoms = {s for s in result.symptoms if s in self._triggers[own.locale]}
         for name, rules in others:
-            foreign = _own_script(text, name)
-            if not _HAS_LETTERS.search(foreign):
+            if not has_script_of(text, name):
                 continue  # nothing in that language's script to read
-            result = assess(foreign, rules, context)
+            result = assess(_own_script(text, name), rules, context)
             symptoms.update(s for s in result.symptoms if s in self._triggers[name])
             if result.matched:
                 layers.append(Layer(f"rules:{name}", result.level, {"matched": [m.rule for m in result.matched]}))
