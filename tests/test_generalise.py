@@ -473,3 +473,43 @@ def test_session_11_round_12_look_alikes_stay_ordinary(rules_only: Screener, tex
 ])
 def test_session_11_round_12_red_flags_still_fire(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
+
+
+# Session 12: a sign read by the wrong rule raised the level above RED-FLAGS.md's. Each line is the
+# class in our own words, with the level RED-FLAGS.md gives it; the second list keeps the ambulance
+# where the same words come with what makes it one.
+@pytest.mark.parametrize("text", [
+    "grandad's hand went cold and white an hour ago and i can't find a pulse at his wrist",   # limb ischaemia: E
+    "my wife's arm went floppy for five minutes while cooking, she's totally fine now",     # a TIA that passed: E
+    "my speech was slurred for a quarter of an hour this morning, better now",               # a TIA that passed: E
+    "some nights i think about not waking up, i'd never do anything though",                 # suicidal thoughts: E
+    "他左脚突然冰凉发白 脚背那里我摸不到跳 有点疼",                                             # limb ischaemia: E
+    "今天上厕所的时候眼前一黑 差点晕过去 大便黑的",                                               # nearly fainted: E
+    "右边身子麻了二十来分钟 一个钟头后好了",                                                      # a TIA that passed: E
+    "我爸前列腺不好 买了盒感冒药吃 现在一滴尿都尿不出来 小肚子胀",                                  # retention, no plan: E
+    "胸口疼 吸气更疼 往前趴着好点 前两天感冒有点低烧",                                              # chest pain alone: E
+])
+def test_session_12_levels_as_red_flags_md_gives_them(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) == "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "he collapsed, not breathing, i can't find a pulse at his neck",
+    "my husband's arm is floppy and his face is drooping right now",
+    "i've saved up my pills and i'm taking them all tonight",
+    "three weeks in a plaster cast, suddenly breathless and my heart is racing",
+    "老公突然倒了 叫不醒 摸不到脉",
+    "攒了一瓶安眠药 今晚就全吃了",
+    "我爸半边身子突然麻了 说话不清 到现在还没好",
+])
+def test_session_12_the_ambulance_stays_where_it_is_one(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) == "emergency_ambulance"
+
+
+@pytest.mark.parametrize("text", [
+    "low sugar 2.4 and shaking all over, having juice now",            # a hypo's tremor, not a fit
+    "short of breath climbing the stairs since yesterday and my heart racing",   # a racing heart, no chest pain
+    "奶奶把药盒里明天格子里的药也都吃了 现在看着没事",                        # an extra day's doses, no plan
+])
+def test_session_12_no_ambulance_from_a_misread_sign(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) != "emergency_ambulance"
