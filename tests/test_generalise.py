@@ -513,3 +513,36 @@ def test_session_12_the_ambulance_stays_where_it_is_one(rules_only: Screener, te
 ])
 def test_session_12_no_ambulance_from_a_misread_sign(rules_only: Screener, text: str) -> None:
     assert _level(rules_only, text) != "emergency_ambulance"
+
+
+# Session 12 (round 13 in dev): false-alarm classes, in our own words
+@pytest.mark.parametrize("text", [
+    "was diagnosed with type 1 aged 12 after a bout of dka, 30 now, how do i order more sensors",
+    "years back i was low and suicidal for a while, doing great now, need a sick note for work",
+    "what actually counts as chest pain that needs a&e? just curious",
+    "what does a stroke look like in a child?",
+    "how do you treat a jellyfish sting on holiday",
+    "writing a care plan for my son's nursery, what should the school do if he has a fit?",
+    "the gas bill gave me chest pains honestly. can i change my appointment",
+    "his football boots could knock a man unconscious, any spray for smelly feet",
+    "my character in the game keeps dying of poison lol, how do i book a flu jab",
+    "small burn on my wrist from the curling iron, what cream",
+    "看到账单的价格我心跳都停了 能不能分期",
+    "排队等的我快窒息了 什么时候到我",
+    "我们剧组要拍一场心梗倒地的戏 演员怎么演才像",
+    "护理专业的 老师让背心肺复苏的口诀 有没有好记的",
+    "手指头偶尔麻一下 我是不是要中风了 才二十八",
+])
+def test_session_12_round_13_look_alikes_stay_ordinary(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) not in ("emergency", "emergency_ambulance")
+
+
+@pytest.mark.parametrize("text", [
+    "i was suicidal last night and i still am, i have the pills here",
+    "my heart stopped beating, he's not breathing, we're doing cpr",
+    "big burn on my face from a pan of oil, skin peeling",
+    "我爸心跳停了 没有呼吸 快来人",
+    "我老公突然说话不清 嘴歪了 是不是中风了",
+])
+def test_session_12_round_13_red_flags_in_the_same_words_still_fire(rules_only: Screener, text: str) -> None:
+    assert _level(rules_only, text) in ("emergency", "emergency_ambulance")
