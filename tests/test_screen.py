@@ -340,3 +340,25 @@ def test_a_confident_ambulance_score_raises_the_rules_emergency(screener: Screen
     raised = Screener(screener.rules, _Model(0.1, ambulance)).screen(text, locale)  # type: ignore[arg-type]
     assert (raised.assessment.level, raised.assessment.reply_key) == (level, reply)
     assert raised.assessment.emergency_numbers == screener.screen(text, locale).assessment.emergency_numbers
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("my speech went funny for ten minutes, now back to normal", "en"),
+    ("我爸刚才突然说不出话 现在好了", "zh-CN"),
+])
+def test_a_sign_read_as_passed_is_not_raised_to_an_ambulance_by_the_model(screener: Screener, text: str, locale: str) -> None:
+    """RED-FLAGS.md: a TIA that has passed is E. The rules say so (`not_now:passed` names the cue); the
+    learned layer's ambulance score does not take it back up (session 12: "刚才说不出话 现在好了" had risen)."""
+    result = screener.screen(text, locale).assessment
+    assert result.level == "emergency"
+    assert any(m.rule == "not_now:passed" for m in result.matched)
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("she went to bed completely fine last night, this morning her words are all muddled and her face droops", "en"),
+    ("奶奶一个小时前还好好的 现在突然说话不清 嘴歪了", "zh-CN"),
+])
+def test_well_until_an_hour_ago_is_when_it_started_not_that_it_passed(screener: Screener, text: str, locale: str) -> None:
+    result = screener.screen(text, locale).assessment
+    assert result.level == "emergency_ambulance"
+    assert not any(m.rule == "not_now:passed" for m in result.matched)

@@ -239,8 +239,9 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         span = " + ".join(dict.fromkeys(norm[a:b] for a, b in spans))
         fired.append((order, rule, span))
 
+    passed = None
     if not_now is not None and not_now.passed is not None and any(r.passed_level for _, r, _ in fired):
-        fired = _passed(norm, hits, not_now, fired, prefixes)
+        fired, passed = _passed(norm, hits, not_now, fired, prefixes)
     fired.sort(key=lambda f: (-LEVEL_RANK[f[1].level], f[0]))
     level = fired[0][1].level if fired else rules.default_level
     top = [rule for _, rule, _ in fired if rule.level == level]
@@ -261,7 +262,8 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
         department=department,
         department_confidence=confidence,
         emergency_numbers=numbers,
-        matched=tuple(Match(rule.id, rule.level, span) for _, rule, span in fired) + ((lowered,) if lowered else ()),
+        matched=tuple(Match(rule.id, rule.level, span) for _, rule, span in fired) + ((lowered,) if lowered else ())
+        + ((passed,) if passed else ()),
         reply_key=reply_key,
         ask_department=confidence < rules.departments.min_confidence,
         symptoms=tuple(present),
@@ -269,17 +271,24 @@ def assess(text: str, rules: TriageRules, context: PatientContext | None = None)
 
 
 def _passed(norm: str, hits: Hits, nn: NotNow, fired: list[tuple[int, Rule, str]],
-            prefixes: set[str] | None = None) -> list[tuple[int, Rule, str]]:
+            prefixes: set[str] | None = None) -> tuple[list[tuple[int, Rule, str]], Match | None]:
     """Rules with a `passed_level` take it when the message says the signs have passed and nothing says
-    they are still there ("左手麻了二十来分钟就好了" is a TIA: emergency, not an ambulance)."""
+    they are still there ("左手麻了二十来分钟就好了" is a TIA: emergency, not an ambulance). The second
+    value, `not_now:passed` with the cue's words, says so when a rule was lowered: the learned layer
+    then leaves the level where RED-FLAGS.md puts it (screen.py)."""
     assert nn.passed is not None
-    if not (nn.passed.may_match(hits, norm, prefixes) and nn.passed.find(norm, hits, prefixes)):
-        return fired
+    if not (nn.passed.may_match(hits, norm, prefixes) and (cues := nn.passed.find(norm, hits, prefixes))):
+        return fired, None
     if nn.ongoing is not None and nn.ongoing.may_match(hits, norm, prefixes) and nn.ongoing.find(norm, hits, prefixes):
-        return fired
-    return [(order, replace(rule, level=rule.passed_level) if rule.passed_level
-             and LEVEL_RANK[rule.passed_level] < LEVEL_RANK[rule.level] else rule, span)
-            for order, rule, span in fired]
+        return fired, None
+    lowered = [(order, replace(rule, level=rule.passed_level) if rule.passed_level
+                and LEVEL_RANK[rule.passed_level] < LEVEL_RANK[rule.level] else rule, span)
+               for order, rule, span in fired]
+    levels = [rule.level for (_, rule, _), (_, was, _) in zip(lowered, fired) if rule is not was]
+    if not levels:
+        return fired, None
+    a, b = cues[0]
+    return lowered, Match("not_now:passed", max(levels, key=LEVEL_RANK.__getitem__), norm[a:b])
 
 
 def _not_now(norm: str, hits: Hits, rules: TriageRules, negation: _Negation,

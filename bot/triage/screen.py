@@ -213,7 +213,9 @@ class Screener:
         # The rules' `emergency` rises to an ambulance when the ambulance head is confident (never the
         # other way). Chosen on writers the model had not seen (rounds 8 and 9 with the model of e05001b,
         # docs/triage.md, session 10): at 0.7, 23 + 9 red flags rose to the writer's level, 7 + 5 over it.
-        if best.level == "emergency" and p_amb >= self.TO_AMBULANCE:
+        # A sign the rules read as passed (a TIA: RED-FLAGS.md's E) stays at their level.
+        if best.level == "emergency" and p_amb >= self.TO_AMBULANCE \
+                and not any(m.rule == "not_now:passed" for m in best.matched):
             level = "emergency_ambulance"
         layers.append(Layer("learned", level if level != best.level else "-", {
             "red_flag": round(p_red, 3), "ambulance": round(p_amb, 3),
